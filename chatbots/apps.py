@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ChatbotsConfig(AppConfig):
+    name = "chatbots"
+    verbose_name = "Chatbots"

@@ -1,0 +1,106 @@
+"""Run all of Parlor in the foreground: Daphne (HTTP + WebSocket), a Celery worker and Celery beat.
+
+Applies migrations and seeds the demo organization first. Ctrl-C (or SIGTERM) stops every child
+process; embedded PostgreSQL/Redis stop with this process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from chatbots.demo import demo_seed
+
+SHUTDOWN_GRACE_SECONDS = 15
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed the demo organization, then run web, worker and beat until Ctrl-C."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
+        parser.add_argument("--no-beat", action="store_true", help="Do not run Celery beat.")
+
+    def handle(
+        self, *args: Any, host: str, port: int, concurrency: int, no_beat: bool, **options: Any
+    ) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        if not settings.DEBUG:
+            call_command("collectstatic", interactive=False, verbosity=0)
+        seed = demo_seed()
+        base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"  # noqa: S104
+        self.stdout.write(
+            self.style.SUCCESS("\nParlor is starting.\n")
+            + f"  Admin:        {base}/admin/\n"
+            + f"  E-mail:       {seed.user.email}\n"
+            + f"  Password:     {seed.password}\n"
+            + f"  Organization: {seed.organization.name}\n"
+            + f"  Demo bot:     {seed.bot.name} (public id {seed.bot.public_id})\n"
+            + f"  Health:       {base}/healthz   Ready: {base}/readyz\n"
+            + "Press Ctrl-C to stop.\n"
+        )
+
+        # Children reuse the database and Redis this process resolved (embedded or configured).
+        env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
+        python = sys.executable
+        commands = {
+            "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
+            "worker": [
+                python, "-m", "celery", "-A", "config", "worker",
+                "--loglevel", "INFO", "--concurrency", str(concurrency),
+            ],
+        }  # fmt: skip
+        if not no_beat:
+            commands["beat"] = [
+                python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+                "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
+            ]  # fmt: skip
+        self._run(commands, env)
+
+    def _run(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
+        children = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+        stopping = False
+
+        def request_stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        exit_code = 0
+        try:
+            while not stopping:
+                for name, proc in children.items():
+                    if proc.poll() is not None:
+                        self.stderr.write(f"{name} exited with code {proc.returncode}; stopping Parlor.")
+                        exit_code = proc.returncode or 1
+                        stopping = True
+                        break
+                time.sleep(0.3)
+        finally:
+            self._stop(children)
+        self.stdout.write("Parlor stopped.")
+        if exit_code:
+            sys.exit(exit_code)
+
+    def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        for proc in children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,11 @@
+"""WebSocket routes of every app, gathered in one place for config/asgi.py."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from config.consumers import EchoConsumer
+
+websocket_urlpatterns = [
+    path("ws/echo/", EchoConsumer.as_asgi()),
+]
