@@ -12,6 +12,7 @@ import os
 import socket
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,10 @@ def embedded_database_url(data_dir: Path) -> str:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [EMBEDDED_DB_NAME]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
-    return server.get_uri(EMBEDDED_DB_NAME)
+    # The server listens only on a unix socket; a percent-encoded socket directory as the URL's host
+    # is understood by dj-database-url (HOST) and by every child process that inherits the URL.
+    socket_dir = server.get_postmaster_info().socket_dir
+    return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{EMBEDDED_DB_NAME}"
 
 
 def redis_answers(host: str = "127.0.0.1", port: int = 6379, timeout: float = 0.3) -> bool:

@@ -7,6 +7,5 @@ if [ ! -x .parlor/tools/bin/uv ] || ! .parlor/tools/bin/uv --version | grep -q "
     python3 -m venv .parlor/tools
     .parlor/tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$PARLOR_UV_VERSION"
 fi
-UV=.parlor/tools/bin/uv
 export UV_PROJECT_ENVIRONMENT="$PWD/.venv"
-"$UV" sync --frozen --quiet "$@"
+.parlor/tools/bin/uv sync --frozen --quiet

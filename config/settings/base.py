@@ -110,6 +110,8 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL") or embedded_database_url(DATA_DIR / "pgdata")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if env_str("PARLOR_TEST_DB_NAME"):  # lets several test runs share one server without clobbering
+    DATABASES["default"]["TEST"] = {"NAME": env_str("PARLOR_TEST_DB_NAME")}
 
 # --- Redis, cache, channels, Celery ------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL") or embedded_redis_url(DATA_DIR / "redis")

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import psutil
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from accounts.models import Membership, Organization, Role, User
+from chatbots.demo import demo_seed
+from chatbots.models import Bot
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_demo_seed_is_idempotent(settings, tmp_path: Path) -> None:
+    settings.DATA_DIR = tmp_path
+    first = demo_seed()
+    second = demo_seed()
+    assert first.created and not second.created
+    assert (first.organization.pk, first.user.pk, first.bot.pk) == (
+        second.organization.pk,
+        second.user.pk,
+        second.bot.pk,
+    )
+    assert first.password == second.password
+    assert Organization.objects.count() == 1 and Bot.objects.count() == 1 and User.objects.count() == 1
+    assert Membership.objects.get(user=first.user).role == Role.OWNER
+    assert second.user.check_password(second.password)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    host = quote(db["HOST"] or "localhost", safe="")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{db['USER']}:{quote(db['PASSWORD'] or '')}@{host}{port}/{db['NAME']}"
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+@pytest.mark.slow_process
+def test_up_serves_parlor_and_ctrl_c_leaves_no_process_behind(transactional_db, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "PARLOR_DATA_DIR": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "up", "--port", str(port)],
+        cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{base}/readyz", timeout=3).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert _wait_for(ready, 90), "".join(output)[-3000:]
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        text = "".join(output)
+        email = re.search(r"E-mail:\s+(\S+)", text).group(1)
+        password = re.search(r"Password:\s+(\S+)", text).group(1)
+
+        with httpx.Client(base_url=base, follow_redirects=False) as client:
+            login_page = client.get("/admin/login/")
+            assert login_page.status_code == 200
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
+            response = client.post(
+                "/admin/login/?next=/admin/",
+                data={"username": email, "password": password, "csrfmiddlewaretoken": token},
+                headers={"Referer": f"{base}/admin/login/"},
+            )
+            assert response.status_code == 302, response.text[:500]
+            assert client.get("/admin/").status_code == 200
+
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 3  # daphne, celery worker (+ its pool), beat
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=45) == 0
+        _gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
+        assert "Parlor stopped." in "".join(output)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
