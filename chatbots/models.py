@@ -55,7 +55,7 @@ class Conversation(models.Model):
         return f"{self.bot} · {self.created_at:%Y-%m-%d %H:%M}"
 
 
-class Role(models.TextChoices):
+class MessageRole(models.TextChoices):
     USER = "user", "User"
     ASSISTANT = "assistant", "Assistant"
 
@@ -78,7 +78,7 @@ class Message(models.Model):
 
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    role = models.CharField(max_length=10, choices=Role.choices)
+    role = models.CharField(max_length=10, choices=MessageRole.choices)
     text = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.COMPLETE)
     error_code = models.CharField(max_length=40, blank=True)
