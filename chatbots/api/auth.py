@@ -1,0 +1,46 @@
+"""API-key access to bots for the async chat endpoints (DRF's own views use the DRF class directly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest
+from rest_framework.exceptions import AuthenticationFailed
+
+from accounts.api.authentication import ApiKeyAuthentication
+from chatbots.models import Bot
+from chatbots.pipeline.errors import BotNotFound, ChatError, ForbiddenByApiKey
+from chatbots.selectors import bot_get_public
+
+
+class NotAuthenticated(ChatError):
+    code = "not_authenticated"
+    http_status = 401
+    default_message = "Send a valid API key as 'Authorization: Bearer <key>'."
+
+
+def _authenticate(request: HttpRequest) -> Any:
+    try:
+        result = ApiKeyAuthentication().authenticate(request)
+    except AuthenticationFailed as exc:
+        raise NotAuthenticated(str(exc.detail)) from None
+    if result is None:
+        raise NotAuthenticated()
+    return result[1]
+
+
+def api_key_bot(*, request: HttpRequest, public_id: str, write: bool) -> tuple[Any, Bot]:
+    """The API key of the request and the bot it names; a bot of another organization is not found."""
+    api_key = _authenticate(request)
+    bot = bot_get_public(public_id=public_id)
+    if bot.organization_id != api_key.organization_id:
+        raise BotNotFound()
+    if not api_key.allows_bot(bot):
+        raise ForbiddenByApiKey()
+    if write and api_key.read_only:
+        raise ForbiddenByApiKey("This API key is read-only; it cannot send messages or feedback.")
+    return api_key, bot
+
+
+api_key_bot_async = sync_to_async(api_key_bot)

@@ -1,0 +1,250 @@
+"""HTTP transports of the chat pipeline: JSON, Server-Sent Events and OpenAI-compatible chat completions.
+
+Plain async Django views (DRF has no async views): each parses input, calls ``answer_message`` and shapes
+its events; none of them knows how an answer is made.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from chatbots.api.auth import api_key_bot_async
+from chatbots.models import Channel
+from chatbots.pipeline import Accepted, ChatError, ChatRequest, Delta, Finished, Sources, answer_message
+from chatbots.pipeline.errors import InvalidMessage
+
+VISITOR_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+
+
+def chat_error_response(exc: ChatError) -> JsonResponse:
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.retry_after is not None:
+        error["retry_after"] = exc.retry_after
+    response = JsonResponse({"error": error}, status=exc.http_status)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    if len(request.body) > settings.CHAT_MAX_FRAME_BYTES * 8:
+        raise InvalidMessage("The request body is too large.")
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        raise InvalidMessage("The request body must be JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidMessage("The request body must be a JSON object.")
+    return body
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def _finished_payload(event: Finished) -> dict[str, Any]:
+    return {
+        "message_id": event.message_id,
+        "conversation_id": str(event.conversation_id),
+        "usage": {"prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens},
+        "incomplete": event.incomplete,
+        "offline": event.offline,
+    }
+
+
+def _streaming(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(stream, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache, no-transform"
+    response["X-Accel-Buffering"] = "no"  # nginx and friends: do not buffer the stream
+    return response
+
+
+async def _start(request: ChatRequest) -> tuple[Accepted, AsyncIterator[Any]]:
+    """Run the pipeline up to acceptance so refusals still get a proper HTTP status."""
+    events = answer_message(request)
+    accepted = await anext(events)
+    return accepted, events
+
+
+@csrf_exempt
+@require_POST
+async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
+    """POST /api/v1/bots/<public_id>/messages: {"message", "conversation_id"?, "visitor_id"?, "stream"?}"""
+    try:
+        body = _json_body(request)
+        _api_key, bot = await api_key_bot_async(request=request, public_id=public_id, write=True)
+        visitor = body.get("visitor_id") or ""
+        if visitor and not (isinstance(visitor, str) and VISITOR_ID.match(visitor)):
+            raise InvalidMessage("visitor_id must be up to 64 letters, digits or _.:@-")
+        chat_request = ChatRequest(
+            bot=bot,
+            text=body.get("message"),
+            channel=Channel.API,
+            visitor_id=visitor,
+            conversation_id=str(body["conversation_id"]) if body.get("conversation_id") else None,
+            api_key_id=_api_key.pk,
+            client_ip=_client_ip(request),
+        )
+        accepted, events = await _start(chat_request)
+    except ChatError as exc:
+        return chat_error_response(exc)
+
+    wants_stream = body.get("stream") is True or "text/event-stream" in request.headers.get("Accept", "")
+    if wants_stream:
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield _sse("accepted", {"conversation_id": str(accepted.conversation_id),
+                                    "user_message_id": accepted.user_message_id})  # fmt: skip
+            async for event in events:
+                if isinstance(event, Delta):
+                    yield _sse("delta", {"text": event.text})
+                elif isinstance(event, Sources):
+                    yield _sse("sources", {"sources": event.sources})
+                elif isinstance(event, Finished):
+                    if event.error_code == "llm_unavailable":
+                        yield _sse("error", {"code": event.error_code, "message": event.error_message})
+                    yield _sse("done", _finished_payload(event))
+
+        return _streaming(stream())
+
+    finished: Finished | None = None
+    async for event in events:
+        if isinstance(event, Finished):
+            finished = event
+    assert finished is not None
+    payload = {
+        **_finished_payload(finished),
+        "answer": finished.text,
+        "sources": finished.sources,
+        "user_message_id": accepted.user_message_id,
+    }
+    if finished.error_code == "llm_unavailable":
+        payload["error"] = {"code": finished.error_code, "message": finished.error_message}
+    return JsonResponse(payload, status=200)
+
+
+def _openai_error(message: str, status: int, code: str, retry_after: int | None = None) -> JsonResponse:
+    response = JsonResponse(
+        {"error": {"message": message, "type": "invalid_request_error" if status < 500 else "server_error",
+                   "code": code}}, status=status,
+    )  # fmt: skip
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _openai_messages(raw: Any) -> tuple[str, list[dict[str, str]]]:
+    """The last user message is the question; earlier user/assistant turns are the history."""
+    if not isinstance(raw, list) or not raw:
+        raise InvalidMessage("'messages' must be a non-empty list.")
+    turns: list[dict[str, str]] = []
+    for item in raw:
+        if not isinstance(item, dict) or item.get("role") not in ("system", "user", "assistant", "developer"):
+            raise InvalidMessage("Each message needs a role of system, user or assistant.")
+        content = item.get("content")
+        if isinstance(content, list):  # content parts: keep the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        if not isinstance(content, str):
+            raise InvalidMessage("Message content must be text.")
+        if item["role"] in ("user", "assistant"):
+            turns.append({"role": item["role"], "content": content})
+    if not turns or turns[-1]["role"] != "user":
+        raise InvalidMessage("The last message must come from the user.")
+    return turns[-1]["content"], turns[:-1]
+
+
+@csrf_exempt
+@require_POST
+async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
+    """POST /v1/chat/completions with model = a bot's public id; answers are grounded in the bot's knowledge.
+
+    The bot's own system prompt and settings apply (a client's system message is ignored); the reply
+    carries Parlor's extra ``sources`` field, which OpenAI clients ignore.
+    """
+    try:
+        body = _json_body(request)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidMessage("'model' must be the public id of a Parlor bot.")
+        question, history = _openai_messages(body.get("messages"))
+        api_key, bot = await api_key_bot_async(request=request, public_id=model, write=True)
+        user = body.get("user") if isinstance(body.get("user"), str) else ""
+        accepted, events = await _start(
+            ChatRequest(
+                bot=bot, text=question, channel=Channel.OPENAI, visitor_id=user[:64], api_key_id=api_key.pk,
+                client_ip=_client_ip(request), history=history,
+            )  # fmt: skip
+        )
+    except ChatError as exc:
+        return _openai_error(exc.message, exc.http_status, exc.code, exc.retry_after)
+
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
+        return f"data: {json.dumps(data)}\n\n".encode()
+
+    if body.get("stream") is True:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield chunk({"role": "assistant", "content": ""})
+            async for event in events:
+                if isinstance(event, Delta):
+                    yield chunk({"content": event.text})
+                elif isinstance(event, Finished):
+                    finish = "length" if event.incomplete else "stop"
+                    yield chunk({}, finish, sources=event.sources, parlor_conversation_id=str(event.conversation_id))
+                    if include_usage:
+                        usage = {"prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens,
+                                 "total_tokens": event.prompt_tokens + event.completion_tokens}  # fmt: skip
+                        data = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                                "model": model, "choices": [], "usage": usage}  # fmt: skip
+                        yield f"data: {json.dumps(data)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return _streaming(stream())
+
+    finished: Finished | None = None
+    async for event in events:
+        if isinstance(event, Finished):
+            finished = event
+    assert finished is not None
+    return JsonResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": finished.text},
+                    "finish_reason": "length" if finished.incomplete else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": finished.prompt_tokens,
+                "completion_tokens": finished.completion_tokens,
+                "total_tokens": finished.prompt_tokens + finished.completion_tokens,
+            },
+            "sources": finished.sources,
+            "parlor_conversation_id": str(finished.conversation_id),
+        }
+    )

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from chatbots.api import chat_views, views
+
+urlpatterns = [
+    path("bots/<str:public_id>/messages", chat_views.message_create, name="chat-message-create"),
+    path(
+        "conversations/<uuid:conversation_id>/messages",
+        views.ConversationMessagesView.as_view(),
+        name="chat-conversation-messages",
+    ),
+    path("messages/<int:message_id>/feedback", views.MessageFeedbackView.as_view(), name="chat-message-feedback"),
+]

@@ -1,0 +1,80 @@
+"""Read and feedback endpoints for conversations (DRF, API keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.authentication import ApiKeyAuthentication
+from chatbots.models import Conversation, Feedback
+from chatbots.pipeline import store
+from chatbots.pipeline.errors import ChatError
+
+
+def conversation_for_api_key(*, api_key: Any, conversation_id: Any) -> Conversation:
+    """A conversation of the key's organization and of a bot the key may use; anything else is 404."""
+    try:
+        conversation = Conversation.objects.select_related("bot").get(
+            pk=conversation_id, organization_id=api_key.organization_id
+        )
+    except (Conversation.DoesNotExist, ValueError, TypeError):
+        raise NotFound("This conversation does not exist.") from None
+    if not api_key.allows_bot(conversation.bot):
+        raise NotFound("This conversation does not exist.")
+    return conversation
+
+
+class ApiKeyView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ChatError):
+            return Response({"error": {"code": exc.code, "message": exc.message}}, status=exc.http_status)
+        return super().handle_exception(exc)
+
+
+class ConversationMessagesView(ApiKeyView):
+    """GET /api/v1/conversations/<id>/messages: the whole conversation, oldest first."""
+
+    def get(self, request: Request, conversation_id: str) -> Response:
+        conversation = conversation_for_api_key(api_key=request.auth, conversation_id=conversation_id)
+        return Response(
+            {
+                "conversation_id": str(conversation.pk),
+                "bot": conversation.bot.public_id,
+                "messages": store.conversation_history(conversation=conversation),
+            }
+        )
+
+
+class FeedbackInput(serializers.Serializer):
+    conversation_id = serializers.UUIDField()
+    value = serializers.ChoiceField(choices=[Feedback.UP, Feedback.DOWN, ""], allow_blank=True)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class MessageFeedbackView(ApiKeyView):
+    """POST /api/v1/messages/<id>/feedback: {"conversation_id", "value": "up"|"down"|"", "comment"?}"""
+
+    def post(self, request: Request, message_id: int) -> Response:
+        if request.auth.read_only:
+            return Response(
+                {"error": {"code": "forbidden", "message": "This API key is read-only."}}, status=403
+            )
+        data = FeedbackInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        conversation = conversation_for_api_key(
+            api_key=request.auth, conversation_id=data.validated_data["conversation_id"]
+        )
+        message = store.feedback_record(
+            conversation=conversation,
+            message_id=message_id,
+            value=data.validated_data["value"],
+            comment=data.validated_data["comment"],
+        )
+        return Response(store.message_as_dict(message))
