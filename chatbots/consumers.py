@@ -1,4 +1,4 @@
-"""WebSocket transport of the chat pipeline: ws/chat/<public_id>/ (protocol in docs/chat-protocol.md)."""
+"""WebSocket transport of the chat pipeline: ws/chat/<public_id>/ (protocol in docs/chat-api.md)."""
 
 from __future__ import annotations
 
