@@ -221,8 +221,8 @@
         }
       }
       if (i < lines.length && !lines[i].trim()) {
-        blank = true;
         if (i + 1 < lines.length && ITEM.test(lines[i + 1]) && ITEM.exec(lines[i + 1])[1].length === indent) {
+          blank = true; // a blank line between items makes a loose list
           i++;
           continue;
         }

@@ -1,6 +1,6 @@
 /* Parlor widget loader.
  *   <script src="https://<parlor>/widget.js" data-bot="<public id>" defer></script>
- * Adds a launcher button (in a closed shadow root, so host CSS cannot reach it) and, only when the
+ * Adds a launcher button (in a shadow root, so host CSS cannot reach it) and, only when the
  * visitor opens the chat, an iframe served by Parlor. Optional attributes: data-open="true",
  * data-launcher="false" (use your own button with Parlor.open()), data-theme="light|dark", data-lang.
  * API: Parlor.open() .close() .toggle() .ask(text) .newConversation() .identify({..}) .on(event, cb)
@@ -85,7 +85,7 @@
   function render() {
     var hostEl = d.createElement("div");
     hostEl.setAttribute("data-parlor-widget", bot);
-    shadow = hostEl.attachShadow({ mode: "closed" });
+    shadow = hostEl.attachShadow({ mode: "open" });
     var style = d.createElement("style");
     style.textContent = CSS;
     var wrap = d.createElement("div");
