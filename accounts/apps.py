@@ -1,6 +1,15 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = "Accounts"
+    default = True
+
+
+class ParlorAdminConfig(admin_apps.AdminConfig):
+    """Replaces ``django.contrib.admin`` in INSTALLED_APPS so ``admin.site`` is a ``ParlorAdminSite``."""
+
+    default = False
+    default_site = "accounts.admin_site.ParlorAdminSite"

@@ -1,0 +1,37 @@
+"""The sign-up form: the person's name and their organization's name besides allauth's fields."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from allauth.account.forms import SignupForm as AllauthSignupForm
+from django import forms
+
+from accounts.selectors import PENDING_INVITATION_SESSION_KEY, set_active_organization
+from accounts.services import signup_complete
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from accounts.models import User
+
+
+class SignupForm(AllauthSignupForm):
+    full_name = forms.CharField(label="Your name", max_length=150, required=False)
+    organization_name = forms.CharField(
+        label="Company or team",
+        max_length=200,
+        required=False,
+        help_text="Your organization in Parlor. You can rename it later.",
+    )
+
+    field_order = ["full_name", "email", "organization_name", "password1", "password2"]
+
+    def custom_signup(self, request: HttpRequest, user: User) -> None:
+        organization = signup_complete(
+            user=user,
+            organization_name=self.cleaned_data.get("organization_name", ""),
+            full_name=self.cleaned_data.get("full_name", ""),
+            invitation_token=request.session.pop(PENDING_INVITATION_SESSION_KEY, None),
+        )
+        set_active_organization(request, organization)

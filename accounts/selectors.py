@@ -1,0 +1,110 @@
+"""Reads for accounts: the request's active organization, memberships and roles.
+
+The active organization of a signed-in user lives in the session (``ACTIVE_ORGANIZATION_SESSION_KEY``).
+It is always re-checked against the user's memberships, so a stale or forged id never grants access:
+without a valid membership the user's first organization is used, and without any, ``None``.
+API-key requests (``request.auth`` is an ``ApiKey``) are bound to the key's organization instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import QuerySet
+
+from accounts.models import Membership, Organization, Role, User
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+ACTIVE_ORGANIZATION_SESSION_KEY = "parlor_active_organization_id"
+PENDING_INVITATION_SESSION_KEY = "parlor_pending_invitation"
+_CACHE_ATTR = "_parlor_active_membership"
+WRITE_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+
+
+def _http_request(request: Any) -> HttpRequest:
+    """DRF wraps the Django request; cache on and read the session of the underlying one."""
+    return getattr(request, "_request", request)
+
+
+def active_membership(request: Any) -> Membership | None:
+    """The signed-in user's membership in the active organization (cached per request)."""
+    base = _http_request(request)
+    if hasattr(base, _CACHE_ATTR):
+        return getattr(base, _CACHE_ATTR)
+    membership = _resolve_membership(base)
+    setattr(base, _CACHE_ATTR, membership)
+    return membership
+
+
+def _resolve_membership(request: HttpRequest) -> Membership | None:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    memberships = Membership.objects.filter(user=user).select_related("organization")
+    session = getattr(request, "session", None)
+    wanted = session.get(ACTIVE_ORGANIZATION_SESSION_KEY) if session is not None else None
+    if wanted is not None:
+        membership = memberships.filter(organization_id=wanted).first()
+        if membership is not None:
+            return membership
+    membership = memberships.order_by("created_at", "pk").first()
+    if session is not None:
+        if membership is None:
+            session.pop(ACTIVE_ORGANIZATION_SESSION_KEY, None)
+        else:
+            session[ACTIVE_ORGANIZATION_SESSION_KEY] = membership.organization_id
+    return membership
+
+
+def active_organization(request: Any) -> Organization | None:
+    """The organization this request acts for, or ``None`` (anonymous, or a user with no organization).
+
+    An API key fixes the organization to the key's own; otherwise the session choice of the signed-in
+    user, validated against their memberships.
+    """
+    auth = getattr(request, "auth", None)
+    if auth is not None and getattr(auth, "is_api_key", False):
+        return auth.organization
+    membership = active_membership(request)
+    return membership.organization if membership is not None else None
+
+
+def active_role(request: Any) -> str | None:
+    """The user's role in the active organization (``Role`` value) or ``None``."""
+    membership = active_membership(request)
+    return membership.role if membership is not None else None
+
+
+def forget_active_membership(request: Any) -> None:
+    """Drop the per-request cache, e.g. right after switching the organization."""
+    base = _http_request(request)
+    if hasattr(base, _CACHE_ATTR):
+        delattr(base, _CACHE_ATTR)
+
+
+def set_active_organization(request: Any, organization: Organization) -> None:
+    """Remember ``organization`` as the active one (callers check the membership first)."""
+    _http_request(request).session[ACTIVE_ORGANIZATION_SESSION_KEY] = organization.pk
+    forget_active_membership(request)
+
+
+def organizations_for_user(*, user: User) -> QuerySet[Organization]:
+    return Organization.objects.filter(memberships__user=user).order_by("name", "pk")
+
+
+def membership_for(*, user: User, organization: Organization) -> Membership | None:
+    return Membership.objects.filter(user=user, organization=organization).first()
+
+
+def membership_for_organization_id(*, user: User, organization_id: int) -> Membership | None:
+    return (
+        Membership.objects.select_related("organization")
+        .filter(user=user, organization_id=organization_id)
+        .first()
+    )
+
+
+def user_is_member(*, user: User) -> bool:
+    return user.is_authenticated and Membership.objects.filter(user=user).exists()

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("invitations/<str:token>/", views.invitation, name="invitation"),
+    path("organization/switch/", views.organization_switch, name="organization_switch"),
+]
