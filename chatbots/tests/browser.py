@@ -1,0 +1,237 @@
+"""Fixtures for the widget's browser tests: a live Parlor (Daphne subprocess on the test database),
+host pages on other loopback origins, and headless Chromium through Playwright.
+
+The live server is a real `daphne config.asgi:application` process, so the browser talks to exactly what
+production runs (HTTP + WebSocket + Redis channel layer). It reads the test database, so tests that use
+it create their data with ``transactional_db`` (committed rows).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote
+from urllib.request import urlopen
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("PARLOR_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# Small enough that a test reaches it in a few messages; each test has a fresh visitor, so others never do.
+VISITOR_RATE_LIMIT = "3/min"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url(db: dict) -> str:
+    """A DATABASE_URL for the test database this process uses (host may be a socket directory)."""
+    user = quote(db.get("USER") or "", safe="")
+    password = quote(db.get("PASSWORD") or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = quote(db.get("HOST") or "", safe="")
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{db['NAME']}"
+
+
+def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daphne exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urlopen(url, timeout=2) as response:  # noqa: S310 - loopback test server
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"daphne did not answer {url} in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class LiveParlor:
+    url: str  # http://127.0.0.1:<port>
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def start_daphne(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, Path]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / f"daphne-{port}.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "REDIS_URL": settings.REDIS_URL,
+        "CHANNEL_LAYER_PREFIX": os.environ.get("CHANNEL_LAYER_PREFIX", "parlor-test"),
+        "PARLOR_TEST_DB_NAME": "",
+        "DEBUG": "true",  # WhiteNoise serves static files from the finders, as in development
+        "SITE_URL": url,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CHAT_RATE_LIMIT_VISITOR": VISITOR_RATE_LIMIT,
+        "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for(f"{url}/healthz", proc, log)
+    except Exception:
+        proc.kill()
+        raise
+    return proc, url, log
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+class HostPages:
+    """A customer's website on its own origin: serves whatever HTML a test registers under a path."""
+
+    def __init__(self, host: str) -> None:
+        pages: dict[str, str] = {}
+        self.pages = pages
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = pages.get(self.path.split("?")[0])
+                if body is None:
+                    self.send_error(404)
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://{host}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def page(self, path: str, html: str) -> str:
+        self.pages[path] = html
+        return self.origin + path
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def host_page_html(parlor_url: str, public_id: str, *, title: str = "Acme Outdoor", body: str = "") -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:Georgia,serif;margin:0;background:#f6f1e7;color:#2b2b2b}}
+header{{background:#2f4f3a;color:#fff;padding:24px 48px}} main{{padding:32px 48px;max-width:720px}}
+button{{all:unset}} iframe{{display:none}} *{{box-sizing:content-box!important}}</style></head>
+<body><header><h1>{title}</h1><p>Tents, boots and good advice since 1987.</p></header>
+<main><h2>Welcome</h2><p>Our shop is open Monday to Saturday. Ask our assistant anything about orders,
+shipping and returns.</p>{body}</main>
+<script src="{parlor_url}/widget.js" data-bot="{public_id}" defer></script>
+</body></html>"""
+
+
+@pytest.fixture(scope="module")
+def live_parlor(django_db_setup: None, django_db_blocker: object) -> Iterator[LiveParlor]:
+    proc, url, _log = start_daphne()
+    try:
+        yield LiveParlor(url=url)
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def allowed_site() -> Iterator[HostPages]:
+    site = HostPages("localhost")  # another origin (and site) than Parlor's 127.0.0.1
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def other_site() -> Iterator[HostPages]:
+    site = HostPages("127.0.0.1")  # same host as Parlor, other port: a different origin, never allowed
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    # Playwright's sync API keeps an event loop running in this thread, so Django would refuse the test's
+    # own (synchronous, ordinary) ORM calls; they are safe here, nothing else runs on that loop.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with playwright_api.sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def new_page(browser: object) -> Iterator[Callable[..., object]]:
+    """Open pages in fresh browser contexts (a fresh visitor each); failures in page JS fail the test."""
+    contexts = []
+    errors: list[str] = []
+
+    def make(**context_options: object) -> object:
+        options = {"viewport": {"width": 1280, "height": 800}, "locale": "en-US", **context_options}
+        context = browser.new_context(**options)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        page.errors = errors
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, errors
+
+
+def screenshot(page: object, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path))
+    return path
