@@ -55,7 +55,7 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0
         if proc.poll() is not None:
             raise RuntimeError(f"daphne exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urlopen(url, timeout=2) as response:  # noqa: S310 - loopback test server
+            with urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
