@@ -563,11 +563,12 @@
     resetLog();
     messages.forEach(function (m) {
       var role = m.role === "user" ? "user" : "assistant";
+      if (role === "assistant" && !m.text) return; // a failed answer; the apology was shown live
       var msg = addMessage(role, { text: m.text || "" });
       if (role === "assistant") {
         msg.id = m.id;
         showSources(msg, m.sources);
-        if (m.incomplete) note(msg, "incomplete");
+        if (m.status === "incomplete" || m.incomplete) note(msg, "incomplete");
         showFeedback(msg, m.feedback && (m.feedback.value || m.feedback));
       }
     });
@@ -624,10 +625,16 @@
     msg.frame = 0;
     msg.done = true;
     if (msg.pending !== undefined) setText(msg, msg.pending);
+    if (!msg.text && msg.notice) {
+      setText(msg, msg.notice); // the provider failed before any text: show the apology in place
+      msg.row.classList.add("pc-msg--notice");
+      interrupted = false;
+      frame = null;
+    }
     msg.row.classList.remove("pc-msg--typing");
     msg.row.removeAttribute("aria-busy");
-    if (!msg.text && interrupted) {
-      log.removeChild(msg.row);
+    if (!msg.text) {
+      log.removeChild(msg.row); // nothing was said (refused, or cut off before the first token)
     } else {
       if (frame && frame.message_id) msg.id = frame.message_id;
       showSources(msg, msg.sources);
@@ -641,6 +648,7 @@
   }
 
   function onDone(frame) {
+    if (!current && !frame.message_id) return;
     // The conversation is created with its first message: remember it for reloads and other pages.
     if (frame.conversation_id && frame.conversation_id !== conversationId) {
       conversationId = String(frame.conversation_id);
@@ -669,6 +677,11 @@
 
   function onError(frame) {
     var key = ERROR_KEYS[frame.code];
+    if (frame.code === "llm_unavailable" && current) {
+      // The model failed mid-answer: `done` follows and finishes the bubble with this apology.
+      current.notice = frame.message || t("error");
+      return;
+    }
     if (frame.code === "conversation_not_found" && conversationId) {
       // The stored conversation was erased or belongs elsewhere: start a fresh one quietly.
       conversationId = null;
