@@ -3,7 +3,11 @@ from __future__ import annotations
 import secrets
 import uuid
 
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+
+from chatbots import crypto
+from chatbots.llm.presets import Provider
 
 
 def new_public_id() -> str:
@@ -11,14 +15,125 @@ def new_public_id() -> str:
     return "bot_" + secrets.token_urlsafe(16)
 
 
+def default_suggested_questions() -> list[str]:
+    return []
+
+
+class BotStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+
+
+class AnswerStyle(models.TextChoices):
+    STRICT = "strict", "Only from the knowledge"
+    MIXED = "mixed", "Knowledge first, general knowledge allowed"
+
+
+class WidgetPosition(models.TextChoices):
+    BOTTOM_RIGHT = "bottom-right", "Bottom right"
+    BOTTOM_LEFT = "bottom-left", "Bottom left"
+
+
+class WidgetTheme(models.TextChoices):
+    AUTO = "auto", "Follow the visitor's system"
+    LIGHT = "light", "Light"
+    DARK = "dark", "Dark"
+
+
+class Language(models.TextChoices):
+    AUTO = "auto", "The visitor's language"
+    EN = "en", "English"
+    DE = "de", "German"
+    FR = "fr", "French"
+    ES = "es", "Spanish"
+    IT = "it", "Italian"
+    NL = "nl", "Dutch"
+    PT = "pt", "Portuguese"
+    PL = "pl", "Polish"
+
+
+hex_color = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #4f46e5.")
+
+
 class Bot(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="bots")
     name = models.CharField(max_length=120)
     public_id = models.CharField(max_length=40, unique=True, default=new_public_id, editable=False)
+    status = models.CharField(max_length=10, choices=BotStatus.choices, default=BotStatus.ACTIVE)
+
+    # --- conversation ---
     system_prompt = models.TextField(
         blank=True, default="You are a helpful assistant. Answer from the provided knowledge."
     )
     greeting = models.CharField(max_length=500, blank=True, default="Hi! How can I help you today?")
+    suggested_questions = models.JSONField(
+        default=default_suggested_questions,
+        blank=True,
+        help_text="Up to a few short questions visitors can click.",
+    )
+    answer_style = models.CharField(max_length=10, choices=AnswerStyle.choices, default=AnswerStyle.STRICT)
+    fallback_reply = models.CharField(
+        max_length=500,
+        blank=True,
+        default="Sorry, I don't know that yet. Please contact us directly and we'll be happy to help.",
+        help_text="What the bot says when its knowledge has no answer.",
+    )
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.AUTO)
+    history_turns = models.PositiveSmallIntegerField(
+        default=6,
+        validators=[MaxValueValidator(50)],
+        help_text="Earlier question/answer pairs sent to the model.",
+    )
+
+    # --- retrieval ---
+    retrieval_top_k = models.PositiveSmallIntegerField(
+        default=6, validators=[MinValueValidator(1), MaxValueValidator(50)]
+    )
+    retrieval_min_score = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Passages scoring below this relevance (0–1) are ignored.",
+    )
+
+    # --- language model ---
+    provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.DEFAULT)
+    base_url = models.URLField(
+        max_length=300,
+        blank=True,
+        help_text="Leave empty to use the preset's endpoint; required for Azure/custom.",
+    )
+    model = models.CharField(
+        max_length=200, blank=True, help_text="Leave empty for the preset's default model."
+    )
+    temperature = models.FloatField(default=0.2, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
+    max_output_tokens = models.PositiveIntegerField(
+        default=800, validators=[MinValueValidator(16), MaxValueValidator(32000)]
+    )
+    api_key_encrypted = models.TextField(blank=True, default="", editable=False)
+    fallback_provider = models.CharField(
+        max_length=16,
+        choices=Provider.choices,
+        blank=True,
+        default="",
+        help_text="Empty: the same provider as above (set a fallback model to use one).",
+    )
+    fallback_base_url = models.URLField(max_length=300, blank=True)
+    fallback_model = models.CharField(max_length=200, blank=True)
+    fallback_api_key_encrypted = models.TextField(blank=True, default="", editable=False)
+
+    # --- website widget ---
+    allowed_origins = models.JSONField(
+        default=list, blank=True, help_text='Websites that may embed the bot, e.g. "https://www.example.com".'
+    )
+    widget_title = models.CharField(max_length=80, blank=True, default="")
+    widget_primary_color = models.CharField(max_length=7, default="#4f46e5", validators=[hex_color])
+    widget_position = models.CharField(
+        max_length=12, choices=WidgetPosition.choices, default=WidgetPosition.BOTTOM_RIGHT
+    )
+    widget_launcher_text = models.CharField(max_length=40, blank=True, default="Chat with us")
+    widget_avatar_url = models.URLField(max_length=500, blank=True)
+    widget_theme = models.CharField(max_length=5, choices=WidgetTheme.choices, default=WidgetTheme.AUTO)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -27,6 +142,35 @@ class Bot(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    # Keys are write-only: they go in through these setters and come out only to call the provider.
+    def set_api_key(self, raw: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(raw.strip())
+
+    def get_api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+    def set_fallback_api_key(self, raw: str) -> None:
+        self.fallback_api_key_encrypted = crypto.encrypt(raw.strip())
+
+    def get_fallback_api_key(self) -> str:
+        return crypto.decrypt(self.fallback_api_key_encrypted)
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+    @property
+    def has_fallback_api_key(self) -> bool:
+        return bool(self.fallback_api_key_encrypted)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == BotStatus.ACTIVE
+
+    @property
+    def display_title(self) -> str:
+        return self.widget_title or self.name
 
 
 class Channel(models.TextChoices):

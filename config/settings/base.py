@@ -260,6 +260,10 @@ CHAT_PROMPT_TOKEN_BUDGET = env_int("CHAT_PROMPT_TOKEN_BUDGET", 6000)
 # Rates like "20/min", "100/h" or "5/10s"; "0" switches a limit off.
 CHAT_RATE_LIMIT_VISITOR = env_str("CHAT_RATE_LIMIT_VISITOR", "20/min")
 CHAT_RATE_LIMIT_API_KEY = env_str("CHAT_RATE_LIMIT_API_KEY", "120/min")
+LLM_RETRY_BACKOFF = env_float("LLM_RETRY_BACKOFF", 0.5)  # seconds; doubles per retry, with jitter
+LLM_RETRY_MAX_WAIT = env_float("LLM_RETRY_MAX_WAIT", 20.0)  # a longer Retry-After goes to the fallback
+LLM_PRICES = env_str("LLM_PRICES", "")  # JSON {"model": [usd_in_per_1M, usd_out_per_1M]}; or LLM_PRICES_FILE
+LLM_ALLOW_PRIVATE_BASE_URLS = env_bool("LLM_ALLOW_PRIVATE_BASE_URLS", DEBUG)  # self-hosted models on LAN
 CHAT_RATE_LIMIT_BOT = env_str("CHAT_RATE_LIMIT_BOT", "600/min")
 
 # --- Logging -----------------------------------------------------------------------------------

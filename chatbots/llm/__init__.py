@@ -1,0 +1,24 @@
+"""The LLM provider layer: ``stream_chat`` and the events it yields.
+
+async for event in stream_chat(bot=bot, messages=[{"role": "user", "content": "Hi"}], passages=chunks):
+    if isinstance(event, TextDelta): ...
+    elif isinstance(event, Completed): ...
+"""
+
+from chatbots.llm.client import ConnectionReport, Endpoint, check_endpoint, endpoints_for, redact, stream_chat
+from chatbots.llm.events import Completed, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
+
+__all__ = [
+    "Completed",
+    "ConnectionReport",
+    "Endpoint",
+    "LLMEvent",
+    "LLMUnavailable",
+    "Passage",
+    "TextDelta",
+    "Usage",
+    "check_endpoint",
+    "endpoints_for",
+    "redact",
+    "stream_chat",
+]

@@ -1,0 +1,64 @@
+"""What the provider layer yields to the chat pipeline, and the one error it can raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Passage(Protocol):
+    """A retrieved piece of knowledge (``knowledge.retrieval.RetrievedChunk`` satisfies this)."""
+
+    chunk_id: int
+    source_id: int
+    source_title: str
+    url: str | None
+    page: int | None
+    content: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    """Always the last event of a stream.
+
+    ``incomplete`` is set when the upstream stream broke after text had already been relayed (the text
+    cannot be retracted, so the answer ends there); ``fallback`` when the answer came from the bot's
+    fallback model or from the offline provider after the configured models failed.
+    """
+
+    model: str
+    provider: str
+    usage: Usage
+    cost_usd: Decimal | None
+    offline: bool
+    incomplete: bool = False
+    fallback: bool = False
+
+
+LLMEvent = TextDelta | Completed
+
+
+class LLMUnavailable(Exception):
+    """Not even the offline provider could answer; ``user_message`` is safe to show to a visitor."""
+
+    def __init__(self, user_message: str = "Sorry, I can't answer right now. Please try again in a moment."):
+        super().__init__(user_message)
+        self.user_message = user_message

@@ -1,0 +1,56 @@
+"""Provider presets: every vendor is reached through its OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class Provider(models.TextChoices):
+    DEFAULT = "default", "Deployment default (offline unless the operator configured a model)"
+    OFFLINE = "offline", "Offline extractive answers (no language model)"
+    OPENAI = "openai", "OpenAI"
+    AZURE = "azure", "Azure OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    GEMINI = "gemini", "Google Gemini"
+    MISTRAL = "mistral", "Mistral"
+    OPENROUTER = "openrouter", "OpenRouter"
+    GROQ = "groq", "Groq"
+    OLLAMA = "ollama", "Ollama (self-hosted)"
+    VLLM = "vllm", "vLLM (self-hosted)"
+    LLAMACPP = "llamacpp", "llama.cpp server (self-hosted)"
+    CUSTOM = "custom", "Custom OpenAI-compatible endpoint"
+
+
+@dataclass(frozen=True)
+class Preset:
+    provider: str
+    base_url: str  # empty: the bot must supply one
+    default_model: str
+    needs_key: bool = True
+    # Whether the endpoint accepts ``stream_options={"include_usage": true}``; without it usage is estimated.
+    stream_usage: bool = True
+
+
+PRESETS: dict[str, Preset] = {
+    Provider.OPENAI: Preset(Provider.OPENAI, "https://api.openai.com/v1", "gpt-4o-mini"),
+    # Azure's v1 API is OpenAI-compatible; the resource name is part of the URL the bot must give.
+    Provider.AZURE: Preset(Provider.AZURE, "", "gpt-4o-mini"),
+    Provider.ANTHROPIC: Preset(
+        Provider.ANTHROPIC, "https://api.anthropic.com/v1/", "claude-3-5-haiku-latest"
+    ),
+    Provider.GEMINI: Preset(
+        Provider.GEMINI, "https://generativelanguage.googleapis.com/v1beta/openai/", "gemini-2.0-flash"
+    ),
+    Provider.MISTRAL: Preset(Provider.MISTRAL, "https://api.mistral.ai/v1", "mistral-small-latest"),
+    Provider.OPENROUTER: Preset(Provider.OPENROUTER, "https://openrouter.ai/api/v1", "openai/gpt-4o-mini"),
+    Provider.GROQ: Preset(Provider.GROQ, "https://api.groq.com/openai/v1", "llama-3.1-8b-instant"),
+    Provider.OLLAMA: Preset(Provider.OLLAMA, "http://localhost:11434/v1", "llama3.1", needs_key=False),
+    Provider.VLLM: Preset(Provider.VLLM, "http://localhost:8000/v1", "", needs_key=False),
+    Provider.LLAMACPP: Preset(Provider.LLAMACPP, "http://localhost:8080/v1", "", needs_key=False),
+    Provider.CUSTOM: Preset(Provider.CUSTOM, "", "", needs_key=False),
+}
+
+# Endpoints that ignore the key still need a non-empty one: the SDK refuses to build a client without it.
+PLACEHOLDER_KEY = "not-needed"
