@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
+from django.contrib.auth import REDIRECT_FIELD_NAME, logout
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from unfold.sites import UnfoldAdminSite
 
 from accounts.selectors import active_membership
@@ -16,6 +20,19 @@ class ParlorAdminSite(UnfoldAdminSite):
     site_header = "Parlor"
     site_title = "Parlor"
     index_title = "Dashboard"
+    index_template = "accounts/admin/dashboard.html"
+
+    def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        """One sign-in page for everyone: allauth's (rate limited, MFA-aware)."""
+        target = reverse("account_login")
+        next_url = request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index", current_app=self.name)
+        return HttpResponseRedirect(f"{target}?{urlencode({REDIRECT_FIELD_NAME: next_url})}")
+
+    def logout(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        if request.method == "POST":  # the admin's own sign-out button (CSRF-checked by the admin view)
+            logout(request)
+            return HttpResponseRedirect(reverse("account_login"))
+        return HttpResponseRedirect(reverse("account_logout"))
 
     def has_permission(self, request: HttpRequest) -> bool:
         """Operators need ``is_staff``; customers are admitted through a membership in an organization.

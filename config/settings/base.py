@@ -198,6 +198,19 @@ for _provider in ("google", "github"):
             "SCOPE": ["email"] if _provider == "github" else ["openid", "email", "profile"],
         }
 
+# django-unfold: the admin is the customers' product UI
+UNFOLD = {
+    "SITE_TITLE": "Parlor",
+    "SITE_HEADER": "Parlor",
+    "SITE_SYMBOL": "forum",
+    "SITE_SUBHEADER": "accounts.dashboard.site_subheader",
+    "DASHBOARD_CALLBACK": "accounts.dashboard.dashboard_callback",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "SIDEBAR": {"show_search": True, "show_all_applications": False, "navigation": "accounts.dashboard.sidebar_navigation"},
+    "ACCOUNT": {"navigation": "accounts.dashboard.account_navigation"},
+}
+
 # --- E-mail ------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

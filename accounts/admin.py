@@ -1,0 +1,320 @@
+"""Admin for organizations, members, invitations and API keys (tenant-scoped) and users (operators)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.apps import apps
+from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+from unfold.admin import ModelAdmin
+from unfold.decorators import display
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
+
+from accounts.admin_base import TenantScopedAdmin
+from accounts.exceptions import ApplicationError
+from accounts.models import ApiKey, Invitation, Membership, Organization, Role, User
+from accounts.selectors import active_membership, active_organization
+from accounts.services import (
+    api_key_create,
+    api_key_revoke,
+    invitation_create,
+    invitation_revoke,
+    membership_change_role,
+    membership_remove,
+)
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+OWNER_ONLY = frozenset({Role.OWNER})
+
+
+@admin.register(Organization)
+class OrganizationAdmin(TenantScopedAdmin):
+    tenant_path = "pk"
+    write_roles = OWNER_ONLY
+    list_display = ["name", "slug", "created_at"]
+    search_fields = ["name", "slug"]
+    readonly_fields = ["created_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if self.is_operator(request) else [*fields, "slug"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return self.is_operator(request)  # customers get organizations by signing up or by invitation
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdmin):
+    write_roles = OWNER_ONLY
+    list_display = ["user", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "user__full_name"]
+    autocomplete_fields = ["user"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["user", "created_at"] if obj is not None else ["created_at"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return self.is_operator(request)  # people join through invitations
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        if change and "role" in form.changed_data:
+            role = obj.role
+            obj.role = Membership.objects.get(pk=obj.pk).role
+            try:
+                membership_change_role(membership=obj, role=role)
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+            obj.refresh_from_db()
+            return
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        try:
+            membership_remove(membership=obj)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for membership in queryset:
+            self.delete_model(request, membership)
+
+
+class InvitationForm(forms.ModelForm):
+    request: HttpRequest | None = None
+
+    class Meta:
+        model = Invitation
+        fields = ["organization", "email", "role"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        request = self.request
+        organization = active_organization(request) if request else None
+        email = data.get("email")
+        if organization and email and organization.memberships.filter(user__email__iexact=email).exists():
+            raise ValidationError({"email": f"{email} is already a member."})
+        membership = active_membership(request) if request else None
+        if data.get("role") == Role.OWNER and membership is not None and membership.role != Role.OWNER:
+            raise ValidationError({"role": "Only owners can invite owners."})
+        return data
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantScopedAdmin):
+    form = InvitationForm
+    list_display = ["email", "role", "display_status", "invited_by", "created_at", "expires_at"]
+    list_filter = ["role"]
+    search_fields = ["email"]
+    actions = ["revoke"]
+    readonly_fields = ["invited_by", "created_at", "expires_at", "accepted_at", "accepted_by", "revoked_at"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        form_class.request = request
+        return form_class
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = ["email", "role"] if obj is None else ["email", "role", *self.readonly_fields]
+        return ["organization", *fields] if self.is_operator(request) else fields
+
+    @display(description="Status", label={"pending": "info", "accepted": "success", "expired": "warning"})
+    def display_status(self, obj: Invitation) -> str:
+        return obj.status
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Invitation, form: Any, change: bool) -> None:
+        issued = invitation_create(
+            organization=active_organization(request) if not self.is_operator(request) else obj.organization,
+            email=obj.email,
+            role=obj.role,
+            invited_by=request.user,
+            site_url=request.build_absolute_uri("/"),
+        )
+        for field in Invitation._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(issued.invitation, field.attname))
+        obj._state.adding = False
+        messages.info(request, f"An invitation was sent to {obj.email}.")
+
+    @admin.action(description="Revoke selected invitations")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        if not self.has_delete_permission(request):
+            raise PermissionError("Not allowed.")
+        for invitation in queryset:
+            invitation_revoke(invitation=invitation)
+        messages.success(request, "Invitations revoked.")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if not self.has_delete_permission(request):
+            actions.pop("revoke", None)
+        return actions
+
+
+def _bot_model() -> Any:
+    # Looked up lazily: accounts must not import chatbots (apps depend accounts ← chatbots).
+    return apps.get_model("chatbots", "Bot")
+
+
+class ApiKeyForm(forms.ModelForm):
+    request: HttpRequest | None = None
+    bots = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, help_text="Leave empty to allow every bot of the organization."
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["organization", "name", "read_only", "bots", "expires_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bots = _bot_model().objects.all()
+        request = self.request
+        if request is not None and not request.user.is_superuser:
+            organization = active_organization(request)
+            bots = bots.filter(organization=organization) if organization else bots.none()
+        elif self.instance.organization_id:
+            bots = bots.filter(organization_id=self.instance.organization_id)
+        self.fields["bots"].queryset = bots
+        if self.instance.pk:
+            self.fields["bots"].initial = bots.filter(pk__in=self.instance.bot_ids)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        organization_id = self.instance.organization_id or getattr(data.get("organization"), "pk", None)
+        chosen = data.get("bots") or []
+        if organization_id and any(bot.organization_id != organization_id for bot in chosen):
+            raise ValidationError({"bots": "Choose bots of this organization."})
+        self.instance.bot_ids = sorted(bot.pk for bot in chosen)
+        return data
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantScopedAdmin):
+    form = ApiKeyForm
+    list_display = [
+        "name",
+        "prefix",
+        "display_status",
+        "read_only",
+        "expires_at",
+        "last_used_at",
+        "created_at",
+    ]
+    list_filter = ["read_only"]
+    search_fields = ["name", "prefix"]
+    readonly_fields = ["prefix", "last_used_at", "created_by", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        form_class.request = request
+        return form_class
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = [f for f in super().get_fields(request, obj) if f not in ("bot_ids",)]
+        if "bots" not in fields:
+            fields.insert(fields.index("expires_at") if "expires_at" in fields else len(fields), "bots")
+        if obj is None:
+            fields = [f for f in fields if f not in self.readonly_fields]
+        return fields
+
+    @display(description="Status", label={"active": "success", "revoked": "danger", "expired": "warning"})
+    def display_status(self, obj: ApiKey) -> str:
+        return obj.status
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        organization = obj.organization if self.is_operator(request) else active_organization(request)
+        issued = api_key_create(
+            organization=organization,
+            name=obj.name,
+            created_by=request.user,
+            read_only=obj.read_only,
+            bot_ids=obj.bot_ids,
+            expires_at=obj.expires_at,
+        )
+        for field in ApiKey._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(issued.api_key, field.attname))
+        obj._state.adding = False
+        obj.plain_key = issued.key  # transient: only the response to this request shows it
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None):
+        """Show the full key on this one page instead of redirecting; it is never shown again."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key created",
+            "api_key": obj,
+            "plain_key": getattr(obj, "plain_key", ""),
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "accounts/admin/api_key_created.html", context)
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        if not self.has_change_permission(request):
+            raise PermissionError("Not allowed.")
+        for api_key in queryset:
+            api_key_revoke(api_key=api_key)
+        messages.success(request, "API keys revoked.")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            actions.pop("revoke", None)
+        return actions
+
+
+# --- operators only (Django model permissions; customers hold none) ----------------------------------
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin, ModelAdmin):
+    pass
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin, ModelAdmin):
+    """Operators manage users; customers manage people through memberships and invitations.
+
+    ``search_fields`` serve the membership autocomplete, which only operators reach (customers cannot add
+    memberships); the queryset is still scoped for anyone who is not a superuser.
+    """
+
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+    ordering = ["email"]
+    list_display = ["email", "full_name", "is_staff", "is_superuser", "is_active", "date_joined"]
+    list_filter = ["is_staff", "is_superuser", "is_active"]
+    search_fields = ["email", "full_name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password"]}),
+        ("Profile", {"fields": ["full_name"]}),
+        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        organization = active_organization(request)
+        if organization is None:
+            return queryset.none()
+        return queryset.filter(memberships__organization=organization)
