@@ -131,3 +131,18 @@ def test_config_json_cannot_break_out_of_the_script_tag(client: Client) -> None:
     response = client.get(f"/chat/{bot.public_id}/")
     assert b"<script>alert(1)" not in response.content
     assert _config(response)["title"] in (bot.name, getattr(bot, "widget_title", None))
+
+
+def test_bot_admin_page_has_embed_code_and_live_preview(client: Client) -> None:
+    from accounts.tests.factories import make_organization, owner_of
+
+    org = make_organization(name="Preview Org")
+    bot = Bot.objects.create(organization=org, name="Previewed")
+    client.force_login(owner_of(org))
+    response = client.get(f"/admin/chatbots/bot/{bot.pk}/change/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "data-parlor-preview" in html
+    assert f'src="/chat/{bot.public_id}/?preview=1"' in html
+    assert f"data-bot=&quot;{bot.public_id}&quot;" in html  # the embed snippet, escaped in a textarea
+    assert "parlor/admin-preview.js" in html

@@ -23,12 +23,13 @@
       if (!field) return;
       var value = field.value;
       if (name === "suggested_questions") {
+        var parsed = null;
         try {
-          value = JSON.parse(value); // JSONField textarea
+          parsed = JSON.parse(value); // a JSON list
         } catch (e) {
-          value = value.split("\n"); // one question per line
+          /* one question per line */
         }
-        if (!Array.isArray(value)) return;
+        value = Array.isArray(parsed) ? parsed : value.split("\n");
         value = value.map(String).map(function (q) { return q.trim(); }).filter(Boolean);
       }
       appearance[FIELDS[name]] = value;
