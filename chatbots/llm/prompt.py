@@ -63,9 +63,17 @@ def system_message(*, bot: Bot, passages: Sequence[Passage]) -> str:
 def build_messages(*, bot: Bot, messages: Sequence[dict], passages: Sequence[Passage]) -> list[dict]:
     """System prompt with the knowledge, then at most ``bot.history_turns`` earlier turns, then the message.
 
-    ``messages`` are the conversation in order, ending with the user's new message; system messages the
-    caller adds are kept, after Parlor's own.
+    ``messages`` are the conversation in order, ending with the user's new message. When they start with a
+    system message the caller has assembled the prompt already (with the passages), and it is used as is.
     """
+    if messages and messages[0].get("role") == "system":
+        # The caller (the chat pipeline) built the prompt within its token budget: send it as it is,
+        # adding only the bot's language rule, which the prompt does not carry.
+        prompt = [dict(m) for m in messages]
+        if bot.language and bot.language != "auto":
+            rule = f"Always answer in {LANGUAGE_NAMES.get(bot.language, bot.language)}."
+            prompt[0]["content"] = f"{prompt[0].get('content', '')}\n\n{rule}"
+        return prompt
     extra_system = [m for m in messages if m.get("role") == "system"]
     turns = [m for m in messages if m.get("role") in ("user", "assistant")]
     if turns:

@@ -82,6 +82,7 @@ class RequestRecord:
     model: str = ""
     stream: bool = False
     include_usage: bool = False
+    messages: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     tokens_sent: int = 0
@@ -396,6 +397,7 @@ class FakeLLMServer:
             )
             return True
         messages = payload.get("messages") or []
+        record.messages = messages
         prompt_tokens = sum(_count_tokens(str(m.get("content", ""))) for m in messages)
         if script.stall_headers:
             await asyncio.sleep(script.stall_headers)

@@ -1,0 +1,189 @@
+"""Bot admin: tenant-scoped, provider keys write-only, embed snippet and a "test connection" action."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
+from django.urls import reverse
+from unfold.decorators import action, display
+from unfold.widgets import UnfoldAdminPasswordWidget, UnfoldAdminTextareaWidget, UnfoldBooleanSwitchWidget
+
+from accounts.admin_base import TenantScopedAdmin
+from accounts.selectors import active_organization
+from chatbots.llm import ConnectionReport, endpoints_for
+from chatbots.models import Bot
+from chatbots.services import BOT_EDITABLE_FIELDS, bot_create, bot_test_connection, bot_update, bot_validate
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.http import HttpRequest, HttpResponse
+
+
+class LinesField(forms.CharField):
+    """A list of strings edited as one item per line."""
+
+    widget = UnfoldAdminTextareaWidget(attrs={"rows": 3})
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, list | tuple):
+            return "\n".join(str(item) for item in value)
+        return value or ""
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list):
+            return value
+        return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+
+def _key_field(label: str) -> forms.CharField:
+    # render_value=False: the stored key is never sent back to the browser, not even masked.
+    return forms.CharField(
+        label=label,
+        required=False,
+        strip=True,
+        widget=UnfoldAdminPasswordWidget(attrs={"autocomplete": "new-password"}, render_value=False),
+        help_text="Stored encrypted and never shown again. Leave empty to keep the current key.",
+    )
+
+
+class BotAdminForm(forms.ModelForm):
+    api_key = _key_field("API key")
+    clear_api_key = forms.BooleanField(
+        required=False, label="Remove the stored API key", widget=UnfoldBooleanSwitchWidget
+    )
+    fallback_api_key = _key_field("Fallback API key")
+    clear_fallback_api_key = forms.BooleanField(
+        required=False, label="Remove the stored fallback key", widget=UnfoldBooleanSwitchWidget
+    )
+    suggested_questions = LinesField(required=False, help_text="One question per line (at most six).")
+    allowed_origins = LinesField(
+        required=False,
+        help_text="One website per line, e.g. https://www.example.com. Empty: any website may embed the bot.",
+    )
+
+    class Meta:
+        model = Bot
+        fields = ["organization", *BOT_EDITABLE_FIELDS]
+
+    def key_changes(self) -> tuple[str | None, str | None]:
+        """(api_key, fallback_api_key) for the services: None keeps the stored key, "" removes it."""
+        data = self.cleaned_data
+        api_key = "" if data.get("clear_api_key") else (data.get("api_key") or None)
+        fallback = "" if data.get("clear_fallback_api_key") else (data.get("fallback_api_key") or None)
+        return api_key, fallback
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors:
+            return
+        try:
+            bot_validate(self.instance)  # the service's cross-field rules, shown on the form
+        except ValidationError as exc:
+            self._update_errors(exc)
+
+
+@admin.register(Bot)
+class BotAdmin(TenantScopedAdmin):
+    form = BotAdminForm
+    change_form_template = "widget/admin_bot_change_form.html"
+    list_display = ["name", "status_badge", "model_label", "key_status", "public_id", "updated_at"]
+    list_filter = ["status", "provider"]
+    search_fields = ["name", "public_id"]
+    readonly_fields = ["public_id", "key_status", "fallback_key_status", "created_at", "updated_at"]
+    actions = ["test_connection"]
+    actions_detail = ["test_connection_detail"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        knowledge = ["sources"] if any(f.name == "sources" for f in Bot._meta.get_fields()) else []
+        general = ["organization", "name", "status"] if self.is_operator(request) else ["name", "status"]
+        return [
+            (None, {"fields": [*general, "public_id"]}),
+            ("Conversation", {"fields": [
+                "greeting", "suggested_questions", "system_prompt", "answer_style", "fallback_reply", "language",
+                "history_turns",
+            ]}),
+            ("Knowledge and retrieval", {"fields": [*knowledge, "retrieval_top_k", "retrieval_min_score"]}),
+            ("Language model", {
+                "fields": ["provider", "base_url", "model", "key_status", "api_key", "clear_api_key",
+                           "temperature", "max_output_tokens"],
+                "description": "With the deployment default and no key configured, the bot answers offline "
+                "from its knowledge. Any OpenAI-compatible endpoint works with “Custom”.",
+            }),
+            ("Fallback model", {
+                "fields": ["fallback_provider", "fallback_base_url", "fallback_model", "fallback_key_status",
+                           "fallback_api_key", "clear_fallback_api_key"],
+                "description": "Used when the model above keeps failing. Set a model to enable it.",
+                "classes": ["collapse"],
+            }),
+            ("Website widget", {"fields": [
+                "allowed_origins", "widget_title", "widget_primary_color", "widget_position",
+                "widget_launcher_text", "widget_avatar_url", "widget_theme",
+            ]}),
+            ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+        ]  # fmt: skip
+
+    # --- display ----------------------------------------------------------------------------------
+    @display(description="Status", label={"active": "success", "paused": "warning"})
+    def status_badge(self, obj: Bot) -> str:
+        return obj.status
+
+    @display(description="Model")
+    def model_label(self, obj: Bot) -> str:
+        endpoints = endpoints_for(obj)
+        if not endpoints:
+            return "Offline (no language model)"
+        return f"{obj.get_provider_display().split(' (')[0]} · {endpoints[0].model}"
+
+    @display(description="API key")
+    def key_status(self, obj: Bot) -> str:
+        return "Set (hidden)" if obj.has_api_key else "Not set"
+
+    @display(description="Fallback API key")
+    def fallback_key_status(self, obj: Bot) -> str:
+        return "Set (hidden)" if obj.has_fallback_api_key else "Not set"
+
+    # --- saving through the services --------------------------------------------------------------
+    def save_model(self, request: HttpRequest, obj: Bot, form: BotAdminForm, change: bool) -> None:
+        api_key, fallback_api_key = form.key_changes()
+        data = {name: getattr(obj, name) for name in BOT_EDITABLE_FIELDS if name in form.fields}
+        if change:
+            bot_update(bot=obj, data=data, api_key=api_key, fallback_api_key=fallback_api_key)
+            return
+        # Members add bots to their active organization (set on the form); operators choose one.
+        organization = obj.organization if obj.organization_id else active_organization(request)
+        data.pop("name", None)
+        created = bot_create(
+            organization=organization,
+            name=obj.name,
+            api_key=api_key,
+            fallback_api_key=fallback_api_key,
+            **data,
+        )
+        # The admin goes on with ``obj`` (related fields, log entry, redirect): make it the saved row.
+        for field in Bot._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(created, field.attname))
+        obj._state.adding = False
+        obj._state.db = created._state.db
+
+    # --- test connection --------------------------------------------------------------------------
+    def _report(self, request: HttpRequest, bot: Bot, reports: list[ConnectionReport]) -> None:
+        for number, report in enumerate(reports):
+            role = "Fallback" if number else "Model"
+            latency = f" in {report.latency_ms} ms" if report.latency_ms is not None else ""
+            text = f"{bot.name} — {role} {report.provider} / {report.model}: {report.message}{latency}"
+            self.message_user(request, text, messages.SUCCESS if report.ok else messages.ERROR)
+
+    @admin.action(description="Test connection to the language model", permissions=["change"])
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[Bot]) -> None:
+        for bot in queryset[:10]:
+            self._report(request, bot, bot_test_connection(bot=bot))
+
+    @action(description="Test connection", url_path="test-connection", icon="cable", permissions=["change"])
+    def test_connection_detail(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        bot = self.get_object(request, object_id)  # tenant-scoped: another organization's id is a 404
+        self._report(request, bot, bot_test_connection(bot=bot))
+        return redirect(reverse("admin:chatbots_bot_change", args=[bot.pk]))
