@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.shortcuts import redirect
 from django.urls import reverse
 from unfold.decorators import action, display
@@ -96,6 +97,13 @@ class BotAdmin(TenantScopedAdmin):
     readonly_fields = ["public_id", "key_status", "fallback_key_status", "created_at", "updated_at"]
     actions = ["test_connection"]
     actions_detail = ["test_connection_detail"]
+    formfield_overrides = {
+        **TenantScopedAdmin.formfield_overrides,
+        models.URLField: {
+            **TenantScopedAdmin.formfield_overrides.get(models.URLField, {}),
+            "assume_scheme": "https",
+        },
+    }
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
         knowledge = ["sources"] if any(f.name == "sources" for f in Bot._meta.get_fields()) else []

@@ -174,7 +174,7 @@ async def test_stall_before_headers_times_out_too(fake_llm, settings):
 async def test_total_limit_ends_a_long_answer_as_incomplete(fake_llm, settings):
     settings.LLM_TOTAL_TIMEOUT = 0.5
     slow = scripted(words=200, tps=20)
-    text, completed, deltas = await collect(fake_bot(fake_llm, model=slow, fallback_model=scripted()))
+    _text, completed, deltas = await collect(fake_bot(fake_llm, model=slow, fallback_model=scripted()))
     assert 0 < len(deltas) < 200
     assert completed.incomplete and not completed.fallback  # text was shown: no switch to another model
     assert completed.usage.completion_tokens > 0  # estimated when the stream never reported usage
