@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from allauth.account.adapter import get_adapter
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 
@@ -28,6 +29,11 @@ class SignupForm(AllauthSignupForm):
     field_order = ["full_name", "email", "organization_name", "password1", "password2"]
 
     def custom_signup(self, request: HttpRequest, user: User) -> None:
+        adapter = get_adapter(request)
+        stashed = adapter.unstash_verified_email(request)
+        if stashed and stashed.lower() == user.email.lower():
+            # An invitation link proved this mailbox; allauth then marks the address verified.
+            adapter.stash_verified_email(request, stashed)
         organization = signup_complete(
             user=user,
             organization_name=self.cleaned_data.get("organization_name", ""),

@@ -8,11 +8,13 @@ API-key requests (``request.auth`` is an ``ApiKey``) are bound to the key's orga
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 
-from accounts.models import Membership, Organization, Role, User
+from accounts.models import ApiKey, Membership, Organization, Role, User
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -108,3 +110,15 @@ def membership_for_organization_id(*, user: User, organization_id: int) -> Membe
 
 def user_is_member(*, user: User) -> bool:
     return user.is_authenticated and Membership.objects.filter(user=user).exists()
+
+
+def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
+    """The key whose full secret is ``secret`` (any status), or ``None``. Compared in constant time."""
+    parts = secret.split("_")  # "prl", prefix, secret
+    if len(parts) != 3 or parts[0] != "prl" or not parts[1] or not parts[2]:
+        return None
+    api_key = ApiKey.objects.select_related("organization").filter(prefix=f"prl_{parts[1]}").first()
+    if api_key is None:
+        return None
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    return api_key if hmac.compare_digest(digest, api_key.key_hash) else None

@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
+    path("api/v1/", include("accounts.api.urls")),
     path("", include("chatbots.widget_urls")),
 ]

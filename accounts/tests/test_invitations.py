@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.exceptions import InvitationInvalid, PermissionDenied
+from accounts.models import Invitation, Membership, Role, User
+from accounts.services import invitation_accept, invitation_create, invitation_revoke
+from accounts.tests.factories import PASSWORD, make_organization, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _invite(org, owner, email="new@example.com", role=Role.MEMBER, **kw):
+    return invitation_create(organization=org, email=email, role=role, invited_by=owner, **kw)
+
+
+def _mailed_link(django_capture_on_commit_callbacks, org, owner, **kw):
+    with django_capture_on_commit_callbacks(execute=True):
+        issued = _invite(org, owner, **kw)
+    return issued, re.search(r"https?://\S+", mail.outbox[-1].body).group(0)
+
+
+def test_invitation_mails_a_link_and_stores_only_a_hash(django_capture_on_commit_callbacks, org_a, owner_a):
+    issued, link = _mailed_link(django_capture_on_commit_callbacks, org_a, owner_a)
+    assert mail.outbox[-1].to == ["new@example.com"]
+    assert link.endswith(f"/invitations/{issued.token}/")
+    assert issued.token not in issued.invitation.token_hash
+
+
+def test_existing_user_accepts_and_joins_with_the_role(client, org_a, owner_a):
+    user = make_user(email="new@example.com")
+    issued = _invite(org_a, owner_a, role=Role.ADMIN)
+    client.force_login(user)
+    response = client.post(reverse("accounts:invitation", args=[issued.token]))
+    assert response.status_code == 302
+    assert Membership.objects.get(user=user, organization=org_a).role == Role.ADMIN
+    assert client.session["parlor_active_organization_id"] == org_a.pk
+    issued.invitation.refresh_from_db()
+    assert issued.invitation.status == "accepted"
+
+
+def test_new_user_signs_up_through_the_link_without_a_second_verification(client, org_a, owner_a):
+    issued = _invite(org_a, owner_a)
+    page = client.get(reverse("accounts:invitation", args=[issued.token]))
+    assert page.status_code == 200 and org_a.name.encode() in page.content
+    mail.outbox.clear()
+    response = client.post(
+        reverse("account_signup"),
+        {"email": "new@example.com", "password1": PASSWORD, "password2": PASSWORD, "full_name": "New"},
+    )
+    assert response.status_code == 302
+    user = User.objects.get(email="new@example.com")
+    assert list(user.memberships.values_list("organization_id", "role")) == [(org_a.pk, Role.MEMBER)]
+    assert not mail.outbox  # the invitation link already proved the address
+    assert client.get("/admin/").status_code == 200
+
+
+def test_signing_up_with_another_address_creates_an_own_organization(client, org_a, owner_a):
+    issued = _invite(org_a, owner_a)
+    client.get(reverse("accounts:invitation", args=[issued.token]))
+    client.post(
+        reverse("account_signup"),
+        {"email": "other@example.com", "password1": PASSWORD, "password2": PASSWORD},
+    )
+    user = User.objects.get(email="other@example.com")
+    assert not user.memberships.filter(organization=org_a).exists()
+    assert user.memberships.get().role == Role.OWNER
+
+
+def test_invitation_for_another_address_cannot_be_accepted(org_a, owner_a):
+    issued = _invite(org_a, owner_a)
+    with pytest.raises(InvitationInvalid):
+        invitation_accept(invitation=issued.invitation, user=make_user(email="thief@example.com"))
+
+
+def test_expired_invitation_cannot_be_accepted(client, org_a, owner_a):
+    issued = _invite(org_a, owner_a)
+    Invitation.objects.filter(pk=issued.invitation.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    client.force_login(make_user(email="new@example.com"))
+    assert client.get(reverse("accounts:invitation", args=[issued.token])).status_code == 404
+    assert client.post(reverse("accounts:invitation", args=[issued.token])).status_code == 404
+    assert not Membership.objects.filter(organization=org_a, user__email="new@example.com").exists()
+
+
+def test_revoked_invitation_cannot_be_accepted(org_a, owner_a):
+    issued = _invite(org_a, owner_a)
+    invitation_revoke(invitation=issued.invitation)
+    with pytest.raises(InvitationInvalid):
+        invitation_accept(invitation=issued.invitation, user=make_user(email="new@example.com"))
+
+
+def test_reinviting_replaces_the_pending_invitation(org_a, owner_a):
+    first = _invite(org_a, owner_a)
+    _invite(org_a, owner_a)
+    first.invitation.refresh_from_db()
+    assert first.invitation.status == "revoked"
+
+
+def test_members_cannot_invite(org_a, member_a):
+    with pytest.raises(PermissionDenied):
+        _invite(org_a, member_a)
+
+
+def test_admins_cannot_invite_owners(org_a, admin_a):
+    with pytest.raises(PermissionDenied):
+        _invite(org_a, admin_a, role=Role.OWNER)
+
+
+def test_owner_invites_from_the_admin(client, org_a, owner_a, django_capture_on_commit_callbacks):
+    client.force_login(owner_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/accounts/invitation/add/", {"email": "Friend@Example.com", "role": "member"}
+        )
+    assert response.status_code == 302
+    invitation = Invitation.objects.get(organization=org_a)
+    assert invitation.email == "friend@example.com" and invitation.invited_by == owner_a
+    assert mail.outbox[-1].to == ["friend@example.com"]
+    assert "http://testserver/invitations/" in mail.outbox[-1].body
+
+
+def test_admin_role_choices_exclude_owner_for_admins(client, admin_a):
+    client.force_login(admin_a)
+    response = client.post("/admin/accounts/invitation/add/", {"email": "x@example.com", "role": "owner"})
+    assert response.status_code == 200
+    assert not Invitation.objects.exists()
+
+
+def test_member_cannot_invite_in_the_admin(client, member_a):
+    client.force_login(member_a)
+    assert (
+        client.post(
+            "/admin/accounts/invitation/add/", {"email": "x@example.com", "role": "member"}
+        ).status_code
+        == 403
+    )
+
+
+def test_user_switches_between_organizations(client, org_a, owner_a):
+    second = make_organization(name="Second", owner=owner_a)
+    client.force_login(owner_a)
+    response = client.post(reverse("accounts:organization_switch"), {"organization": second.pk})
+    assert response.status_code == 302
+    assert b"Second" in client.get("/admin/").content
+    assert client.get("/api/v1/organization/").json()["id"] == second.pk
+
+
+def test_switching_to_a_foreign_organization_is_refused(client, owner_a, org_b):
+    client.force_login(owner_a)
+    assert client.post(reverse("accounts:organization_switch"), {"organization": org_b.pk}).status_code == 404
+    assert client.session.get("parlor_active_organization_id") != org_b.pk
+
+
+def test_last_owner_cannot_be_demoted(client, org_a, owner_a):
+    client.force_login(owner_a)
+    membership = Membership.objects.get(user=owner_a, organization=org_a)
+    client.post(f"/admin/accounts/membership/{membership.pk}/change/", {"role": "member"})
+    membership.refresh_from_db()
+    assert membership.role == Role.OWNER
+
+
+def test_owner_changes_a_member_role(client, org_a, owner_a, member_a):
+    client.force_login(owner_a)
+    membership = Membership.objects.get(user=member_a)
+    response = client.post(f"/admin/accounts/membership/{membership.pk}/change/", {"role": "admin"})
+    assert response.status_code == 302
+    membership.refresh_from_db()
+    assert membership.role == Role.ADMIN
+
+
+def test_admin_cannot_change_roles(client, org_a, admin_a, member_a):
+    client.force_login(admin_a)
+    membership = Membership.objects.get(user=member_a)
+    assert (
+        client.post(f"/admin/accounts/membership/{membership.pk}/change/", {"role": "owner"}).status_code
+        == 403
+    )
+    membership.refresh_from_db()
+    assert membership.role == Role.MEMBER
