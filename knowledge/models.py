@@ -5,13 +5,104 @@ from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
+EMBEDDING_DIMENSIONS = 384
+
+
+class SourceKind(models.TextChoices):
+    FILE = "file", "Uploaded file"
+    URL = "url", "Single web page"
+    WEBSITE = "website", "Website (sitemap or crawl)"
+    TEXT = "text", "Text"
+    FAQ = "faq", "FAQ pairs"
+
+
+class SourceStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+def source_upload_to(instance: Source, filename: str) -> str:
+    return f"knowledge/{instance.organization_id}/{filename}"
+
+
+class Source(models.Model):
+    """Something a bot knows: a file, a web page or site, raw text or FAQ pairs, with its ingest status."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    title = models.CharField(max_length=255)
+    file = models.FileField(upload_to=source_upload_to, blank=True, max_length=500)
+    url = models.URLField(blank=True, max_length=2000, help_text="Page URL, or the website's start URL.")
+    text = models.TextField(blank=True, help_text="For text sources: the content itself.")
+    max_pages = models.PositiveIntegerField(
+        default=50, help_text="Website crawls stop after this many pages."
+    )
+    max_depth = models.PositiveSmallIntegerField(
+        default=3, help_text="Website crawls follow links this deep."
+    )
+    resync_hours = models.PositiveIntegerField(
+        default=0, help_text="Re-fetch URL and website sources every N hours (0: only by hand)."
+    )
+
+    status = models.CharField(max_length=16, choices=SourceStatus.choices, default=SourceStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done while processing.")
+    status_reason = models.TextField(blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    token_count = models.PositiveIntegerField(default=0)
+    page_count = models.PositiveIntegerField(default=0)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "status"], name="source_org_status")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_remote(self) -> bool:
+        return self.kind in (SourceKind.URL, SourceKind.WEBSITE)
+
+
+class FaqPair(models.Model):
+    """A question with its canonical answer; a close enough visitor question is answered directly."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="faq_pairs")
+    question = models.CharField(max_length=1000)
+    answer = models.TextField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
+    embedding_model = models.CharField(max_length=100, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = "FAQ pair"
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
 
 class Chunk(models.Model):
     """A passage of a knowledge source with its embedding (pgvector) and full-text vector."""
 
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="chunks", null=True)
+    ordinal = models.PositiveIntegerField(default=0)
     content = models.TextField()
-    embedding = VectorField(dimensions=384, null=True)
+    heading = models.CharField(max_length=500, blank=True)
+    page = models.PositiveIntegerField(null=True, blank=True)
+    url = models.CharField(max_length=2000, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    token_count = models.PositiveIntegerField(default=0)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True)
+    embedding_model = models.CharField(max_length=100, blank=True)
+    # Filled by `manage.py knowledge_reembed` while the current embedding keeps serving, then swapped in.
+    embedding_next = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True)
     search_vector = SearchVectorField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -25,7 +116,18 @@ class Chunk(models.Model):
                 opclasses=["vector_cosine_ops"],
             ),
             GinIndex(fields=["search_vector"], name="chunk_search_gin"),
+            models.Index(fields=["organization", "source"], name="chunk_org_source"),
         ]
 
     def __str__(self) -> str:
         return self.content[:60]
+
+
+class EmbeddingState(models.Model):
+    """One row: which embedding model produced the vectors the index serves (queries must match it)."""
+
+    active_model = models.CharField(max_length=100)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.active_model

@@ -276,6 +276,24 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 
 # --- Chat ------------------------------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000)
+
+# --- Knowledge (ingestion limits, retrieval tuning) --------------------------------------------
+KNOWLEDGE_MAX_FILE_BYTES = env_int("KNOWLEDGE_MAX_FILE_BYTES", 25 * 1024 * 1024)
+KNOWLEDGE_MAX_UNPACKED_BYTES = env_int("KNOWLEDGE_MAX_UNPACKED_BYTES", 200 * 1024 * 1024)
+KNOWLEDGE_FETCH_TIMEOUT = env_float("KNOWLEDGE_FETCH_TIMEOUT", 15.0)  # seconds per web request
+KNOWLEDGE_FETCH_MAX_BYTES = env_int("KNOWLEDGE_FETCH_MAX_BYTES", 5 * 1024 * 1024)
+KNOWLEDGE_ALLOW_PRIVATE_URLS = env_bool("KNOWLEDGE_ALLOW_PRIVATE_URLS", False)  # SSRF guard off: tests only
+KNOWLEDGE_FTS_CONFIG = env_str("KNOWLEDGE_FTS_CONFIG", "english")
+KNOWLEDGE_VECTOR_WEIGHT = env_float("KNOWLEDGE_VECTOR_WEIGHT", 0.5)
+KNOWLEDGE_CANDIDATES = env_int("KNOWLEDGE_CANDIDATES", 40)
+KNOWLEDGE_EXACT_SCAN_MAX = env_int("KNOWLEDGE_EXACT_SCAN_MAX", 20000)
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+KNOWLEDGE_HNSW_MAX_SCAN_TUPLES = env_int("KNOWLEDGE_HNSW_MAX_SCAN_TUPLES", 40000)
+KNOWLEDGE_FAQ_MIN_SIMILARITY = env_float("KNOWLEDGE_FAQ_MIN_SIMILARITY", 0.92)
+KNOWLEDGE_EMBED_BATCH = env_int("KNOWLEDGE_EMBED_BATCH", 32)
+CELERY_BEAT_SCHEDULE = {
+    "knowledge-resync-due-sources": {"task": "knowledge.sources_resync_due", "schedule": 15 * 60},
+}
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 16384)
 CHAT_PROMPT_TOKEN_BUDGET = env_int("CHAT_PROMPT_TOKEN_BUDGET", 6000)
 # Rates like "20/min", "100/h" or "5/10s"; "0" switches a limit off.

@@ -1,0 +1,118 @@
+"""Structure-aware chunking with overlap.
+
+Blocks (headings, paragraphs, list items, table rows) are packed into chunks of at most ``max_chars``;
+a block is split only when it alone is too long (at sentence boundaries). A heading starts a new chunk
+and is carried as the chunk's ``heading`` (its section path). Consecutive chunks of the same section
+overlap by the trailing block(s) of the previous chunk, up to ``overlap_chars``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from knowledge.parsing import Block
+
+MAX_CHARS = 1200
+OVERLAP_CHARS = 200
+
+
+@dataclass
+class ChunkDraft:
+    content: str
+    heading: str
+    page: int | None
+    url: str
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(f"{self.heading}\n{self.content}".encode()).hexdigest()
+
+    @property
+    def token_estimate(self) -> int:
+        return max(1, len(self.content) // 4)
+
+
+def _split_long(text: str, max_chars: int) -> list[str]:
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    pieces: list[str] = []
+    current = ""
+    for sentence in sentences:
+        while len(sentence) > max_chars:  # a "sentence" longer than a chunk: cut at a space
+            cut = sentence.rfind(" ", 0, max_chars)
+            cut = cut if cut > max_chars // 2 else max_chars
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if current and len(current) + 1 + len(sentence) > max_chars:
+            pieces.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def chunk_blocks(
+    blocks: list[Block], *, max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS
+) -> list[ChunkDraft]:
+    chunks: list[ChunkDraft] = []
+    headings: list[tuple[int, str]] = []
+    current: list[Block] = []
+    size = 0
+    section_key: tuple[str, str] = ("", "")
+
+    def heading_path() -> str:
+        return " › ".join(text for _, text in headings)[:500]
+
+    def emit(*, keep_overlap: bool) -> None:
+        nonlocal current, size
+        if not current:
+            return
+        first = current[0]
+        chunks.append(
+            ChunkDraft(
+                content="\n".join(block.text for block in current),
+                heading=first.heading or heading_path(),
+                page=first.page,
+                url=first.url,
+            )
+        )
+        tail: list[Block] = []
+        if keep_overlap:
+            tail_size = 0
+            for block in reversed(current[1:] if len(current) > 1 else []):
+                if tail_size + len(block.text) > overlap_chars:
+                    break
+                tail.insert(0, block)
+                tail_size += len(block.text) + 1
+        current = tail
+        size = sum(len(block.text) + 1 for block in tail)
+
+    for block in blocks:
+        text = block.text.strip()
+        if not text:
+            continue
+        if block.kind == "heading":
+            emit(keep_overlap=False)
+            headings = [(level, t) for level, t in headings if level < block.level] + [(block.level, text)]
+            continue
+        key = (block.url, block.heading)
+        if key != section_key:  # a new page of a website or a new document: never mix them in one chunk
+            emit(keep_overlap=False)
+            section_key = key
+        pieces = _split_long(text, max_chars) if len(text) > max_chars else [text]
+        for piece in pieces:
+            part = Block(text=piece, kind=block.kind, page=block.page, url=block.url, heading=block.heading)
+            if current and size + len(piece) + 1 > max_chars:
+                emit(keep_overlap=True)
+                if current and size + len(piece) + 1 > max_chars:
+                    current, size = [], 0
+            current.append(part)
+            size += len(piece) + 1
+    emit(keep_overlap=False)
+    return chunks

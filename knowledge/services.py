@@ -1,0 +1,370 @@
+"""Knowledge services: create, ingest, re-sync and delete sources; FAQ matching.
+
+Ingestion is one pipeline for every kind of source: load blocks (parse a file / fetch pages / take text
+or FAQ pairs) → structure-aware chunks → embeddings in batches (re-using the vectors of unchanged chunks,
+found by content hash) → replace the source's chunks in one transaction. A retried, duplicated or killed
+task therefore never leaves duplicates or a half-indexed source: the old chunks serve until the new ones
+commit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from knowledge.chunking import ChunkDraft, chunk_blocks
+from knowledge.embedders import active_embedder, active_model_name
+from knowledge.exceptions import IngestError
+from knowledge.models import Chunk, FaqPair, Source, SourceKind, SourceStatus
+from knowledge.parsing import Block, decode_text, html_title, parse_file, parse_html, parse_plain_text
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class FaqAnswer:
+    question: str
+    answer: str
+    source_id: int
+    score: float
+
+
+# --- creating and scheduling -------------------------------------------------------------------
+
+
+def _enqueue_ingest(source_id: int) -> None:
+    from knowledge.tasks import source_ingest_task
+
+    transaction.on_commit(lambda: source_ingest_task.delay(source_id))
+
+
+def source_create(
+    *,
+    organization,
+    kind: str,
+    title: str,
+    file=None,
+    url: str = "",
+    text: str = "",
+    faq_pairs: list[tuple[str, str]] | None = None,
+    max_pages: int = 50,
+    max_depth: int = 3,
+    resync_hours: int = 0,
+) -> Source:
+    """Create a source and queue its ingestion (after the surrounding transaction commits)."""
+    with transaction.atomic():
+        source = Source(
+            organization=organization, kind=kind, title=title[:255], url=url, text=text,
+            max_pages=max_pages, max_depth=max_depth, resync_hours=resync_hours,
+        )  # fmt: skip
+        if file is not None:
+            source.file.save(getattr(file, "name", "upload"), file, save=False)
+        source.save()
+        if faq_pairs:
+            FaqPair.objects.bulk_create(
+                FaqPair(organization=organization, source=source, question=q.strip(), answer=a.strip())
+                for q, a in faq_pairs
+                if q.strip() and a.strip()
+            )
+        _enqueue_ingest(source.pk)
+    return source
+
+
+def source_request_ingest(*, source: Source) -> None:
+    """Queue (re-)ingestion of ``source``: used after edits, by the re-sync button and the beat job."""
+    Source.objects.filter(pk=source.pk).update(status=SourceStatus.QUEUED, progress=0, status_reason="")
+    _enqueue_ingest(source.pk)
+
+
+def sources_resync_due(*, now=None) -> list[int]:
+    """Queue the URL and website sources whose re-sync interval has passed; returns their ids."""
+    now = now or timezone.now()
+    due = []
+    candidates = Source.objects.filter(
+        kind__in=[SourceKind.URL, SourceKind.WEBSITE], resync_hours__gt=0,
+        status__in=[SourceStatus.READY, SourceStatus.FAILED],
+    )  # fmt: skip
+    for source in candidates:
+        if source.synced_at is None or source.synced_at + timedelta(hours=source.resync_hours) <= now:
+            with transaction.atomic():
+                source_request_ingest(source=source)
+            due.append(source.pk)
+    return due
+
+
+def faq_pairs_from_csv(data: bytes) -> list[tuple[str, str]]:
+    """FAQ pairs from a CSV with ``question`` and ``answer`` columns (or the first two columns)."""
+    text = decode_text(data)
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise IngestError("The FAQ file is empty.")
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "question" in header and "answer" in header:
+        q_index, a_index = header.index("question"), header.index("answer")
+        rows = rows[1:]
+    else:
+        q_index, a_index = 0, 1
+    pairs = [(row[q_index], row[a_index]) for row in rows if len(row) > max(q_index, a_index)]
+    if not pairs:
+        raise IngestError("No question/answer pairs were found; use columns “question” and “answer”.")
+    return pairs
+
+
+# --- ingestion ---------------------------------------------------------------------------------
+
+
+def _set_progress(source_id: int, percent: int) -> None:
+    Source.objects.filter(pk=source_id, status=SourceStatus.PROCESSING).update(
+        progress=max(0, min(percent, 99))
+    )
+
+
+def source_fail(*, source_id: int, reason: str) -> None:
+    Source.objects.filter(pk=source_id).update(
+        status=SourceStatus.FAILED, status_reason=reason[:2000], progress=0
+    )
+
+
+def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
+    """The source's blocks and its page count (PDF pages or web pages)."""
+    if source.kind == SourceKind.FILE:
+        if not source.file:
+            raise IngestError("No file was uploaded.")
+        try:
+            with source.file.open("rb") as handle:
+                data = handle.read(settings.KNOWLEDGE_MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            raise IngestError("The uploaded file is missing; upload it again.") from None
+        blocks = parse_file(filename=source.file.name, data=data)
+        pages = max((block.page or 0 for block in blocks), default=0)
+        return blocks, pages
+    if source.kind == SourceKind.TEXT:
+        if not source.text.strip():
+            raise IngestError("The text is empty.")
+        return parse_plain_text(source.text), 0
+    if source.kind == SourceKind.FAQ:
+        pairs = list(source.faq_pairs.all())
+        if not pairs:
+            raise IngestError("Add at least one question with its answer.")
+        return [Block(text=f"Q: {p.question}\nA: {p.answer}", heading=p.question[:500]) for p in pairs], 0
+    if source.kind in (SourceKind.URL, SourceKind.WEBSITE):
+        from knowledge.fetching import crawl
+
+        if not source.url:
+            raise IngestError("No address was given.")
+        single = source.kind == SourceKind.URL
+        max_pages = 1 if single else max(1, source.max_pages)
+        result = crawl(
+            source.url,
+            max_pages=max_pages,
+            max_depth=0 if single else source.max_depth,
+            on_page=lambda n: progress(int(40 * n / max_pages)),
+        )
+        blocks: list[Block] = []
+        for page in result.pages:
+            try:
+                text = decode_text(page.body)
+            except IngestError:
+                text = page.body.decode("latin-1")  # web pages without a UTF-8 body still carry text
+            if page.content_type == "text/plain":
+                page_blocks = [Block(text=b.text, kind=b.kind, url=page.url) for b in parse_plain_text(text)]
+            else:
+                title = html_title(text) or page.url
+                try:
+                    page_blocks = [
+                        Block(text=title, kind="heading", level=0, url=page.url),
+                        *parse_html(text, url=page.url),
+                    ]
+                except IngestError:
+                    if single:
+                        raise
+                    continue
+            blocks.extend(page_blocks)
+        if not result.pages:
+            reason = (
+                "robots.txt does not allow fetching it"
+                if result.skipped_by_robots
+                else "no page could be fetched"
+            )
+            raise IngestError(f"Nothing was ingested from {source.url}: {reason}.")
+        if not any(block.kind != "heading" for block in blocks):
+            raise IngestError("The pages have no readable text.")
+        return blocks, len(result.pages)
+    raise IngestError(f"Unknown source kind {source.kind!r}.")
+
+
+def embedding_text(draft: ChunkDraft) -> str:
+    return f"{draft.heading}\n{draft.content}" if draft.heading else draft.content
+
+
+def _embed(
+    source: Source, drafts: list[ChunkDraft], progress: Progress, start: int
+) -> tuple[list[list[float]], str]:
+    """Vectors for ``drafts``; chunks whose content is unchanged keep their stored vector (no re-embedding)."""
+    model = active_model_name()
+    known = dict(
+        Chunk.objects.filter(source=source, embedding_model=model, embedding__isnull=False).values_list(
+            "content_hash", "embedding"
+        )
+    )
+    vectors: list[list[float] | None] = [
+        list(known[d.content_hash]) if d.content_hash in known else None for d in drafts
+    ]
+    missing = [i for i, vector in enumerate(vectors) if vector is None]
+    embedder = active_embedder()
+    batch = max(1, settings.KNOWLEDGE_EMBED_BATCH)
+    for offset in range(0, len(missing), batch):
+        indexes = missing[offset : offset + batch]
+        for i, vector in zip(
+            indexes, embedder.embed_passages([embedding_text(drafts[i]) for i in indexes]), strict=True
+        ):
+            vectors[i] = vector
+        progress(start + int((95 - start) * (offset + len(indexes)) / len(missing)))
+    return vectors, model  # type: ignore[return-value]
+
+
+def source_ingest_blocks(
+    *, source: Source, blocks: list[Block], page_count: int = 0, progress: Progress | None = None
+) -> Source:
+    """Chunk, embed and store ``blocks`` as the complete content of ``source`` (replacing what it had)."""
+    progress = progress or (lambda percent: _set_progress(source.pk, percent))
+    drafts = chunk_blocks(blocks)
+    if not drafts:
+        raise IngestError("No readable text was found.")
+    vectors, model = _embed(source, drafts, progress, start=max(10, 40 if source.is_remote else 10))
+    with transaction.atomic():
+        locked = Source.objects.select_for_update().filter(pk=source.pk).first()
+        if locked is None:  # deleted while we were working
+            return source
+        Chunk.objects.filter(source_id=source.pk).delete()
+        Chunk.objects.bulk_create(
+            [
+                Chunk(
+                    organization_id=source.organization_id,
+                    source_id=source.pk,
+                    ordinal=ordinal,
+                    content=draft.content,
+                    heading=draft.heading,
+                    page=draft.page,
+                    url=draft.url,
+                    content_hash=draft.content_hash,
+                    token_count=draft.token_estimate,
+                    embedding=vector,
+                    embedding_model=model,
+                )
+                for ordinal, (draft, vector) in enumerate(zip(drafts, vectors, strict=True))
+            ],
+            batch_size=500,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE knowledge_chunk SET search_vector = "
+                "setweight(to_tsvector(%s::regconfig, heading), 'A') || "
+                "setweight(to_tsvector(%s::regconfig, content), 'B') WHERE source_id = %s",
+                [settings.KNOWLEDGE_FTS_CONFIG, settings.KNOWLEDGE_FTS_CONFIG, source.pk],
+            )
+        Source.objects.filter(pk=source.pk).update(
+            status=SourceStatus.READY, progress=100, status_reason="", chunk_count=len(drafts),
+            token_count=sum(d.token_estimate for d in drafts), page_count=page_count, synced_at=timezone.now(),
+        )  # fmt: skip
+    source.refresh_from_db()
+    return source
+
+
+def _embed_faq_pairs(source: Source) -> None:
+    pairs = list(source.faq_pairs.all())
+    model = active_model_name()
+    todo = [pair for pair in pairs if pair.embedding is None or pair.embedding_model != model]
+    if not todo:
+        return
+    vectors = active_embedder().embed_passages([pair.question for pair in todo])
+    for pair, vector in zip(todo, vectors, strict=True):
+        pair.embedding = vector
+        pair.embedding_model = model
+    FaqPair.objects.bulk_update(todo, ["embedding", "embedding_model"], batch_size=500)
+
+
+def source_ingest(*, source_id: int) -> Source | None:
+    """Run the whole pipeline for one source. ``IngestError`` fails the source with its reason;
+    ``TransientIngestError`` propagates so the task can retry."""
+    source = Source.objects.filter(pk=source_id).first()
+    if source is None:
+        return None
+    Source.objects.filter(pk=source_id).update(status=SourceStatus.PROCESSING, progress=1, status_reason="")
+    source.status = SourceStatus.PROCESSING
+
+    def progress(percent: int) -> None:
+        _set_progress(source_id, percent)
+
+    try:
+        blocks, pages = _load_blocks(source, progress)
+        progress(10 if not source.is_remote else 40)
+        if source.kind == SourceKind.FAQ:
+            _embed_faq_pairs(source)
+        return source_ingest_blocks(source=source, blocks=blocks, page_count=pages, progress=progress)
+    except IngestError as exc:
+        logger.info("source %s failed: %s", source_id, exc.reason)
+        source_fail(source_id=source_id, reason=exc.reason)
+        source.refresh_from_db()
+        return source
+
+
+def source_delete(*, source: Source) -> None:
+    """Delete a source with its chunks, FAQ pairs and uploaded file (the file once the delete commits)."""
+    file_name = source.file.name if source.file else ""
+    storage = source.file.storage if source.file else None
+    with transaction.atomic():
+        source.delete()  # chunks and FAQ pairs cascade
+        if file_name and storage is not None:
+            transaction.on_commit(lambda: storage.delete(file_name))
+
+
+# --- FAQ matching ------------------------------------------------------------------------------
+
+
+def _normalise(text: str) -> str:
+    return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
+
+
+def faq_match(*, organization_id: int, source_ids: list[int], question: str) -> FaqAnswer | None:
+    """The FAQ answer whose question matches ``question`` closely enough to answer directly, if any."""
+    question = (question or "").strip()
+    if not question or not source_ids:
+        return None
+    pairs = FaqPair.objects.filter(
+        organization_id=organization_id, source_id__in=source_ids, source__status=SourceStatus.READY
+    )
+    if not pairs.exists():
+        return None
+    wanted = _normalise(question)
+    for pair in pairs.only("question", "answer", "source_id"):
+        if _normalise(pair.question) == wanted:
+            return FaqAnswer(question=pair.question, answer=pair.answer, source_id=pair.source_id, score=1.0)
+    from pgvector.django import CosineDistance
+
+    model = active_model_name()
+    vector = active_embedder().embed_query(question)
+    best = (
+        pairs.filter(embedding_model=model, embedding__isnull=False)
+        .annotate(distance=CosineDistance("embedding", vector))
+        .order_by("distance")
+        .first()
+    )
+    if best is None:
+        return None
+    similarity = 1.0 - float(best.distance)
+    if similarity < settings.KNOWLEDGE_FAQ_MIN_SIMILARITY:
+        return None
+    return FaqAnswer(
+        question=best.question, answer=best.answer, source_id=best.source_id, score=round(similarity, 4)
+    )

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from knowledge.chunking import chunk_blocks
+from knowledge.exceptions import IngestError
+from knowledge.parsing import Block, parse_file
+from knowledge.tests.factories import make_docx, make_encrypted_pdf, make_pdf, make_zip_bomb_docx
+
+
+def test_pdf_keeps_page_numbers():
+    blocks = parse_file(filename="guide.pdf", data=make_pdf(["Returns take 30 days.", "Shipping is free."]))
+    assert [(b.text, b.page) for b in blocks] == [("Returns take 30 days.", 1), ("Shipping is free.", 2)]
+
+
+def test_docx_table_rows_become_readable_lines_under_their_heading():
+    data = make_docx(
+        heading="Prices",
+        paragraphs=["Our boots."],
+        table=[["Item", "Price"], ["Boots", "99 EUR"], ["Socks", "5 EUR"]],
+    )
+    chunks = chunk_blocks(parse_file(filename="prices.docx", data=data))
+    assert len(chunks) == 1
+    assert chunks[0].heading == "Prices"
+    assert "Item: Boots; Price: 99 EUR" in chunks[0].content
+    assert "Item: Socks; Price: 5 EUR" in chunks[0].content
+
+
+def test_csv_rows_are_col_value_lines():
+    blocks = parse_file(filename="stock.csv", data=b"name;price\nboots;99\nsocks;5\n")
+    assert [b.text for b in blocks] == ["name: boots; price: 99", "name: socks; price: 5"]
+
+
+def test_markdown_headings_lists_and_tables():
+    text = "# Guide\n\nIntro.\n\n## Returns\n- within 30 days\n- with receipt\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    chunks = chunk_blocks(parse_file(filename="guide.md", data=text.encode()))
+    assert chunks[0].heading == "Guide"
+    assert chunks[1].heading == "Guide › Returns"
+    assert chunks[1].content == "- within 30 days\n- with receipt\na: 1; b: 2"
+
+
+def test_html_drops_scripts_and_navigation():
+    html = "<html><body><nav>Menu</nav><script>var x=1;</script><h1>Help</h1><p>Call us.</p></body></html>"
+    blocks = parse_file(filename="help.html", data=html.encode())
+    assert [b.text for b in blocks] == ["Help", "Call us."]
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "reason"),
+    [
+        ("empty.txt", b"", "empty"),
+        ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "damaged"),
+        ("fake.pdf", b"just text", "not a PDF"),
+        ("fake.docx", b"just text", "not a Word document"),
+        ("picture.txt", b"PK\x03\x04binary", "binary data"),
+        ("latin.txt", "Grüße aus Köln".encode("latin-1"), "not valid UTF-8"),
+        ("tool.exe", b"MZ", "Unsupported file type"),
+        (
+            "app.html",
+            b"<html><body><script>" + b"x=1;" * 2000 + b"</script><div>Hi</div></body></html>",
+            "JavaScript",
+        ),
+    ],
+)
+def test_bad_files_fail_with_a_readable_reason(filename, data, reason):
+    with pytest.raises(IngestError) as excinfo:
+        parse_file(filename=filename, data=data)
+    assert reason in excinfo.value.reason
+
+
+def test_password_protected_pdf_is_refused():
+    with pytest.raises(IngestError, match="password-protected"):
+        parse_file(filename="secret.pdf", data=make_encrypted_pdf())
+
+
+def test_docx_decompression_bomb_is_refused():
+    with pytest.raises(IngestError, match="decompression bomb"):
+        parse_file(filename="bomb.docx", data=make_zip_bomb_docx())
+
+
+def test_oversize_file_is_refused(settings):
+    settings.KNOWLEDGE_MAX_FILE_BYTES = 100
+    with pytest.raises(IngestError, match="the limit is"):
+        parse_file(filename="big.txt", data=b"a" * 101)
+
+
+def test_chunks_overlap_and_keep_blocks_whole():
+    blocks = [Block(text=f"Paragraph {i} " + "word " * 40) for i in range(10)]
+    chunks = chunk_blocks(blocks, max_chars=600, overlap_chars=250)
+    assert len(chunks) > 2
+    for first, second in itertools.pairwise(chunks):
+        assert first.content.split("\n")[-1] == second.content.split("\n")[0]  # the last block repeats
+    assert all(len(c.content) <= 600 for c in chunks)
+    for chunk in chunks:
+        assert all(line.startswith("Paragraph") for line in chunk.content.split("\n"))
+
+
+def test_long_paragraph_is_split_at_sentences():
+    text = " ".join(f"Sentence number {i} is here." for i in range(200))
+    chunks = chunk_blocks([Block(text=text)], max_chars=500)
+    assert all(len(c.content) <= 500 for c in chunks)
+    assert all(c.content.endswith(".") for c in chunks)

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+from django.db import connection, transaction
+
+from knowledge import retrieval
+from knowledge.models import Chunk, SourceKind
+from knowledge.retrieval import hybrid_search, vector_ids
+from knowledge.services import faq_match, source_ingest
+from knowledge.tests.factories import make_organization, make_source
+
+pytestmark = pytest.mark.django_db
+
+
+def _ingest_text(organization, title: str, text: str):
+    source = make_source(organization=organization, kind=SourceKind.TEXT, title=title, text=text)
+    source = source_ingest(source_id=source.pk)
+    assert source.status == "ready", source.status_reason
+    return source
+
+
+def test_hybrid_search_finds_the_passage_and_cites_its_source():
+    org = make_organization()
+    returns = _ingest_text(org, "Returns policy", "Boots can be returned within 30 days with the receipt.")
+    _ingest_text(org, "Shipping", "We ship to Germany, Austria and Switzerland in two working days.")
+    hits = hybrid_search(
+        organization_id=org.pk, source_ids=[returns.pk], query="How long do I have to return boots?"
+    )
+    assert hits and hits[0].source_id == returns.pk
+    assert hits[0].source_title == "Returns policy"
+    assert "30 days" in hits[0].content
+    assert 0 < hits[0].score <= 1
+
+
+def test_search_is_restricted_to_the_organization_and_the_given_sources():
+    org, other = make_organization(), make_organization()
+    mine = _ingest_text(org, "Mine", "The warranty lasts two years.")
+    theirs = _ingest_text(other, "Theirs", "The warranty lasts five years.")
+    hits = hybrid_search(organization_id=org.pk, source_ids=[mine.pk, theirs.pk], query="warranty years")
+    assert {hit.source_id for hit in hits} == {mine.pk}
+    assert hybrid_search(organization_id=org.pk, source_ids=[], query="warranty") == []
+
+
+def test_multilingual_question_finds_the_english_passage():
+    org = make_organization()
+    source = _ingest_text(org, "Returns", "Boots can be returned within 30 days with the receipt.")
+    _ingest_text(org, "Opening hours", "The shop opens at nine in the morning on weekdays.")
+    hits = hybrid_search(
+        organization_id=org.pk, source_ids=[source.pk, source.pk + 1], query="¿Puedo devolver las botas?"
+    )
+    assert hits[0].source_id == source.pk
+
+
+def test_faq_match_answers_close_questions_only():
+    from knowledge.services import source_create
+
+    org = make_organization()
+    source = source_create(
+        organization=org, kind=SourceKind.FAQ, title="FAQ",
+        faq_pairs=[("What are your opening hours?", "9 to 18, Monday to Friday."), ("Do you ship abroad?", "Yes, EU-wide.")],
+    )  # fmt: skip
+    source_ingest(source_id=source.pk)
+    answer = faq_match(organization_id=org.pk, source_ids=[source.pk], question="what are your opening hours")
+    assert answer is not None and answer.answer.startswith("9 to 18") and answer.score == 1.0
+    close = faq_match(
+        organization_id=org.pk,
+        source_ids=[source.pk],
+        question="When are you open, what are the opening hours?",
+    )
+    assert close is not None and close.answer.startswith("9 to 18")
+    assert (
+        faq_match(organization_id=org.pk, source_ids=[source.pk], question="How do I clean suede boots?")
+        is None
+    )
+    assert (
+        faq_match(
+            organization_id=make_organization().pk, source_ids=[source.pk], question="Do you ship abroad?"
+        )
+        is None
+    )
+
+
+def _bulk_chunks(org, source, count: int, rng: random.Random) -> None:
+    Chunk.objects.bulk_create(
+        [
+            Chunk(
+                organization=org,
+                source=source,
+                content=f"chunk {i}",
+                embedding_model="test",
+                embedding=[rng.gauss(0, 1) for _ in range(384)],
+            )
+            for i in range(count)
+        ],
+        batch_size=1000,
+    )
+
+
+@pytest.fixture
+def one_percent_corpus():
+    """6,000 chunks; the bot's source holds 60 of them (1%)."""
+    rng = random.Random(7)
+    org = make_organization()
+    big = make_source(organization=org, title="Everything else")
+    small = make_source(organization=org, title="The bot's source")
+    _bulk_chunks(org, big, 5940, rng)
+    _bulk_chunks(org, small, 60, rng)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE knowledge_chunk")
+    queries = [[rng.gauss(0, 1) for _ in range(384)] for _ in range(10)]
+    return org, small, queries
+
+
+def test_restriction_to_a_one_percent_source_keeps_recall_on_the_hnsw_path(one_percent_corpus):
+    org, small, queries = one_percent_corpus
+    total_hits = 0
+    for query in queries:
+        with transaction.atomic(), connection.cursor() as cursor:
+            exact = vector_ids(
+                cursor,
+                organization_id=org.pk,
+                source_ids=[small.pk],
+                query_vector=query,
+                limit=10,
+                exact=True,
+            )
+        with transaction.atomic(), connection.cursor() as cursor:
+            approx = vector_ids(
+                cursor,
+                organization_id=org.pk,
+                source_ids=[small.pk],
+                query_vector=query,
+                limit=10,
+                exact=False,
+            )
+        assert len(approx) == 10
+        total_hits += len(set(exact) & set(approx))
+    assert total_hits / (10 * len(queries)) >= 0.9
+
+
+def test_plain_hnsw_scan_without_iterative_scan_would_lose_rows(one_percent_corpus):
+    """Documents the trap the iterative scan avoids: filter-after-scan returns too few rows."""
+    org, small, queries = one_percent_corpus
+    literal = retrieval._vector_literal(queries[0])
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = off")
+        cursor.execute("SET LOCAL hnsw.ef_search = 40")
+        cursor.execute(
+            "SELECT id FROM knowledge_chunk WHERE organization_id = %s AND source_id = %s "
+            "ORDER BY embedding <=> %s::vector LIMIT 10",
+            [org.pk, small.pk, literal],
+        )
+        assert len(cursor.fetchall()) < 10
+
+
+def test_both_search_paths_use_the_indexes(one_percent_corpus, settings):
+    org, small, queries = one_percent_corpus
+    literal = retrieval._vector_literal(queries[0])
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(
+            "EXPLAIN SELECT id FROM knowledge_chunk WHERE organization_id = %s AND source_id = ANY(%s) "
+            "ORDER BY embedding <=> %s::vector LIMIT 40",
+            [org.pk, [small.pk], literal],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "chunk_embedding_hnsw" in plan
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN SELECT id FROM knowledge_chunk WHERE organization_id = %s AND source_id = ANY(%s) "
+            "AND embedding IS NOT NULL ORDER BY (embedding <=> %s::vector) + 0 LIMIT 40",
+            [org.pk, [small.pk], literal],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "chunk_org_source" in plan or ("source_id" in plan and "Index" in plan)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test table: ask whether the GIN index applies
+        cursor.execute(
+            "EXPLAIN SELECT id FROM knowledge_chunk WHERE search_vector @@ to_tsquery('simple', 'boot | return')"
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "chunk_search_gin" in plan
