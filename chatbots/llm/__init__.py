@@ -5,6 +5,7 @@ async for event in stream_chat(bot=bot, messages=[{"role": "user", "content": "H
     elif isinstance(event, Completed): ...
 """
 
+from chatbots.llm import checks  # noqa: F401 - registers the system checks
 from chatbots.llm.client import ConnectionReport, Endpoint, check_endpoint, endpoints_for, redact, stream_chat
 from chatbots.llm.events import Completed, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
 

@@ -1,0 +1,114 @@
+"""Offline provider, price table and the fake server's other endpoints and command."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import openai
+import pytest
+from django.core.checks import run_checks
+
+from chatbots.llm import Usage
+from chatbots.llm.offline import best_excerpt, compose_answer
+from chatbots.llm.pricing import PriceTableError, estimate_cost, parse_price_table, price_for
+from chatbots.models import Bot
+from chatbots.tests.llm_fixtures import SERVER_KEY, fake_llm
+from knowledge.retrieval import RetrievedChunk
+
+__all__ = ["fake_llm"]
+
+MANUAL = (
+    "Welcome to the manual. Charging takes about four hours with the supplied cable. "
+    "The battery lasts 60 kilometres. Clean the chain every month."
+)
+
+
+def passage(content: str, title: str = "Manual", url: str | None = None, page: int | None = None):
+    return RetrievedChunk(
+        chunk_id=1, source_id=1, source_title=title, url=url, page=page, content=content, score=1
+    )
+
+
+def test_offline_excerpt_centres_on_the_sentence_that_matches_the_question():
+    excerpt = best_excerpt(MANUAL, "How long does charging take?", limit=80)
+    assert "Charging takes about four hours" in excerpt and "chain" not in excerpt
+    assert "battery lasts 60" in best_excerpt(MANUAL, "battery range", limit=60)
+
+
+def test_offline_answer_names_its_sources_and_says_no_model_is_connected():
+    bot = Bot(name="b")
+    answer = compose_answer(
+        bot=bot, question="battery", passages=[passage(MANUAL, "E-bike manual", "https://x.test/m", 3)]
+    )
+    assert answer.startswith("No language model is connected")
+    assert "[1]" in answer and "Source: E-bike manual, page 3 (https://x.test/m)" in answer
+    nothing = compose_answer(bot=Bot(name="b", fallback_reply="Call us at 555."), question="x", passages=[])
+    assert nothing.startswith("Call us at 555.") and "No language model is connected" in nothing
+
+
+def test_cost_comes_from_the_price_table_and_operators_can_extend_it(settings):
+    usage = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
+    assert estimate_cost("gpt-4o-mini", usage) == Decimal("0.75")
+    assert estimate_cost("gpt-4o-mini-2024-07-18", usage) == Decimal("0.75")  # dated snapshot: prefix
+    assert estimate_cost("openai/gpt-4o-mini", usage) == Decimal("0.75")  # OpenRouter naming
+    assert estimate_cost("my-local-llama", usage) is None  # unknown, not free
+    settings.LLM_PRICES = '{"my-local-llama": [0, 0], "gpt-4o-mini": [1, 2]}'
+    assert estimate_cost("my-local-llama", usage) == Decimal(0)
+    assert price_for("gpt-4o-mini") == (Decimal(1), Decimal(2))
+
+
+def test_a_malformed_price_table_is_reported(settings):
+    with pytest.raises(PriceTableError, match="JSON"):
+        parse_price_table("{nope")
+    with pytest.raises(PriceTableError, match="input"):
+        parse_price_table('{"m": 3}')
+    settings.LLM_PRICES = '{"m": [1]}'
+    assert any(error.id == "chatbots.E001" for error in run_checks())
+
+
+def test_fake_server_serves_models_embeddings_and_plain_completions(fake_llm):
+    client = openai.OpenAI(base_url=fake_llm.base_url, api_key=SERVER_KEY, max_retries=0)
+    assert "fake-chat" in [m.id for m in client.models.list()]
+    vectors = client.embeddings.create(model="fake-embed", input=["red bicycle", "red bicycle", "tax law"])
+    a, b, c = (item.embedding for item in vectors.data)
+    assert a == b and a != c and len(a) == 256
+    completion = client.chat.completions.create(
+        model="fake-chat?reply=Hello+there", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content == "Hello there" and completion.usage.completion_tokens == 2
+
+
+def test_fake_llm_command_serves_by_hand():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    manage = Path(__file__).resolve().parents[2] / "manage.py"
+    process = subprocess.Popen(
+        [sys.executable, str(manage), "fake_llm", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="any", max_retries=0, timeout=2
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                stream = client.chat.completions.create(
+                    model="fake-chat?reply=a+b+c", messages=[{"role": "user", "content": "x"}], stream=True
+                )
+                break
+            except openai.APIConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        assert text == "a b c"
+    finally:
+        process.terminate()
+        process.wait(10)
