@@ -466,7 +466,7 @@
       clearInterval(pingTimer);
       if (current) finishCurrent(true);
       updateSend();
-      if (event.code >= 4000 && event.code < 5000) stopped = stopped || event.code !== 4429;
+      if (event.code === 4403 || event.code === 4404) stopped = true; // refused or unknown: retry slowly
       scheduleReconnect();
     };
   }
@@ -591,7 +591,21 @@
     });
   }
 
+  // An answer that makes no progress for this long is given up on (the socket may be half-dead).
+  var STALL_MS = 90000;
+  var stallTimer = null;
+  function watchStall() {
+    clearTimeout(stallTimer);
+    stallTimer = setTimeout(function () {
+      if (!current) return;
+      finishCurrent(true);
+      showBanner(t("error"), "error");
+      if (ws) ws.close(4000); // reconnect; the history shows what the server kept
+    }, STALL_MS);
+  }
+
   function startAnswer() {
+    watchStall();
     current = addMessage("assistant");
     current.row.classList.add("pc-msg--typing");
     current.row.setAttribute("aria-busy", "true");
@@ -604,6 +618,7 @@
 
   function onDelta(textChunk) {
     if (!current) startAnswer();
+    watchStall();
     if (current.row.classList.contains("pc-msg--typing")) current.row.classList.remove("pc-msg--typing");
     current.pending = (current.pending || current.text) + textChunk;
     // Re-render at most once per frame: Markdown is parsed from the full text so far.
@@ -620,6 +635,7 @@
   function finishCurrent(interrupted, frame) {
     var msg = current;
     current = null;
+    clearTimeout(stallTimer);
     if (!msg) return;
     if (msg.frame) cancelAnimationFrame(msg.frame);
     msg.frame = 0;
