@@ -17,6 +17,7 @@ from accounts.exceptions import ApplicationError
 from accounts.models import Organization
 from chatbots import crypto
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
+from chatbots.llm.endpoints import new_client
 from chatbots.llm.presets import PRESETS, Provider
 from chatbots.models import Bot
 
@@ -156,7 +157,12 @@ def bot_test_connection(*, bot: Bot) -> list[ConnectionReport]:
         ]
 
     async def check_all() -> list[ConnectionReport]:
-        return [await check_endpoint(endpoint) for endpoint in endpoints]
+        reports = []
+        for endpoint in endpoints:
+            # A client of its own: this runs on a short-lived event loop, whose pool must not be cached.
+            async with new_client(endpoint) as client:
+                reports.append(await check_endpoint(endpoint, client=client))
+        return reports
 
     return async_to_sync(check_all)()
 

@@ -6,7 +6,10 @@ async for event in stream_chat(bot=bot, messages=[{"role": "user", "content": "H
 """
 
 from chatbots.llm import checks  # noqa: F401 - registers the system checks
-from chatbots.llm.client import ConnectionReport, Endpoint, check_endpoint, endpoints_for, redact, stream_chat
+from chatbots.llm.client import stream_chat
+from chatbots.llm.connection import ConnectionReport, check_endpoint
+from chatbots.llm.endpoints import Endpoint, endpoints_for
+from chatbots.llm.errors import redact
 from chatbots.llm.events import Completed, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
 
 __all__ = [

@@ -14,24 +14,16 @@ Cancelling the task that consumes ``stream_chat`` (the visitor left) cancels the
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import hashlib
 import logging
-import random
-import re
-import time
-import weakref
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import openai
 from django.conf import settings
 
+from chatbots.llm.endpoints import Endpoint, endpoints_for, get_client
+from chatbots.llm.errors import AttemptFailed, backoff_delay, describe_error
 from chatbots.llm.events import Completed, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
 from chatbots.llm.offline import offline_stream
-from chatbots.llm.presets import PLACEHOLDER_KEY, PRESETS, Provider
 from chatbots.llm.pricing import estimate_cost
 from chatbots.llm.prompt import build_messages, last_user_message
 
@@ -40,179 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where one model lives. ``repr`` never shows the key."""
-
-    provider: str
-    base_url: str
-    model: str
-    api_key: str
-    stream_usage: bool = True
-
-    def __repr__(self) -> str:
-        return f"Endpoint(provider={self.provider!r}, base_url={self.base_url!r}, model={self.model!r})"
-
-    __str__ = __repr__
-
-
-def _endpoint(provider: str, base_url: str, model: str, api_key: str) -> Endpoint | None:
-    """An endpoint for a preset plus the bot's overrides, or None when it is not usable as configured."""
-    if provider == Provider.OFFLINE:
-        return None
-    if provider == Provider.DEFAULT:
-        if not (settings.LLM_DEFAULT_API_KEY or settings.LLM_DEFAULT_BASE_URL):
-            return None
-        return Endpoint(
-            provider="default",
-            base_url=settings.LLM_DEFAULT_BASE_URL or PRESETS[Provider.OPENAI].base_url,
-            model=model or settings.LLM_DEFAULT_MODEL,
-            api_key=settings.LLM_DEFAULT_API_KEY or PLACEHOLDER_KEY,
-        )
-    preset = PRESETS.get(provider)
-    if preset is None:
-        return None
-    url = base_url or preset.base_url
-    model = model or preset.default_model
-    if not url or not model or (preset.needs_key and not api_key):
-        return None
-    return Endpoint(provider, url, model, api_key or PLACEHOLDER_KEY, preset.stream_usage)
-
-
-def endpoints_for(bot: Bot) -> list[Endpoint]:
-    """The bot's model and its fallback model, in the order to try them (possibly none: offline)."""
-    primary = _endpoint(bot.provider, bot.base_url, bot.model, bot.get_api_key())
-    endpoints = [primary] if primary else []
-    if bot.fallback_provider or bot.fallback_model:
-        if bot.fallback_provider and bot.fallback_provider != bot.provider:
-            fallback = _endpoint(
-                bot.fallback_provider, bot.fallback_base_url, bot.fallback_model, bot.get_fallback_api_key()
-            )
-        else:  # same provider: another model (or URL/key) at the same vendor
-            fallback = _endpoint(
-                bot.provider,
-                bot.fallback_base_url or bot.base_url,
-                bot.fallback_model or bot.model,
-                bot.get_fallback_api_key() or bot.get_api_key(),
-            )
-        if fallback and fallback != primary:
-            endpoints.append(fallback)
-    return endpoints
-
-
-# --- clients --------------------------------------------------------------------------------------
-# An httpx connection pool belongs to the event loop that opened it, so clients are cached per loop.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _timeout() -> httpx.Timeout:
-    return httpx.Timeout(
-        connect=settings.LLM_CONNECT_TIMEOUT,
-        read=settings.LLM_FIRST_TOKEN_TIMEOUT,
-        write=settings.LLM_CONNECT_TIMEOUT,
-        pool=settings.LLM_CONNECT_TIMEOUT,
-    )
-
-
-def get_client(endpoint: Endpoint) -> openai.AsyncOpenAI:
-    """The shared client for this endpoint and key (retries are ours, so the SDK's are switched off)."""
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    cache_key = (endpoint.base_url, hashlib.sha256(endpoint.api_key.encode()).hexdigest())
-    client = per_loop.get(cache_key)
-    if client is None:
-        client = openai.AsyncOpenAI(
-            base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=_timeout()
-        )
-        per_loop[cache_key] = client
-    return client
-
-
-# --- errors ---------------------------------------------------------------------------------------
-_KEY_LIKE = re.compile(r"\b(sk|pk|key|gsk|xai|AIza)[-_A-Za-z0-9]{12,}")
-
-
-def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    """Remove the given secrets, and anything shaped like an API key, from text we log or show."""
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret != PLACEHOLDER_KEY:
-            text = text.replace(secret, "[redacted]")
-    return _KEY_LIKE.sub("[redacted]", text)
-
-
-class AttemptFailed(Exception):
-    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
-def _retry_after(response: httpx.Response | None) -> float | None:
-    if response is None:
-        return None
-    headers = response.headers
-    try:
-        if "retry-after-ms" in headers:
-            return max(float(headers["retry-after-ms"]) / 1000, 0.0)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(value)
-            return max(when.timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def describe_error(exc: BaseException, endpoint: Endpoint) -> AttemptFailed:
-    """Classify an SDK/transport error; the reason is redacted and safe to log and show to an admin."""
-    if isinstance(exc, AttemptFailed):
-        return exc
-    if isinstance(exc, openai.APIStatusError):
-        message = exc.message
-        if isinstance(exc.body, dict) and isinstance(exc.body.get("message"), str):
-            message = exc.body["message"]
-        reason = f"HTTP {exc.status_code} from {endpoint.provider}: {message}"
-        return AttemptFailed(
-            redact(reason, [endpoint.api_key]),
-            retryable=exc.status_code in RETRYABLE_STATUS,
-            retry_after=_retry_after(exc.response),
-        )
-    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
-        return AttemptFailed(f"{endpoint.provider} timed out", retryable=False)
-    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
-        cause = exc.__cause__ or exc
-        return AttemptFailed(
-            redact(
-                f"connection to {endpoint.provider} at {endpoint.base_url} failed: {type(cause).__name__}",
-                [endpoint.api_key],
-            ),
-            retryable=True,
-        )
-    if isinstance(exc, openai.APIError):
-        return AttemptFailed(
-            redact(f"{endpoint.provider} error: {exc.message}", [endpoint.api_key]), retryable=True
-        )
-    return AttemptFailed(f"unexpected {type(exc).__name__} from {endpoint.provider}", retryable=False)
-
-
-def backoff_delay(attempt: int, retry_after: float | None) -> float:
-    """Exponential backoff with jitter, never shorter than what ``Retry-After`` asked for."""
-    base = settings.LLM_RETRY_BACKOFF * (2**attempt)
-    delay = base / 2 + random.uniform(0, base / 2)
-    if retry_after is not None:
-        delay = max(delay, retry_after + random.uniform(0, min(base / 2, 0.25)))
-    return delay
-
-
-# --- one attempt ----------------------------------------------------------------------------------
 def estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4) if text else 0
 
@@ -360,52 +180,4 @@ def _completed(attempt: Attempt, *, fallback: bool, incomplete: bool = False) ->
         offline=False,
         incomplete=incomplete,
         fallback=fallback,
-    )
-
-
-# --- connection check for the admin ---------------------------------------------------------------
-@dataclass(frozen=True)
-class ConnectionReport:
-    ok: bool
-    provider: str
-    model: str
-    message: str
-    latency_ms: int | None = None
-
-
-async def check_endpoint(endpoint: Endpoint) -> ConnectionReport:
-    """Ask the model for a one-word reply and report what happened in words an admin understands."""
-    started = time.monotonic()
-    try:
-        response = await asyncio.wait_for(
-            get_client(endpoint).chat.completions.create(
-                model=endpoint.model,
-                messages=[{"role": "user", "content": "Reply with the single word: OK"}],
-                max_tokens=16,
-                stream=False,
-            ),
-            timeout=settings.LLM_FIRST_TOKEN_TIMEOUT,
-        )
-    except TimeoutError:
-        return ConnectionReport(
-            False,
-            endpoint.provider,
-            endpoint.model,
-            f"No answer within {settings.LLM_FIRST_TOKEN_TIMEOUT:g}s.",
-        )
-    except Exception as exc:
-        return ConnectionReport(
-            False, endpoint.provider, endpoint.model, describe_error(exc, endpoint).reason
-        )
-    latency = int((time.monotonic() - started) * 1000)
-    reply = ""
-    if response.choices and response.choices[0].message:
-        reply = (response.choices[0].message.content or "").strip()
-    reply = redact(reply[:200], [endpoint.api_key])
-    return ConnectionReport(
-        True,
-        endpoint.provider,
-        response.model or endpoint.model,
-        f"Connected. The model replied: {reply!r}",
-        latency,
     )

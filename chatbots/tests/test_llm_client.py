@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from chatbots.llm import Completed, TextDelta, endpoints_for, stream_chat
-from chatbots.llm.client import Endpoint, get_client
+from chatbots.llm.endpoints import Endpoint, get_client
 from chatbots.llm.offline import NOTICE, NOTICE_AFTER_FAILURE
 from chatbots.llm.pricing import estimate_cost
 from chatbots.llm.testserver import FakeLLMServer
@@ -161,7 +161,9 @@ async def test_stall_before_first_token_times_out_and_falls_back(fake_llm, setti
     assert text == "fallback answer" and completed.fallback
     assert len(requests_for(fake_llm, stalled)) == 1  # a timed-out model is not retried
     # The abandoned request was closed, not left generating.
-    assert fake_llm.wait_for(lambda rs: [r.outcome for r in rs if r.model == stalled] == ["client_disconnected"])
+    assert fake_llm.wait_for(
+        lambda rs: [r.outcome for r in rs if r.model == stalled] == ["client_disconnected"]
+    )
 
 
 async def test_stall_before_headers_times_out_too(fake_llm, settings):

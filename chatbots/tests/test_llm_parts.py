@@ -112,3 +112,30 @@ def test_fake_llm_command_serves_by_hand():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_retry_after_headers_in_seconds_milliseconds_and_dates():
+    import email.utils
+
+    import httpx
+
+    from chatbots.llm.errors import retry_after_seconds
+
+    def response(**headers):
+        return httpx.Response(429, headers=headers)
+
+    assert retry_after_seconds(response(**{"retry-after": "3"})) == 3.0
+    assert retry_after_seconds(response(**{"retry-after-ms": "250", "retry-after": "9"})) == 0.25
+    in_ten = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8 <= retry_after_seconds(response(**{"retry-after": in_ten})) <= 10
+    assert retry_after_seconds(response(**{"retry-after": "soon"})) is None
+    assert retry_after_seconds(response()) is None
+
+
+def test_redact_removes_given_secrets_and_key_shaped_strings():
+    from chatbots.llm import redact
+
+    text = "bad key my-custom-secret-value and sk-proj-abcdefghijklmnop1234 rejected"
+    cleaned = redact(text, ["my-custom-secret-value"])
+    assert "my-custom-secret-value" not in cleaned and "sk-proj-abcdefghijklmnop1234" not in cleaned
+    assert cleaned.startswith("bad key [redacted]")

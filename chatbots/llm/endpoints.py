@@ -1,0 +1,111 @@
+"""Where a bot's models live, and the shared SDK clients that reach them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+import openai
+from django.conf import settings
+
+from chatbots.llm.presets import PLACEHOLDER_KEY, PRESETS, Provider
+
+if TYPE_CHECKING:
+    from chatbots.models import Bot
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one model lives. ``repr`` never shows the key."""
+
+    provider: str
+    base_url: str
+    model: str
+    api_key: str
+    stream_usage: bool = True
+
+    def __repr__(self) -> str:
+        return f"Endpoint(provider={self.provider!r}, base_url={self.base_url!r}, model={self.model!r})"
+
+    __str__ = __repr__
+
+
+def _endpoint(provider: str, base_url: str, model: str, api_key: str) -> Endpoint | None:
+    """An endpoint for a preset plus the bot's overrides, or None when it is not usable as configured."""
+    if provider == Provider.OFFLINE:
+        return None
+    if provider == Provider.DEFAULT:
+        if not (settings.LLM_DEFAULT_API_KEY or settings.LLM_DEFAULT_BASE_URL):
+            return None
+        return Endpoint(
+            provider="default",
+            base_url=settings.LLM_DEFAULT_BASE_URL or PRESETS[Provider.OPENAI].base_url,
+            model=model or settings.LLM_DEFAULT_MODEL,
+            api_key=settings.LLM_DEFAULT_API_KEY or PLACEHOLDER_KEY,
+        )
+    preset = PRESETS.get(provider)
+    if preset is None:
+        return None
+    url = base_url or preset.base_url
+    model = model or preset.default_model
+    if not url or not model or (preset.needs_key and not api_key):
+        return None
+    return Endpoint(provider, url, model, api_key or PLACEHOLDER_KEY, preset.stream_usage)
+
+
+def endpoints_for(bot: Bot) -> list[Endpoint]:
+    """The bot's model and its fallback model, in the order to try them (possibly none: offline)."""
+    primary = _endpoint(bot.provider, bot.base_url, bot.model, bot.get_api_key())
+    endpoints = [primary] if primary else []
+    if bot.fallback_provider or bot.fallback_model:
+        if bot.fallback_provider and bot.fallback_provider != bot.provider:
+            fallback = _endpoint(
+                bot.fallback_provider, bot.fallback_base_url, bot.fallback_model, bot.get_fallback_api_key()
+            )
+        else:  # same provider: another model (or URL/key) at the same vendor
+            fallback = _endpoint(
+                bot.provider,
+                bot.fallback_base_url or bot.base_url,
+                bot.fallback_model or bot.model,
+                bot.get_fallback_api_key() or bot.get_api_key(),
+            )
+        if fallback and fallback != primary:
+            endpoints.append(fallback)
+    return endpoints
+
+
+# --- clients --------------------------------------------------------------------------------------
+# An httpx connection pool belongs to the event loop that opened it, so clients are cached per loop.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _timeout() -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=settings.LLM_CONNECT_TIMEOUT,
+        read=settings.LLM_FIRST_TOKEN_TIMEOUT,
+        write=settings.LLM_CONNECT_TIMEOUT,
+        pool=settings.LLM_CONNECT_TIMEOUT,
+    )
+
+
+def get_client(endpoint: Endpoint) -> openai.AsyncOpenAI:
+    """The shared client for this endpoint and key (retries are ours, so the SDK's are switched off)."""
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    cache_key = (endpoint.base_url, hashlib.sha256(endpoint.api_key.encode()).hexdigest())
+    client = per_loop.get(cache_key)
+    if client is None:
+        client = per_loop[cache_key] = new_client(endpoint)
+    return client
+
+
+def new_client(endpoint: Endpoint) -> openai.AsyncOpenAI:
+    """A client of its own (close it after use); retries are ours, so the SDK's are switched off."""
+    return openai.AsyncOpenAI(
+        base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=_timeout()
+    )
