@@ -134,6 +134,12 @@ class Bot(models.Model):
     widget_avatar_url = models.URLField(max_length=500, blank=True)
     widget_theme = models.CharField(max_length=5, choices=WidgetTheme.choices, default=WidgetTheme.AUTO)
 
+    sources = models.ManyToManyField(
+        "knowledge.Source",
+        blank=True,
+        related_name="bots",
+        help_text="The knowledge this bot answers from. A source can serve several bots.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
