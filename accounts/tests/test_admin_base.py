@@ -91,3 +91,24 @@ def test_user_choices_are_limited_to_members(org_a, org_b, owner_a, member_a):
     others = set(scope_queryset(User.objects.all(), org_a))
     assert others == {owner_a, member_a}
     assert not scope_queryset(User.objects.all(), org_a).filter(memberships__organization=org_b).exists()
+
+
+class _ConversationAdmin(TenantScopedAdmin):
+    list_filter = ["bot", "channel"]
+
+
+def test_foreign_key_choices_are_limited_to_the_organization(bots, owner_a, make_request):
+    from chatbots.models import Conversation
+
+    model_admin = _ConversationAdmin(Conversation, admin.site)
+    field = model_admin.formfield_for_foreignkey(Conversation._meta.get_field("bot"), make_request(owner_a))
+    assert list(field.queryset) == [bots[0]]
+
+
+def test_relation_list_filters_only_offer_values_of_the_organization(owner_a, make_request):
+    from django.contrib.admin import RelatedOnlyFieldListFilter
+
+    from chatbots.models import Conversation
+
+    filters = _ConversationAdmin(Conversation, admin.site).get_list_filter(make_request(owner_a))
+    assert filters == [("bot", RelatedOnlyFieldListFilter), "channel"]
