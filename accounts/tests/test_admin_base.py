@@ -71,15 +71,18 @@ def test_outsider_has_no_permissions(bot_admin, make_request):
     assert not bot_admin.has_module_permission(request)
 
 
-def test_organization_field_is_hidden_and_set_on_save(bot_admin, owner_a, org_a, make_request):
-    request = make_request(owner_a, "post", data={"name": "New"})
-    form_class = bot_admin.get_form(request)
+def test_organization_field_is_hidden_and_set_on_save(owner_a, org_a, make_request):
+    from accounts.models import ApiKey
+
+    model_admin = TenantScopedAdmin(ApiKey, admin.site)
+    request = make_request(owner_a, "post")
+    form_class = model_admin.get_form(request)
     assert "organization" not in form_class.base_fields
-    form = form_class(data={"name": "New", "system_prompt": "x", "greeting": "hi"})
+    form = form_class(data={"name": "New"})
     assert form.is_valid(), form.errors
-    bot = form.save(commit=False)
-    bot_admin.save_model(request, bot, form, change=False)
-    assert Bot.objects.get(pk=bot.pk).organization == org_a
+    obj = form.save(commit=False)
+    model_admin.save_model(request, obj, form, change=False)
+    assert ApiKey.objects.get(pk=obj.pk).organization == org_a
 
 
 def test_superuser_chooses_the_organization(bot_admin, make_request):
