@@ -59,29 +59,28 @@ class Attempt:
         deadline = loop.time() + settings.LLM_TOTAL_TIMEOUT
         first_token_by = loop.time() + settings.LLM_FIRST_TOKEN_TIMEOUT
 
-        def remaining() -> float:
-            limit = deadline if self.text else min(deadline, first_token_by)
-            left = limit - loop.time()
-            if left <= 0:
+        def limit() -> float:
+            when = deadline if self.text else min(deadline, first_token_by)
+            if when <= loop.time():
                 raise AttemptFailed(self._timeout_reason(), retryable=False)
-            return left
+            return when
 
         extra: dict[str, Any] = {}
         if self.endpoint.stream_usage:
             extra["stream_options"] = {"include_usage": True}
         client = get_client(self.endpoint)
+        # ``asyncio.timeout_at`` around each single await (never around a ``yield``): cheap (no task per
+        # chunk, unlike wait_for), and it only ever cancels our own pending read.
         try:
-            stream = await asyncio.wait_for(
-                client.chat.completions.create(
+            async with asyncio.timeout_at(limit()):
+                stream = await client.chat.completions.create(
                     model=self.endpoint.model,
                     messages=self.messages,  # type: ignore[arg-type]
                     temperature=self.bot.temperature,
                     max_tokens=self.bot.max_output_tokens,
                     stream=True,
                     **extra,
-                ),
-                timeout=remaining(),
-            )
+                )
         except TimeoutError:
             raise AttemptFailed(self._timeout_reason(), retryable=False) from None
         except Exception as exc:
@@ -90,7 +89,8 @@ class Attempt:
             chunks = stream.__aiter__()
             while True:
                 try:
-                    chunk = await asyncio.wait_for(chunks.__anext__(), timeout=remaining())
+                    async with asyncio.timeout_at(limit()):
+                        chunk = await chunks.__anext__()
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
