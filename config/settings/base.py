@@ -127,7 +127,12 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_LAYER_PREFIX", "parlor")},
+        # redis-py >= 8 reads with a 5 s socket timeout by default, exactly the channel layer's blocking
+        # BZPOPMIN timeout, so every idle WebSocket died after ~5 s; give reads room above it.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": env_str("CHANNEL_LAYER_PREFIX", "parlor"),
+        },
     }
 }
 

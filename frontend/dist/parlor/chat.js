@@ -414,11 +414,19 @@
   var attempts = 0;
   var reconnectTimer = null;
   var pingTimer = null;
-  var conversationId = load(STORE_KEY);
-  var visitorId = load(VISITOR_KEY);
+  // In the widget the loader keeps both ids in the host page's storage (ours may be blocked there as a
+  // third-party iframe) and hands them over in the URL fragment.
+  var handed = new URLSearchParams(cfg.embedded ? location.hash.slice(1) : "");
+  var conversationId = handed.get("conversation") || load(STORE_KEY);
+  var visitorId = handed.get("visitor") || load(VISITOR_KEY);
   if (!/^[A-Za-z0-9_-]{8,64}$/.test(visitorId || "")) {
     visitorId = randomId(22);
-    save(VISITOR_KEY, visitorId);
+  }
+  keep("visitor", visitorId);
+
+  function keep(name, value) {
+    save(name === "visitor" ? VISITOR_KEY : STORE_KEY, value);
+    toHost("store", { key: name, value: value });
   }
   var current = null; // the assistant message being streamed
   var outbox = []; // messages typed while disconnected, sent on the next `ready`
@@ -544,7 +552,7 @@
     else if (greetingChanged && greetingEl) setText(greetingEl, cfg.greeting);
     if (!greetingEl) renderGreeting();
     conversationId = frame.conversation_id ? String(frame.conversation_id) : null;
-    save(STORE_KEY, conversationId);
+    keep("conversation", conversationId);
     if (conversationId) hostEvent("conversation", { conversation_id: conversationId });
     clearInterval(pingTimer);
     pingTimer = setInterval(function () {
@@ -668,7 +676,7 @@
     // The conversation is created with its first message: remember it for reloads and other pages.
     if (frame.conversation_id && frame.conversation_id !== conversationId) {
       conversationId = String(frame.conversation_id);
-      save(STORE_KEY, conversationId);
+      keep("conversation", conversationId);
       hostEvent("conversation", { conversation_id: conversationId });
     }
     if (!current) startAnswer();
@@ -701,7 +709,7 @@
     if (frame.code === "conversation_not_found" && conversationId) {
       // The stored conversation was erased or belongs elsewhere: start a fresh one quietly.
       conversationId = null;
-      save(STORE_KEY, null);
+      keep("conversation", null);
       hadConversation = false;
       resetLog();
       renderSuggestions(true);
@@ -786,7 +794,7 @@
   function newConversation() {
     if (current) finishCurrent(true);
     conversationId = null;
-    save(STORE_KEY, null);
+    keep("conversation", null);
     hadConversation = false;
     outbox = [];
     resetLog();

@@ -24,6 +24,19 @@
   var cfg = null;
   var shadow, launcher, frame, frameReady, isOpen;
   var OPEN_KEY = "parlor:open:" + bot;
+  // The visitor and conversation ids live in this (first-party) page's storage: browsers block or
+  // partition storage inside third-party iframes, so the chat would forget the visitor on every page.
+  var KEPT = { visitor: "parlor:visitor", conversation: "parlor:conversation:" + bot };
+
+  function kept(name, value) {
+    try {
+      if (value === undefined) return localStorage.getItem(KEPT[name]) || "";
+      if (value) localStorage.setItem(KEPT[name], value);
+      else localStorage.removeItem(KEPT[name]);
+    } catch (e) {
+      return "";
+    }
+  }
 
   function emit(name, data) {
     (handlers[name] || []).slice().forEach(function (cb) {
@@ -127,7 +140,9 @@
     var theme = hostTheme();
     if (theme) q += "&theme=" + theme;
     if (opt("lang")) q += "&lang=" + encodeURIComponent(opt("lang"));
-    frame.src = base + "/widget/" + encodeURIComponent(bot) + "/" + q;
+    // The ids go in the fragment: never sent to a server, read by the chat app only.
+    var hash = "#visitor=" + encodeURIComponent(kept("visitor")) + "&conversation=" + encodeURIComponent(kept("conversation"));
+    frame.src = base + "/widget/" + encodeURIComponent(bot) + "/" + q + hash;
     launcher.setAttribute("aria-controls", "parlor-frame");
     frame.id = "parlor-frame";
     shadow.wrap.appendChild(frame);
@@ -170,6 +185,8 @@
     if (m.type === "ready") {
       frameReady = true;
       while (outbox.length) post(outbox.shift());
+    } else if (m.type === "store" && KEPT[m.key]) {
+      kept(m.key, typeof m.value === "string" ? m.value.slice(0, 100) : "");
     } else if (m.type === "close") {
       close(true);
     } else if (m.type === "event") {
