@@ -27,6 +27,9 @@ What it guarantees for users who are not superusers (operators, ``is_superuser``
   (owner and admin by default) may add, change and delete. Set ``write_roles`` on a subclass to narrow it
   (e.g. ``frozenset({Role.OWNER})``), or ``read_only = True`` for a view-only admin.
 
+Inlines inside such an admin use ``TenantScopedTabularInline`` / ``TenantScopedStackedInline`` (same
+choice scoping and role rules).
+
 Keep this interface stable: other apps build their admins on it.
 """
 
@@ -40,7 +43,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.db.models import Q
 from django.http import Http404
-from unfold.admin import ModelAdmin
+from unfold.admin import ModelAdmin, StackedInline, TabularInline
 
 from accounts.models import Membership, Organization, User
 from accounts.selectors import WRITE_ROLES, active_membership, active_organization
@@ -285,3 +288,62 @@ class TenantScopedAdmin(ModelAdmin):
         if self.is_operator(request):
             return True
         return self._can_write(request)
+
+
+class TenantScopedInlineMixin:
+    """For inlines inside a ``TenantScopedAdmin``: scoped choices and role-based permissions.
+
+    The parent admin already confines the parent object to the organization; this keeps the inline's own
+    foreign-key/many-to-many choices and its add/change/delete rights in line with it.
+    """
+
+    write_roles: frozenset[str] = WRITE_ROLES
+    read_only: bool = False
+
+    def _scope(self, request: HttpRequest, db_field: models.Field, kwargs: dict[str, Any]) -> None:
+        if request.user.is_superuser:
+            return
+        queryset = kwargs.get("queryset")
+        if queryset is None:
+            queryset = db_field.remote_field.model._default_manager.get_queryset()
+        kwargs["queryset"] = scope_queryset(queryset, active_organization(request))
+
+    def formfield_for_foreignkey(self, db_field: models.ForeignKey, request: HttpRequest, **kwargs: Any):
+        self._scope(request, db_field, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: models.ManyToManyField, request: HttpRequest, **kwargs: Any):
+        self._scope(request, db_field, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        queryset = super().get_queryset(request)
+        return (
+            queryset if request.user.is_superuser else scope_queryset(queryset, active_organization(request))
+        )
+
+    def _can_write(self, request: HttpRequest) -> bool:
+        if request.user.is_superuser:
+            return True
+        membership = active_membership(request)
+        return not self.read_only and membership is not None and membership.role in self.write_roles
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser or active_membership(request) is not None
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._can_write(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._can_write(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._can_write(request)
+
+
+class TenantScopedTabularInline(TenantScopedInlineMixin, TabularInline):
+    pass
+
+
+class TenantScopedStackedInline(TenantScopedInlineMixin, StackedInline):
+    pass

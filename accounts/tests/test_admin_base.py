@@ -115,3 +115,18 @@ def test_relation_list_filters_only_offer_values_of_the_organization(owner_a, ma
 
     filters = _ConversationAdmin(Conversation, admin.site).get_list_filter(make_request(owner_a))
     assert filters == [("bot", RelatedOnlyFieldListFilter), "channel"]
+
+
+def test_inline_choices_and_rights_follow_the_organization(bots, owner_a, member_a, make_request):
+    from accounts.admin_base import TenantScopedTabularInline
+    from chatbots.models import Conversation, Message
+
+    class MessageInline(TenantScopedTabularInline):
+        model = Message
+
+    inline = MessageInline(Conversation, admin.site)
+    field = inline.formfield_for_foreignkey(Message._meta.get_field("conversation"), make_request(owner_a))
+    assert not field.queryset.filter(organization=bots[1].organization).exists()
+    assert inline.has_add_permission(make_request(owner_a))
+    assert not inline.has_add_permission(make_request(member_a))
+    assert inline.has_view_permission(make_request(member_a))
