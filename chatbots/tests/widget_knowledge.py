@@ -7,9 +7,12 @@ a text source ingested by the real Celery worker, so answers carry real sources 
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 from chatbots.models import Bot
+from knowledge.models import Source, SourceKind, SourceStatus
+from knowledge.services import source_create
 
 ANSWER_QUESTION = "How long do I have to return boots?"
 ANSWER_REPLY = "You can return unworn boots within **30 days** of delivery. Refunds take about a week."
@@ -41,3 +44,23 @@ def teach_bot(bot: Bot, *, llm_base_url: str, reply: str | None = ANSWER_REPLY) 
     bot.answer_style = "mixed"  # answer even where retrieval finds nothing
     bot.save(update_fields=["provider", "base_url", "model", "answer_style"])
     return bot
+
+
+def give_knowledge(bot: Bot, *, timeout: float = 120.0) -> Source:
+    """Ingest the returns policy through the real Celery worker and attach it to the bot."""
+    source = source_create(
+        organization=bot.organization,
+        kind=SourceKind.TEXT,
+        title="Returns policy",
+        text=RETURNS_POLICY,
+        url="https://acme-outdoor.example/returns",
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        source.refresh_from_db()
+        if source.status in (SourceStatus.READY, SourceStatus.FAILED):
+            break
+        time.sleep(0.2)
+    assert source.status == SourceStatus.READY, (source.status, source.status_reason)
+    bot.sources.add(source)
+    return source
