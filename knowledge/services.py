@@ -18,12 +18,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from knowledge.chunking import ChunkDraft, chunk_blocks
-from knowledge.embedders import active_embedder, active_model_name
-from knowledge.exceptions import IngestError
-from knowledge.models import Chunk, FaqPair, Source, SourceKind, SourceStatus
+from knowledge.embedders import active_embedder, active_model_name, get_embedder
+from knowledge.exceptions import IngestError, TransientIngestError
+from knowledge.models import Chunk, EmbeddingState, FaqPair, Source, SourceKind, SourceStatus
 from knowledge.parsing import Block, decode_text, html_title, parse_file, parse_html, parse_plain_text
 
 logger = logging.getLogger(__name__)
@@ -243,6 +244,17 @@ def source_ingest_blocks(
         raise IngestError("No readable text was found.")
     vectors, model = _embed(source, drafts, progress, start=max(10, 40 if source.is_remote else 10))
     with transaction.atomic():
+        # Shared lock on the embedding state: a model switch (knowledge_reembed) cannot swap the index
+        # between our check and our commit, and vectors of a retired model are never stored.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM knowledge_embeddingstate WHERE active_model = %s FOR SHARE", [model]
+            )
+            current = cursor.fetchone() is not None
+        if not current:
+            raise TransientIngestError(
+                "The embedding model changed while ingesting; retrying with the new one."
+            )
         locked = Source.objects.select_for_update().filter(pk=source.pk).first()
         if locked is None:  # deleted while we were working
             return source
@@ -368,3 +380,64 @@ def faq_match(*, organization_id: int, source_ids: list[int], question: str) -> 
     return FaqAnswer(
         question=best.question, answer=best.answer, source_id=best.source_id, score=round(similarity, 4)
     )
+
+
+# --- changing the embedding model --------------------------------------------------------------
+
+
+def _chunk_embedding_text(heading: str, content: str) -> str:
+    return f"{heading}\n{content}" if heading else content
+
+
+def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str], None] = logger.info) -> int:
+    """Re-embed every chunk and FAQ question with ``model``, then switch the index over in one transaction.
+
+    While vectors are computed into ``embedding_next`` the current vectors keep serving; chunks ingested
+    meanwhile are picked up by the loop and by the final catch-up inside the switching transaction.
+    Returns the number of chunks re-embedded.
+    """
+    embedder = get_embedder(model)
+    Chunk.objects.exclude(embedding_next=None).update(embedding_next=None)  # restart cleanly
+    done = 0
+
+    def embed_pending(limit: int | None) -> int:
+        count = 0
+        while True:
+            rows = list(
+                Chunk.objects.filter(embedding_next=None)
+                .order_by("pk")
+                .values_list("pk", "heading", "content")[:batch_size]
+            )
+            if not rows:
+                return count
+            vectors = embedder.embed_passages([_chunk_embedding_text(h, c) for _, h, c in rows])
+            Chunk.objects.bulk_update(
+                [
+                    Chunk(pk=pk, embedding_next=vector)
+                    for (pk, _, _), vector in zip(rows, vectors, strict=True)
+                ],
+                ["embedding_next"],
+            )
+            count += len(rows)
+            if count % (batch_size * 10) < batch_size:
+                log(f"re-embedded {count} chunks")
+            if limit is not None and count >= limit:
+                return count
+
+    done += embed_pending(None)
+    with transaction.atomic():
+        state = EmbeddingState.objects.select_for_update().order_by("pk").first()
+        if state is None:
+            state = EmbeddingState.objects.create(pk=1, active_model=model)
+        done += embed_pending(None)  # chunks stored since the loop ended (ingestion now waits for us)
+        Chunk.objects.update(embedding=F("embedding_next"), embedding_model=model, embedding_next=None)
+        pairs = list(FaqPair.objects.all())
+        for start in range(0, len(pairs), batch_size):
+            part = pairs[start : start + batch_size]
+            for pair, vector in zip(part, embedder.embed_passages([p.question for p in part]), strict=True):
+                pair.embedding, pair.embedding_model = vector, model
+        FaqPair.objects.bulk_update(pairs, ["embedding", "embedding_model"], batch_size=500)
+        state.active_model = model
+        state.save(update_fields=["active_model", "updated_at"])
+    log(f"index switched to {model}: {done} chunks, {len(pairs)} FAQ questions")
+    return done
