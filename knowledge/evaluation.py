@@ -107,7 +107,7 @@ def evaluate(
     *,
     dataset: Dataset,
     organization_id: int,
-    source_id: int,
+    source_ids: list[int],
     doc_of: dict[int, str],
     candidates: int = 100,
     vector_weights: tuple[float, ...] = (0.5,),
@@ -120,7 +120,7 @@ def evaluate(
     started = time.perf_counter()
     for n, (query_id, text) in enumerate(dataset.queries.items(), start=1):
         ranked: RankedIds = ranked_ids(
-            organization_id=organization_id, source_ids=[source_id], query=text, limit=candidates
+            organization_id=organization_id, source_ids=source_ids, query=text, limit=candidates
         )
         rels = dataset.qrels[query_id]
         rankings = {

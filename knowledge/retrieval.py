@@ -111,6 +111,7 @@ def ranked_ids(
     limit: int,
     vector: bool = True,
     lexical: bool = True,
+    query_vector: list[float] | None = None,
 ) -> RankedIds:
     """The candidates of each method, best first (used by hybrid_search and the evaluation)."""
     vec: list[int] = []
@@ -120,7 +121,8 @@ def ranked_ids(
             exact = filtered_chunk_count(organization_id=organization_id, source_ids=source_ids) <= (
                 settings.KNOWLEDGE_EXACT_SCAN_MAX
             )
-            query_vector = active_embedder().embed_query(query)
+            if query_vector is None:
+                query_vector = active_embedder().embed_query(query)
             vec = vector_ids(
                 cursor,
                 organization_id=organization_id,

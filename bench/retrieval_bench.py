@@ -1,0 +1,176 @@
+"""Retrieval latency (p50/p95) and HNSW recall@10 against exact search, at 10k and 100k chunks.
+
+    .venv/bin/python bench/retrieval_bench.py [--sizes 10000,100000] [--queries 200]
+
+Uses its own embedded database (``parlor_bench_retrieval``). Chunks get synthetic but clustered vectors
+(cluster centre + noise: closer to real embeddings than uniform noise, which is HNSW's worst case) and
+synthetic text drawn from a Zipf-like vocabulary, so both halves of the hybrid search do real work.
+Measured: the SQL of ``hybrid_search`` (vector + full-text, fused) for a bot that owns all chunks (HNSW
+path) and for one that owns 1% (exact path), plus the query embedding of the offline model separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DIM = 384
+
+
+def setup_django() -> None:
+    if not os.environ.get("DATABASE_URL"):
+        from config.embedded import embedded_database_url
+
+        os.environ["DATABASE_URL"] = embedded_database_url(
+            ROOT / ".parlor" / "pgdata", "parlor_bench_retrieval"
+        )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def normalise(vector: list[float]) -> list[float]:
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
+
+
+def make_corpus(organization, size: int, rng: random.Random):
+    from django.db import connection
+
+    from knowledge.models import Chunk, Source, SourceKind
+
+    words = [f"w{i}" for i in range(5000)]
+    weights = [1 / (i + 1) for i in range(len(words))]
+    centres = [normalise([rng.gauss(0, 1) for _ in range(DIM)]) for _ in range(200)]
+    big = Source.objects.create(
+        organization=organization, kind=SourceKind.TEXT, title="bulk", chunk_count=size - size // 100
+    )
+    small = Source.objects.create(
+        organization=organization, kind=SourceKind.TEXT, title="bot's 1%", chunk_count=size // 100
+    )
+    batch = []
+    for i in range(size):
+        centre = centres[rng.randrange(len(centres))]
+        vector = normalise([c + rng.gauss(0, 0.6 / DIM**0.5) * 1.0 for c in centre])
+        text = " ".join(rng.choices(words, weights, k=60))
+        source = small if i % 100 == 0 else big
+        batch.append(
+            Chunk(
+                organization=organization,
+                source=source,
+                content=text,
+                embedding=vector,
+                embedding_model="bench",
+            )
+        )
+        if len(batch) == 2000:
+            Chunk.objects.bulk_create(batch)
+            batch = []
+    Chunk.objects.bulk_create(batch)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE knowledge_chunk SET search_vector = to_tsvector('simple', content) WHERE organization_id = %s",
+            [organization.pk],
+        )
+        cursor.execute("ANALYZE knowledge_chunk")
+    return big, small, centres, words, weights
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(size: int, queries: int, rng: random.Random) -> dict:
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from accounts.models import Organization
+    from knowledge.retrieval import fuse, ranked_ids, vector_ids
+
+    settings.KNOWLEDGE_FTS_CONFIG = "simple"
+    org = Organization.objects.create(name=f"bench {size}", slug=f"bench-{size}-{time.time_ns()}")
+    started = time.perf_counter()
+    big, small, centres, words, weights = make_corpus(org, size, rng)
+    load_s = time.perf_counter() - started
+    out = {"size": size, "load_s": load_s}
+    for label, source_ids in (
+        ("all chunks (HNSW, iterative scan)", [big.pk, small.pk]),
+        ("1% of chunks (exact scan)", [small.pk]),
+    ):
+        latencies, recalls = [], []
+        for _ in range(queries):
+            centre = centres[rng.randrange(len(centres))]
+            qvec = normalise([c + rng.gauss(0, 0.8 / DIM**0.5) for c in centre])
+            qtext = " ".join(rng.choices(words, weights, k=6))
+            t0 = time.perf_counter()
+            ranked = ranked_ids(
+                organization_id=org.pk, source_ids=source_ids, query=qtext, limit=40, query_vector=qvec
+            )
+            fuse(ranked)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            with transaction.atomic(), connection.cursor() as cursor:
+                exact = vector_ids(
+                    cursor,
+                    organization_id=org.pk,
+                    source_ids=source_ids,
+                    query_vector=qvec,
+                    limit=10,
+                    exact=True,
+                )
+            recalls.append(len(set(exact) & set(ranked.vector[:10])) / 10)
+        out[label] = {
+            "p50": statistics.median(latencies),
+            "p95": percentile(latencies, 0.95),
+            "recall": statistics.mean(recalls),
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    setup_django()
+    rng = random.Random(42)
+    from knowledge.embedders import get_embedder
+
+    embedder = get_embedder()
+    embedder.embed_query("warm up")
+    times = []
+    for i in range(50):
+        t0 = time.perf_counter()
+        embedder.embed_query(f"how long do I have to return boots number {i}?")
+        times.append((time.perf_counter() - t0) * 1000)
+    print(
+        f"query embedding ({embedder.name}): p50 {statistics.median(times):.1f} ms, p95 {percentile(times, 0.95):.1f} ms"
+    )
+    print("| chunks | bot owns | hybrid SQL p50 | p95 | vector recall@10 vs exact |")
+    print("| ---: | --- | ---: | ---: | ---: |")
+    for size in (int(s) for s in args.sizes.split(",")):
+        result = run(size, args.queries, rng)
+        for label in ("all chunks (HNSW, iterative scan)", "1% of chunks (exact scan)"):
+            r = result[label]
+            print(
+                f"| {size:,} | {label} | {r['p50']:.1f} ms | {r['p95']:.1f} ms | {r['recall']:.3f} |",
+                flush=True,
+            )
+        print(f"(loading {size:,} chunks and indexing took {result['load_s']:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
