@@ -11,4 +11,4 @@ if not os.environ.get("REDIS_URL") and redis_answers():
     os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/15"
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", "parlor-test")
 
-pytest_plugins = ["config.testing"]
+pytest_plugins = ["config.testing", "chatbots.tests.chat_support"]

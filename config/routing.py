@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.urls import path
 
+from chatbots.routing import websocket_urlpatterns as chat_websockets
 from config.consumers import EchoConsumer
 
 websocket_urlpatterns = [
     path("ws/echo/", EchoConsumer.as_asgi()),
+    *chat_websockets,
 ]

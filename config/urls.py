@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from chatbots.api import chat_views
 from config import health
 
 urlpatterns = [
@@ -12,5 +13,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("api/v1/", include("accounts.api.urls")),
+    path("api/v1/", include("chatbots.api.urls")),
+    path("v1/chat/completions", chat_views.openai_chat_completions, name="openai-chat-completions"),
     path("", include("chatbots.widget_urls")),
 ]

@@ -157,7 +157,9 @@ def _openai_messages(raw: Any) -> tuple[str, list[dict[str, str]]]:
             raise InvalidMessage("Each message needs a role of system, user or assistant.")
         content = item.get("content")
         if isinstance(content, list):  # content parts: keep the text ones
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            content = "".join(
+                p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+            )
         if not isinstance(content, str):
             raise InvalidMessage("Message content must be text.")
         if item["role"] in ("user", "assistant"):
@@ -183,11 +185,16 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
         question, history = _openai_messages(body.get("messages"))
         api_key, bot = await api_key_bot_async(request=request, public_id=model, write=True)
         user = body.get("user") if isinstance(body.get("user"), str) else ""
-        accepted, events = await _start(
+        _accepted, events = await _start(
             ChatRequest(
-                bot=bot, text=question, channel=Channel.OPENAI, visitor_id=user[:64], api_key_id=api_key.pk,
-                client_ip=_client_ip(request), history=history,
-            )  # fmt: skip
+                bot=bot,
+                text=question,
+                channel=Channel.OPENAI,
+                visitor_id=user[:64],
+                api_key_id=api_key.pk,
+                client_ip=_client_ip(request),
+                history=history,
+            )
         )
     except ChatError as exc:
         return _openai_error(exc.message, exc.http_status, exc.code, exc.retry_after)
@@ -210,7 +217,9 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
                     yield chunk({"content": event.text})
                 elif isinstance(event, Finished):
                     finish = "length" if event.incomplete else "stop"
-                    yield chunk({}, finish, sources=event.sources, parlor_conversation_id=str(event.conversation_id))
+                    yield chunk(
+                        {}, finish, sources=event.sources, parlor_conversation_id=str(event.conversation_id)
+                    )
                     if include_usage:
                         usage = {"prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens,
                                  "total_tokens": event.prompt_tokens + event.completion_tokens}  # fmt: skip

@@ -11,5 +11,9 @@ urlpatterns = [
         views.ConversationMessagesView.as_view(),
         name="chat-conversation-messages",
     ),
-    path("messages/<int:message_id>/feedback", views.MessageFeedbackView.as_view(), name="chat-message-feedback"),
+    path(
+        "messages/<int:message_id>/feedback",
+        views.MessageFeedbackView.as_view(),
+        name="chat-message-feedback",
+    ),
 ]

@@ -21,7 +21,6 @@ from chatbots.llm import Completed, LLMUnavailable, TextDelta, stream_chat
 from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline import store
 from chatbots.pipeline.errors import BotPaused, ChatError, ConversationBusy, InvalidMessage, MessageTooLong
-from chatbots.pipeline.prompt import build_messages
 from chatbots.pipeline.ratelimit import (
     acquire_conversation_slot,
     check_rate_limits,
@@ -118,7 +117,9 @@ def validate_text(text: object) -> str:
         raise InvalidMessage("Please type a message.")
     text = text.strip()
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
-        raise MessageTooLong(f"The message is too long (at most {settings.CHAT_MAX_MESSAGE_CHARS} characters).")
+        raise MessageTooLong(
+            f"The message is too long (at most {settings.CHAT_MAX_MESSAGE_CHARS} characters)."
+        )
     return text
 
 
@@ -187,8 +188,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
                 min_score=bot.retrieval_min_score,
             )
             record.sources = _dedupe_sources(passages)
-            strict = bot.answer_style == "strict"
-            if not passages and strict and bot.fallback_reply:
+            if not passages and bot.answer_style == "strict" and bot.fallback_reply:
                 record.provider = "fallback_reply"
                 record.first_token_ms = int((time.monotonic() - started) * 1000)
                 record.text = bot.fallback_reply
@@ -197,16 +197,11 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
                 history = request.history
                 if history is None:
                     history = await sync_to_async(store.recent_turns)(
-                        conversation_id=conversation_id, before_message_id=user_message.pk, turns=bot.history_turns
+                        conversation_id=conversation_id,
+                        before_message_id=user_message.pk,
+                        turns=bot.history_turns,
                     )
-                messages = build_messages(
-                    system_prompt=bot.system_prompt,
-                    strict=strict,
-                    passages=passages,
-                    history=history,
-                    question=text,
-                    budget_tokens=settings.CHAT_PROMPT_TOKEN_BUDGET,
-                )
+                messages = [*history, {"role": "user", "content": text}]
                 try:
                     async for event in stream_chat(bot=bot, messages=messages, passages=passages):
                         if isinstance(event, TextDelta):
@@ -215,7 +210,11 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
                             record.text += event.text
                             yield Delta(event.text)
                         elif isinstance(event, Completed):
-                            record.model, record.provider, record.offline = event.model, event.provider, event.offline
+                            record.model, record.provider, record.offline = (
+                                event.model,
+                                event.provider,
+                                event.offline,
+                            )
                             record.prompt_tokens = event.usage.prompt_tokens
                             record.completion_tokens = event.usage.completion_tokens
                             record.cost_usd = event.cost_usd

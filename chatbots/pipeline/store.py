@@ -99,7 +99,9 @@ class AssistantRecord:
     user_notice: str = ""  # shown to the visitor, not stored
 
 
-def assistant_message_save(*, conversation_id: uuid.UUID, organization_id: int, record: AssistantRecord) -> Message:
+def assistant_message_save(
+    *, conversation_id: uuid.UUID, organization_id: int, record: AssistantRecord
+) -> Message:
     message = Message.objects.create(
         organization_id=organization_id,
         conversation_id=conversation_id,
@@ -138,10 +140,7 @@ def feedback_record(*, conversation: Conversation, message_id: int, value: str, 
 
 def conversation_history(*, conversation: Conversation) -> list[dict[str, Any]]:
     """What a returning visitor or API client sees of the conversation (refused messages included)."""
-    return [
-        message_as_dict(message)
-        for message in conversation.messages.order_by("created_at", "id")
-    ]
+    return [message_as_dict(message) for message in conversation.messages.order_by("created_at", "id")]
 
 
 def message_as_dict(message: Message) -> dict[str, Any]:
