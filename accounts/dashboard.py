@@ -56,6 +56,35 @@ def _model_stats(request: HttpRequest) -> list[Stat]:
     return stats
 
 
+def _getting_started(request: HttpRequest) -> list[dict[str, Any]]:
+    """First steps for a new organization, each marked done once it has happened."""
+    counts = {stat.label.lower(): stat for stat in _model_stats(request)}
+    steps = []
+    for label, text in (
+        ("bots", "Create your first bot"),
+        ("sources", "Add knowledge: upload files or a website"),
+    ):
+        stat = counts.get(label)
+        if stat is not None:
+            steps.append({"text": text, "done": stat.count > 0, "url": stat.add_url or stat.url})
+    organization = active_membership(request).organization
+    steps.append(
+        {
+            "text": "Invite your team",
+            "done": organization.memberships.count() > 1,
+            "url": _url("admin:accounts_invitation_add"),
+        }
+    )
+    steps.append(
+        {
+            "text": "Create an API key for your developers",
+            "done": ApiKey.objects.filter(organization=organization).exists(),
+            "url": _url("admin:accounts_apikey_add"),
+        }
+    )
+    return steps
+
+
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     membership = active_membership(request)
     if membership is None:
@@ -78,6 +107,7 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
                 if i.is_pending
             ],
             "api_key_count": ApiKey.objects.filter(organization=organization, revoked_at=None).count(),
+            "getting_started": _getting_started(request),
             "links": {
                 "members": _url("admin:accounts_membership_changelist"),
                 "invite": _url("admin:accounts_invitation_add"),
@@ -124,7 +154,11 @@ def sidebar_navigation(request: HttpRequest) -> list[dict[str, Any]]:
             "items": [{"title": "Dashboard", "icon": "dashboard", "link": reverse("admin:index")}],
         }
     ]
-    for app in admin.site.get_app_list(request):
+    order = {label: i for i, label in enumerate((*DASHBOARD_APPS, "accounts"))}
+    app_list = sorted(
+        admin.site.get_app_list(request), key=lambda app: order.get(app["app_label"], len(order))
+    )
+    for app in app_list:
         items = [
             {
                 "title": model["name"],
