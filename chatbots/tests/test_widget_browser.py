@@ -1,0 +1,351 @@
+"""The embed widget in a real browser against a live Parlor (Daphne subprocess + Celery worker).
+
+A customer's page is served from another loopback origin (http://localhost:<port>); Parlor runs on
+http://127.0.0.1:<port>. Headless Chromium loads the page, the one script tag adds the launcher, and the
+chat runs in Parlor's iframe over the WebSocket, answered by the real pipeline. Screenshots of the
+desktop and phone states go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from accounts.models import Organization
+from chatbots.llm.testserver import FakeLLMServer
+from chatbots.models import Bot, Message
+from chatbots.tests import browser as fixtures
+from chatbots.tests.browser import HostPages, LiveParlor, host_page_html, screenshot
+from chatbots.tests.widget_knowledge import ANSWER_QUESTION, XSS_QUESTION, give_knowledge, teach_bot
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Fixtures shared by the browser tests (a live Daphne, host sites on other origins, Chromium).
+live_parlor = fixtures.live_parlor
+allowed_site = fixtures.allowed_site
+other_site = fixtures.other_site
+browser = fixtures.browser
+new_page = fixtures.new_page
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLMServer]:
+    """The language model: a local OpenAI-compatible server, called by the live Parlor through the SDK."""
+    server = FakeLLMServer().start()
+    yield server
+    server.stop()
+
+
+def make_bot(*, allowed: list[str], **fields: Any) -> Bot:
+    org, _ = Organization.objects.get_or_create(slug="acme-outdoor", defaults={"name": "Acme Outdoor"})
+    defaults = {
+        "name": "Acme helper",
+        "greeting": "Hi! I'm the Acme assistant. Ask me about orders, shipping or returns.",
+        "suggested_questions": ["How long does shipping take?", "Can I return boots?"],
+        "allowed_origins": allowed,
+        "widget_title": "Acme Outdoor",
+        "widget_primary_color": "#2f6f4f",
+        "widget_launcher_text": "Questions?",
+    }
+    defaults.update(fields)
+    return Bot.objects.create(organization=org, **defaults)
+
+
+def widget_frame(page: Any) -> Any:
+    """The chat iframe (in the loader's shadow root), once the app inside it is running."""
+    handle = page.locator("[data-parlor-widget] iframe").element_handle()
+    for _ in range(100):
+        frame = handle.content_frame()
+        if frame is not None and "/widget/" in frame.url:
+            frame.wait_for_selector(".pc-input")
+            return frame
+        time.sleep(0.1)
+    raise AssertionError("the widget frame did not load")
+
+
+def launcher(page: Any) -> Any:
+    return page.locator("[data-parlor-widget]").locator("button.l")
+
+
+def open_widget(page: Any) -> Any:
+    launcher(page).click()
+    frame = widget_frame(page)
+    frame.wait_for_selector(".pc-status[data-state='online']")
+    return frame
+
+
+def ask(frame: Any, text: str) -> Any:
+    """Type a question, send it with Enter, and wait for the finished answer (feedback buttons appear)."""
+    before = frame.locator(".pc-msg--assistant .pc-actions").count()
+    frame.fill(".pc-input", text)
+    frame.press(".pc-input", "Enter")
+    frame.wait_for_function(
+        f"() => document.querySelectorAll('.pc-msg--assistant .pc-actions').length > {before}", timeout=30000
+    )
+    return frame.locator(".pc-msg--assistant").last
+
+
+def record_socket_frames(page: Any) -> list[dict]:
+    """Every JSON frame the chat socket receives (the iframe's socket is reported on the page)."""
+    frames: list[dict] = []
+
+    def on_socket(ws: Any) -> None:
+        if "/ws/chat/" in ws.url:
+            ws.on("framereceived", lambda payload: frames.append(json.loads(payload)))
+
+    page.on("websocket", on_socket)
+    return frames
+
+
+def test_widget_answers_with_streaming_sources_feedback_and_history(
+    live_parlor: LiveParlor,
+    allowed_site: HostPages,
+    new_page: Callable[..., Any],
+    llm: FakeLLMServer,
+    celery_worker: object,
+) -> None:
+    bot = make_bot(allowed=[allowed_site.origin])
+    teach_bot(bot, llm_base_url=llm.base_url)
+    give_knowledge(bot)
+    url = allowed_site.page("/", host_page_html(live_parlor.url, bot.public_id))
+    page = new_page()
+    received = record_socket_frames(page)
+    page.goto(url)
+
+    # Nothing but the loader and its config until the visitor asks for the chat.
+    assert launcher(page).inner_text().strip() == "Questions?"
+    assert not [f for f in page.frames if "/widget/" in f.url]
+
+    frame = open_widget(page)
+    assert frame.locator(".pc-title").inner_text() == "Acme Outdoor"
+    assert "Acme assistant" in frame.locator(".pc-msg--greeting").inner_text()
+    assert frame.locator(".pc-chip").count() == 2
+    assert frame.evaluate("document.activeElement.classList.contains('pc-input')")
+
+    answer = ask(frame, ANSWER_QUESTION)
+    deltas = [f for f in received if f["type"] == "delta"]
+    assert len(deltas) >= 3, "the answer arrives as a stream of deltas"
+    text = answer.locator(".pc-text").inner_text()
+    assert "30 days" in text
+    assert "".join(d["text"] for d in deltas).strip()[:20] in " ".join(text.split()) or len(text) > 20
+    sources = answer.locator(".pc-sources li")
+    assert sources.count() >= 1
+    assert "Returns policy" in answer.locator(".pc-sources").inner_text()
+    assert frame.locator(".pc-chip").count() == 0
+    screenshot(page, "widget-desktop.png")
+
+    # Thumbs up is stored on the assistant message.
+    done = next(f for f in received if f["type"] == "done")
+    answer.get_by_role("button", name="Helpful", exact=True).click()
+    assert answer.get_by_role("button", name="Helpful", exact=True).get_attribute("aria-pressed") == "true"
+    message = Message.objects.get(pk=done["message_id"])
+    for _ in range(50):
+        message.refresh_from_db()
+        if message.feedback:
+            break
+        time.sleep(0.1)
+    assert message.feedback == "up"
+
+    # Reload: the chat reopens by itself and the conversation comes back from the server.
+    page.reload()
+    frame = widget_frame(page)
+    frame.wait_for_selector(".pc-msg--user")
+    assert ANSWER_QUESTION in frame.locator(".pc-msg--user").first.inner_text()
+    restored = frame.locator(".pc-msg--assistant").last
+    assert "30 days" in restored.locator(".pc-text").inner_text()
+    assert restored.get_by_role("button", name="Helpful", exact=True).get_attribute("aria-pressed") == "true"
+    assert restored.locator(".pc-sources li").count() >= 1
+
+    # Another page of the same site continues the same conversation.
+    other = allowed_site.page("/shipping", host_page_html(live_parlor.url, bot.public_id, title="Shipping"))
+    page.goto(other)
+    frame = widget_frame(page)
+    frame.wait_for_selector(".pc-msg--user")
+    assert frame.locator(".pc-msg--user").count() == 1
+
+    # "New conversation" starts over with the greeting and suggestions.
+    frame.get_by_role("button", name="New conversation").click()
+    assert frame.locator(".pc-msg--user").count() == 0
+    assert frame.locator(".pc-chip").count() == 2
+
+
+def test_model_output_cannot_inject_html_or_script(
+    live_parlor: LiveParlor, allowed_site: HostPages, new_page: Callable[..., Any], llm: FakeLLMServer
+) -> None:
+    bot = make_bot(allowed=[allowed_site.origin])
+    teach_bot(bot, llm_base_url=llm.base_url, reply=None)  # the model echoes the question
+    page = new_page()
+    page.goto(allowed_site.page("/xss", host_page_html(live_parlor.url, bot.public_id)))
+    frame = open_widget(page)
+    answer = ask(frame, XSS_QUESTION)
+    body = answer.locator(".pc-text")
+    text = body.inner_text()
+    assert "<script>" in text and "onerror" in text, text  # shown as text
+    assert body.locator("script, img, iframe, svg, [onerror], [onclick]").count() == 0
+    hrefs = body.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert all(re.match(r"^https?://", h) for h in hrefs), hrefs
+    assert frame.evaluate("window.__pwned === undefined")
+    assert page.evaluate("window.__pwned === undefined")
+    # new_page fails the test on any JS dialog (alert) or page error.
+
+
+def test_rate_limited_visitor_sees_when_to_retry(
+    live_parlor: LiveParlor, allowed_site: HostPages, new_page: Callable[..., Any], llm: FakeLLMServer
+) -> None:
+    bot = make_bot(allowed=[allowed_site.origin])
+    teach_bot(bot, llm_base_url=llm.base_url)
+    page = new_page()
+    page.goto(allowed_site.page("/limits", host_page_html(live_parlor.url, bot.public_id)))
+    frame = open_widget(page)
+    limit = 3  # VISITOR_RATE_LIMIT in chatbots/tests/browser.py
+    for i in range(limit):
+        ask(frame, f"{ANSWER_QUESTION} ({i})")
+    frame.fill(".pc-input", "One more question")
+    frame.press(".pc-input", "Enter")
+    banner = frame.locator(".pc-banner")
+    banner.wait_for(state="visible")
+    assert re.search(r"too quickly.*try again in \d+ s", banner.inner_text()), banner.inner_text()
+    assert frame.locator(".pc-send").is_disabled()
+
+
+def test_other_origin_is_refused(
+    live_parlor: LiveParlor, allowed_site: HostPages, other_site: HostPages, new_page: Callable[..., Any]
+) -> None:
+    bot = make_bot(allowed=[allowed_site.origin])
+    page = new_page()
+    warnings: list[str] = []
+    page.on("console", lambda msg: warnings.append(msg.text))
+    frame_url = f"{live_parlor.url}/widget/{bot.public_id}/"
+    html = host_page_html(
+        live_parlor.url, bot.public_id, body=f'<iframe id="sneaky" src="{frame_url}"></iframe>'
+    )
+    page.goto(other_site.page("/", html.replace("iframe{display:none}", "")))
+
+    # The loader refuses to draw a launcher on a site that is not allowed ...
+    page.wait_for_function("() => window.Parlor !== undefined")
+    page.wait_for_timeout(500)
+    assert launcher(page).count() == 0
+    assert any("not an allowed origin" in w for w in warnings), warnings
+    # ... the browser refuses to render Parlor's iframe there (CSP frame-ancestors) ...
+    sneaky = page.frame_locator("#sneaky")
+    page.wait_for_timeout(500)
+    assert sneaky.locator(".pc-input").count() == 0
+    # ... and the socket refuses a connection made from that origin.
+    result = page.evaluate(
+        """url => new Promise(resolve => {
+            const frames = []; const ws = new WebSocket(url);
+            ws.onmessage = e => frames.push(JSON.parse(e.data));
+            ws.onclose = e => resolve({code: e.code, frames});
+        })""",
+        live_parlor.url.replace("http", "ws") + f"/ws/chat/{bot.public_id}/?visitor=visitor_12345",
+    )
+    assert result["code"] == 4403
+    assert [f.get("code") for f in result["frames"]] == ["origin_not_allowed"]
+
+
+def test_phone_gets_a_full_screen_chat(
+    live_parlor: LiveParlor, allowed_site: HostPages, new_page: Callable[..., Any], llm: FakeLLMServer
+) -> None:
+    bot = make_bot(allowed=[allowed_site.origin])
+    teach_bot(bot, llm_base_url=llm.base_url)
+    page = new_page(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=2
+    )
+    page.goto(allowed_site.page("/phone", host_page_html(live_parlor.url, bot.public_id)))
+    frame = open_widget(page)
+    box = page.locator("[data-parlor-widget] iframe").bounding_box()
+    assert box == {"x": 0, "y": 0, "width": 390, "height": 844}
+    assert launcher(page).is_hidden()  # the chat's own close button takes over
+    frame.locator(".pc-chip").last.click()  # a suggested question
+    frame.wait_for_selector(".pc-msg--assistant .pc-actions")
+    assert "30 days" in frame.locator(".pc-msg--assistant").last.inner_text()
+    screenshot(page, "widget-phone.png")
+    frame.get_by_role("button", name="Close chat").click()
+    page.wait_for_function("() => !window.Parlor.isOpen()")
+    assert launcher(page).is_visible()
+
+
+def test_keyboard_api_language_and_theme(
+    live_parlor: LiveParlor, allowed_site: HostPages, new_page: Callable[..., Any]
+) -> None:
+    bot = make_bot(allowed=[allowed_site.origin], widget_theme="dark")
+    page = new_page(locale="de-DE")
+    events: list[str] = []
+    page.expose_function("recordParlorEvent", lambda name: events.append(name))
+    html = host_page_html(live_parlor.url, bot.public_id).replace(
+        "</body>",
+        "<script>addEventListener('load', () => { const on = () => window.Parlor ? ['open','close']"
+        ".forEach(n => Parlor.on(n, () => recordParlorEvent(n))) : setTimeout(on, 50); on(); });</script></body>",
+    )
+    page.goto(allowed_site.page("/de", html))
+    page.wait_for_function("() => window.Parlor")
+    page.wait_for_timeout(300)
+    page.evaluate("Parlor.open()")
+    frame = widget_frame(page)
+    assert frame.locator(".pc-input").get_attribute("placeholder") == "Nachricht eingeben…"
+    assert frame.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert frame.locator(".pc-log").get_attribute("aria-live") == "polite"
+    frame.wait_for_function("document.activeElement && document.activeElement.classList.contains('pc-input')")
+    page.keyboard.press("Escape")  # closes and gives focus back to the launcher
+    page.wait_for_function("() => !window.Parlor.isOpen()")
+    assert page.evaluate("document.activeElement.dataset.parlorWidget") == bot.public_id
+    assert events == ["open", "close"]
+
+
+def test_standalone_chat_page_and_paused_bot(live_parlor: LiveParlor, new_page: Callable[..., Any]) -> None:
+    bot = make_bot(allowed=["https://shop.example.com"])
+    page = new_page()
+    page.goto(f"{live_parlor.url}/chat/{bot.public_id}/")
+    page.wait_for_selector(".pc-status[data-state='online']")
+    assert page.title() == "Acme Outdoor"
+    assert page.locator(".pc-chip").count() == 2
+    bot.status = "paused"
+    bot.save(update_fields=["status"])
+    page.goto(f"{live_parlor.url}/chat/{bot.public_id}/")
+    assert "paused" in page.locator("main").inner_text()
+
+
+def test_bot_admin_shows_a_live_preview_to_try(
+    live_parlor: LiveParlor, new_page: Callable[..., Any], llm: FakeLLMServer
+) -> None:
+    from django.test import Client
+
+    from accounts.tests.factories import make_organization, owner_of
+
+    org = make_organization(name="Preview Org")
+    bot = Bot.objects.create(organization=org, name="Previewed", greeting="Hello from the preview!")
+    teach_bot(bot, llm_base_url=llm.base_url)
+    client = Client()
+    client.force_login(owner_of(org))
+    page = new_page(viewport={"width": 1400, "height": 1000})
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_parlor.url}]
+    )
+    page.goto(f"{live_parlor.url}/admin/chatbots/bot/{bot.pk}/change/")
+    preview = page.frame_locator("[data-parlor-frame]")
+    preview.locator(".pc-status[data-state='online']").wait_for()
+    assert preview.locator(".pc-title").inner_text() == "Previewed"
+
+    # Unsaved edits show up in the preview as they are typed.
+    page.fill("input[name=widget_title]", "Shiny new title")
+    page.fill("textarea[name=greeting], input[name=greeting]", "Welcome to the new look!")
+    expect_text = preview.locator(".pc-title")
+    for _ in range(50):
+        if expect_text.inner_text() == "Shiny new title":
+            break
+        time.sleep(0.1)
+    assert expect_text.inner_text() == "Shiny new title"
+    assert "Welcome to the new look!" in preview.locator(".pc-msg--greeting").inner_text()
+
+    # ... and the bot can be tried right there.
+    preview.locator(".pc-input").fill(ANSWER_QUESTION)
+    preview.locator(".pc-input").press("Enter")
+    preview.locator(".pc-msg--assistant .pc-actions").wait_for()
+    assert "30 days" in preview.locator(".pc-msg--assistant").last.inner_text()
+    page.locator("[data-parlor-preview]").scroll_into_view_if_needed()
+    screenshot(page, "admin-preview.png")
