@@ -69,11 +69,14 @@ class LiveParlor:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def start_daphne(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, Path]:
-    port = free_port()
+def start_daphne(
+    extra_env: dict[str, str] | None = None, *, port: int | None = None
+) -> tuple[subprocess.Popen, str, Path]:
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / f"daphne-{port}.log"
+    log.unlink(missing_ok=True)
     env = {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "DATABASE_URL": database_url(connection.settings_dict),
@@ -87,7 +90,7 @@ def start_daphne(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Po
         "LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
-    with log.open("w") as out:
+    with log.open("a") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
             cwd=ROOT,

@@ -349,3 +349,32 @@ def test_bot_admin_shows_a_live_preview_to_try(
     assert "30 days" in preview.locator(".pc-msg--assistant").last.inner_text()
     page.locator("[data-parlor-preview]").scroll_into_view_if_needed()
     screenshot(page, "admin-preview.png")
+
+
+def test_chat_reconnects_by_itself_after_the_server_restarts(
+    allowed_site: HostPages, new_page: Callable[..., Any], llm: FakeLLMServer
+) -> None:
+    # A Parlor of its own, so this test can stop and restart it on the same port.
+    proc, url, _log = fixtures.start_daphne()
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        bot = make_bot(allowed=[allowed_site.origin])
+        teach_bot(bot, llm_base_url=llm.base_url)
+        page = new_page()
+        page.goto(allowed_site.page("/restart", host_page_html(url, bot.public_id)))
+        frame = open_widget(page)
+        ask(frame, ANSWER_QUESTION)
+
+        fixtures.stop(proc)
+        frame.wait_for_selector(".pc-status[data-state='reconnecting']")
+        frame.wait_for_selector(".pc-banner:not([hidden])")
+        proc, url, _log = fixtures.start_daphne(port=port)
+
+        # Backoff retries find the server again; the conversation is fetched back, and it answers.
+        frame.wait_for_selector(".pc-status[data-state='online']", timeout=30000)
+        assert frame.locator(".pc-banner").is_hidden()
+        assert frame.locator(".pc-msg--user").count() == 1
+        answer = ask(frame, "And tents?")
+        assert "30 days" in answer.inner_text()
+    finally:
+        fixtures.stop(proc)
