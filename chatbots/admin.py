@@ -119,7 +119,9 @@ class BotAdmin(TenantScopedAdmin):
                 "fields": ["provider", "base_url", "model", "key_status", "api_key", "clear_api_key",
                            "temperature", "max_output_tokens"],
                 "description": "With the deployment default and no key configured, the bot answers offline "
-                "from its knowledge. Any OpenAI-compatible endpoint works with “Custom”.",
+                "from its knowledge. Any OpenAI-compatible endpoint works with “Custom”. Azure OpenAI: "
+                "the endpoint is https://YOUR-RESOURCE.openai.azure.com/openai/v1/ and the model is the "
+                "deployment name.",
             }),
             ("Fallback model", {
                 "fields": ["fallback_provider", "fallback_base_url", "fallback_model", "fallback_key_status",

@@ -81,7 +81,8 @@ def bot_validate(bot: Bot) -> None:
         _validate_base_url(url_field, getattr(bot, url_field))
         preset = PRESETS.get(provider)
         if preset is not None and not preset.base_url and not getattr(bot, url_field):
-            raise ValidationError({url_field: f"{Provider(provider).label} needs the endpoint URL."})
+            example = f", e.g. {preset.url_hint}" if preset.url_hint else ""
+            raise ValidationError({url_field: f"{Provider(provider).label} needs the endpoint URL{example}."})
     bot.full_clean()
 
 

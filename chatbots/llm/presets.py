@@ -31,12 +31,15 @@ class Preset:
     needs_key: bool = True
     # Whether the endpoint accepts ``stream_options={"include_usage": true}``; without it usage is estimated.
     stream_usage: bool = True
+    url_hint: str = ""  # shown when the bot must supply the URL
 
 
 PRESETS: dict[str, Preset] = {
     Provider.OPENAI: Preset(Provider.OPENAI, "https://api.openai.com/v1", "gpt-4o-mini"),
     # Azure's v1 API is OpenAI-compatible; the resource name is part of the URL the bot must give.
-    Provider.AZURE: Preset(Provider.AZURE, "", "gpt-4o-mini"),
+    Provider.AZURE: Preset(
+        Provider.AZURE, "", "gpt-4o-mini", url_hint="https://YOUR-RESOURCE.openai.azure.com/openai/v1/"
+    ),
     Provider.ANTHROPIC: Preset(
         Provider.ANTHROPIC, "https://api.anthropic.com/v1/", "claude-3-5-haiku-latest"
     ),
@@ -49,7 +52,7 @@ PRESETS: dict[str, Preset] = {
     Provider.OLLAMA: Preset(Provider.OLLAMA, "http://localhost:11434/v1", "llama3.1", needs_key=False),
     Provider.VLLM: Preset(Provider.VLLM, "http://localhost:8000/v1", "", needs_key=False),
     Provider.LLAMACPP: Preset(Provider.LLAMACPP, "http://localhost:8080/v1", "", needs_key=False),
-    Provider.CUSTOM: Preset(Provider.CUSTOM, "", "", needs_key=False),
+    Provider.CUSTOM: Preset(Provider.CUSTOM, "", "", needs_key=False, url_hint="https://llm.example.com/v1"),
 }
 
 # Endpoints that ignore the key still need a non-empty one: the SDK refuses to build a client without it.

@@ -11,6 +11,7 @@ from chatbots.llm.testserver import FakeLLMServer
 
 
 class Command(BaseCommand):
+    requires_system_checks: list[str] = []  # no database, no settings to check: start at once
     help = "Serve a scriptable OpenAI-compatible API (chat completions, embeddings, models) for testing."
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
