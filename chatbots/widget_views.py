@@ -40,6 +40,7 @@ _TEXTS = {
         "paused_title": "This assistant is paused",
         "paused_body": "It is not answering at the moment. Please come back later.",
         "open_chat": "Open chat",
+        "close_chat": "Close chat",
     },
     "de": {
         "unknown_title": "Dieser Chat ist nicht verfügbar",
@@ -47,6 +48,7 @@ _TEXTS = {
         "paused_title": "Dieser Assistent ist pausiert",
         "paused_body": "Er antwortet gerade nicht. Bitte versuchen Sie es später erneut.",
         "open_chat": "Chat öffnen",
+        "close_chat": "Chat schließen",
     },
 }
 
@@ -284,6 +286,7 @@ def widget_config(request: HttpRequest, public_id: str) -> JsonResponse:
                 **widget_appearance(bot).as_dict(),
                 "allowed": origin is None or origin_allowed(bot, origin),
                 "launcher_label": texts["open_chat"],
+                "close_label": texts["close_chat"],
             }
         )
     response["Access-Control-Allow-Origin"] = "*"

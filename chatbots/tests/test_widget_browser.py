@@ -119,9 +119,11 @@ def test_widget_answers_with_streaming_sources_feedback_and_history(
 
     # Nothing but the loader and its config until the visitor asks for the chat.
     assert launcher(page).inner_text().strip() == "Questions?"
+    assert page.get_by_role("button", name="Questions?").get_attribute("aria-expanded") == "false"
     assert not [f for f in page.frames if "/widget/" in f.url]
 
     frame = open_widget(page)
+    assert page.get_by_role("button", name="Close chat").get_attribute("aria-expanded") == "true"
     assert frame.locator(".pc-title").inner_text() == "Acme Outdoor"
     assert "Acme assistant" in frame.locator(".pc-msg--greeting").inner_text()
     assert frame.locator(".pc-chip").count() == 2

@@ -109,12 +109,12 @@
     launcher.className = "l";
     launcher.type = "button";
     launcher.setAttribute("aria-expanded", "false");
-    launcher.setAttribute("aria-label", cfg.launcher_label);
+    label();
     launcher.innerHTML = svg(CHAT, "c") + svg(CLOSE, "x"); // static markup, no bot data
     if (cfg.launcher_text) {
-      var label = d.createElement("span");
-      label.textContent = cfg.launcher_text;
-      launcher.appendChild(label);
+      var text = d.createElement("span");
+      text.textContent = cfg.launcher_text;
+      launcher.appendChild(text);
     }
     launcher.hidden = opt("launcher") === "false";
     launcher.onclick = toggle;
@@ -127,6 +127,13 @@
     shadow.appendChild(wrap);
     (d.body || d.documentElement).appendChild(hostEl);
     shadow.wrap = wrap;
+  }
+
+  // The accessible name: the visible launcher text when there is one (WCAG "label in name").
+  function label() {
+    if (isOpen) launcher.setAttribute("aria-label", cfg.close_label || "Close chat");
+    else if (cfg.launcher_text) launcher.removeAttribute("aria-label");
+    else launcher.setAttribute("aria-label", cfg.launcher_label || "Open chat");
   }
 
   function ensureFrame() {
@@ -156,6 +163,7 @@
     frame.hidden = false;
     shadow.wrap.classList.add("o");
     launcher.setAttribute("aria-expanded", "true");
+    label();
     frame.focus();
     post({ type: "open" });
     remember(true);
@@ -169,6 +177,7 @@
     frame.hidden = true;
     shadow.wrap.classList.remove("o");
     launcher.setAttribute("aria-expanded", "false");
+    label();
     if (restoreFocus === true && !launcher.hidden) launcher.focus();
     remember(false);
     emit("close");
