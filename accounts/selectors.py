@@ -122,3 +122,7 @@ def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
         return None
     digest = hashlib.sha256(secret.encode()).hexdigest()
     return api_key if hmac.compare_digest(digest, api_key.key_hash) else None
+
+
+def api_keys_for_organization(*, organization: Organization) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(organization=organization).order_by("-created_at")

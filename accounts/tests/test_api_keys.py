@@ -139,3 +139,73 @@ def test_revoke_action_revokes_keys(client, org_a, owner_a):
     client.post("/admin/accounts/apikey/", {"action": "revoke", "_selected_action": [issued.api_key.pk]})
     issued.api_key.refresh_from_db()
     assert issued.api_key.revoked_at is not None
+
+
+def test_owner_creates_a_key_through_the_api_and_sees_it_once(client, org_a, owner_a):
+    bot = Bot.objects.create(organization=org_a, name="a")
+    client.force_login(owner_a)
+    response = client.post(
+        "/api/v1/api-keys/",
+        {"name": "deploy", "read_only": True, "bot_ids": [bot.pk]},
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    key = response.json()["key"]
+    assert response.json()["bot_ids"] == [bot.pk]
+    listing = client.get("/api/v1/api-keys/")
+    assert listing.status_code == 200
+    assert key not in listing.content.decode()
+    assert [k["name"] for k in listing.json()["results"]] == ["deploy"]
+    assert client.get(URL, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
+
+
+def test_api_key_cannot_use_a_foreign_bot(client, org_a, org_b, owner_a):
+    foreign = Bot.objects.create(organization=org_b, name="b")
+    client.force_login(owner_a)
+    response = client.post(
+        "/api/v1/api-keys/", {"name": "x", "bot_ids": [foreign.pk]}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert not ApiKey.objects.exists()
+
+
+def test_owner_revokes_a_key_through_the_api(client, org_a, owner_a):
+    issued = api_key_create(organization=org_a, name="CI")
+    client.force_login(owner_a)
+    response = client.post(f"/api/v1/api-keys/{issued.api_key.prefix}/revoke/")
+    assert response.status_code == 200 and response.json()["status"] == "revoked"
+    assert _get(client, issued.key).status_code == 401
+
+
+def test_outsider_cannot_revoke_another_organizations_key(client, org_a, org_b):
+    from accounts.tests.factories import owner_of
+
+    issued = api_key_create(organization=org_a, name="CI")
+    client.force_login(owner_of(org_b))
+    assert client.post(f"/api/v1/api-keys/{issued.api_key.prefix}/revoke/").status_code == 404
+    issued.api_key.refresh_from_db()
+    assert issued.api_key.revoked_at is None
+
+
+def test_members_and_api_keys_cannot_manage_keys(client, org_a, member_a):
+    key = api_key_create(organization=org_a, name="CI").key
+    assert client.get("/api/v1/api-keys/", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 403
+    client.force_login(member_a)
+    assert client.get("/api/v1/api-keys/").status_code == 403
+    assert client.post("/api/v1/api-keys/", {"name": "x"}, content_type="application/json").status_code == 403
+
+
+def test_api_key_list_query_count_does_not_grow(client, org_a, owner_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(owner_a)
+    client.get("/api/v1/api-keys/")  # warm up: the first request also stores the active organization
+    counts = []
+    for total in (1, 6):
+        while ApiKey.objects.count() < total:
+            api_key_create(organization=org_a, name=f"k{ApiKey.objects.count()}")
+        with CaptureQueriesContext(connection) as queries:
+            assert len(client.get("/api/v1/api-keys/").json()["results"]) == total
+        counts.append(len(queries))
+    assert counts[0] == counts[1]

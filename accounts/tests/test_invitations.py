@@ -185,3 +185,27 @@ def test_admin_cannot_change_roles(client, org_a, admin_a, member_a):
     )
     membership.refresh_from_db()
     assert membership.role == Role.MEMBER
+
+
+def test_existing_user_signs_in_from_the_link_and_returns_to_accept(client, org_a, owner_a):
+    user = make_user(email="new@example.com")
+    issued = _invite(org_a, owner_a)
+    invitation_url = reverse("accounts:invitation", args=[issued.token])
+    client.get(invitation_url)
+    response = client.post(reverse("account_login"), {"login": user.email, "password": PASSWORD})
+    assert response["Location"] == invitation_url
+    assert client.post(invitation_url).status_code == 302
+    assert Membership.objects.filter(user=user, organization=org_a, role=Role.MEMBER).exists()
+
+
+def test_owner_deletes_the_organization(client, org_a, owner_a):
+    client.force_login(owner_a)
+    response = client.post(f"/admin/accounts/organization/{org_a.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not type(org_a).objects.filter(pk=org_a.pk).exists()
+
+
+def test_admin_cannot_delete_the_organization(client, org_a, admin_a):
+    client.force_login(admin_a)
+    assert client.post(f"/admin/accounts/organization/{org_a.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert type(org_a).objects.filter(pk=org_a.pk).exists()
