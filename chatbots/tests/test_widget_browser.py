@@ -129,6 +129,7 @@ def test_widget_answers_with_streaming_sources_feedback_and_history(
     assert frame.locator(".pc-chip").count() == 2
     assert frame.evaluate("document.activeElement.classList.contains('pc-input')")
 
+    page.evaluate("Parlor.identify({plan: 'pro', customer: 'C-1001'})")  # host page passes visitor attributes
     answer = ask(frame, ANSWER_QUESTION)
     deltas = [f for f in received if f["type"] == "delta"]
     assert len(deltas) >= 3, "the answer arrives as a stream of deltas"
@@ -145,7 +146,8 @@ def test_widget_answers_with_streaming_sources_feedback_and_history(
     done = next(f for f in received if f["type"] == "done")
     answer.get_by_role("button", name="Helpful", exact=True).click()
     assert answer.get_by_role("button", name="Helpful", exact=True).get_attribute("aria-pressed") == "true"
-    message = Message.objects.get(pk=done["message_id"])
+    message = Message.objects.select_related("conversation").get(pk=done["message_id"])
+    assert message.conversation.visitor_attributes == {"plan": "pro", "customer": "C-1001"}
     for _ in range(50):
         message.refresh_from_db()
         if message.feedback:

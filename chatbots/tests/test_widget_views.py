@@ -146,3 +146,10 @@ def test_bot_admin_page_has_embed_code_and_live_preview(client: Client) -> None:
     assert f'src="/chat/{bot.public_id}/?preview=1"' in html
     assert f"data-bot=&quot;{bot.public_id}&quot;" in html  # the embed snippet, escaped in a textarea
     assert "parlor/admin-preview.js" in html
+
+
+def test_widget_assets_stay_within_their_size_budgets() -> None:
+    from bench.widget_size import APP, APP_BUDGET, LOADER, LOADER_BUDGET, sizes
+
+    assert sum(gz for _, _, gz in sizes(LOADER)) <= LOADER_BUDGET
+    assert sum(gz for _, _, gz in sizes(APP)) <= APP_BUDGET
