@@ -382,3 +382,61 @@ def test_chat_reconnects_by_itself_after_the_server_restarts(
         assert "30 days" in answer.inner_text()
     finally:
         fixtures.stop(proc)
+
+
+MARKDOWN_ATTACKS = [
+    "<script>window.__pwned=1</script>",
+    '<img src=x onerror="window.__pwned=1">',
+    "**<svg onload=window.__pwned=1>**",
+    "[a](javascript:window.__pwned=1) [b](JaVaScRiPt:window.__pwned=1) [c]( javascript:window.__pwned=1)",
+    "[d](data:text/html,<script>window.__pwned=1</script>) [e](vbscript:x) [f](//evil.example/x)",
+    "<javascript:window.__pwned=1> ![g](javascript:window.__pwned=1) ![h](https://tracker.example/p.gif)",
+    '[i](https://ok.example/"onmouseover="window.__pwned=1)',
+    "| <b>x</b> | y |\n| --- | --- |\n| <iframe src=javascript:1> | `<script>` |",
+    "> <style>*{display:none}</style>\n\n- <a href=javascript:1>x</a>\n  1. <form action=//evil>",
+    "```html\n<script>window.__pwned=1</script>\n```",
+]
+ALLOWED_TAGS = {
+    "P", "BR", "STRONG", "EM", "DEL", "CODE", "PRE", "A", "UL", "OL", "LI", "BLOCKQUOTE",
+    "H3", "H4", "H5", "H6", "HR", "TABLE", "THEAD", "TBODY", "TR", "TH", "TD",
+}  # fmt: skip
+
+
+def test_markdown_renderer_builds_only_safe_nodes(browser: Any) -> None:
+    page = browser.new_page()
+    try:
+        page.set_content("<!doctype html><div id=out></div>")
+        page.add_script_tag(path=str(fixtures.ROOT / "frontend" / "dist" / "parlor" / "markdown.js"))
+        for attack in MARKDOWN_ATTACKS:
+            report = page.evaluate(
+                """source => {
+                    const out = document.getElementById('out');
+                    out.replaceChildren(ParlorMarkdown.render(source));
+                    const nodes = [...out.querySelectorAll('*')];
+                    return {
+                        tags: [...new Set(nodes.map(n => n.tagName))],
+                        attributes: [...new Set(nodes.flatMap(n => [...n.attributes].map(a => a.name)))],
+                        hrefs: [...out.querySelectorAll('a')].map(a => a.getAttribute('href')),
+                        text: out.textContent,
+                    };
+                }""",
+                attack,
+            )
+            assert set(report["tags"]) <= ALLOWED_TAGS, (attack, report)
+            assert set(report["attributes"]) <= {"href", "target", "rel", "start", "data-lang", "class"}, (
+                report
+            )
+            assert all(re.match(r"^https?://", href) for href in report["hrefs"]), (attack, report)
+        assert page.evaluate("window.__pwned") is None
+        rendered = page.evaluate(
+            """() => { const out = document.getElementById('out');
+                out.replaceChildren(ParlorMarkdown.render(
+                    '## Title\\n\\n**bold**, *em*, `code`, ~~old~~ and https://example.com/a.\\n\\n1. one\\n2. two\\n   - nested'));
+                return out.innerHTML; }"""
+        )
+        assert "<h4>Title</h4>" in rendered
+        assert "<strong>bold</strong>" in rendered and "<em>em</em>" in rendered
+        assert '<a href="https://example.com/a"' in rendered  # the trailing dot stays outside
+        assert "<ol><li>one</li><li>two<ul><li>nested</li></ul></li></ol>" in rendered
+    finally:
+        page.close()

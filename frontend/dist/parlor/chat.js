@@ -495,6 +495,8 @@
     if (!ws) {
       attempts = 0;
       connect();
+    } else if (ready && !retryTimer && !stopped) {
+      hideBanner();
     }
   });
   window.addEventListener("offline", function () {
