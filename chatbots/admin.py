@@ -52,11 +52,11 @@ def _key_field(label: str) -> forms.CharField:
 
 
 class BotAdminForm(forms.ModelForm):
-    api_key = _key_field("API key")
+    api_key = _key_field("New API key")
     clear_api_key = forms.BooleanField(
         required=False, label="Remove the stored API key", widget=UnfoldBooleanSwitchWidget
     )
-    fallback_api_key = _key_field("Fallback API key")
+    fallback_api_key = _key_field("New fallback API key")
     clear_fallback_api_key = forms.BooleanField(
         required=False, label="Remove the stored fallback key", widget=UnfoldBooleanSwitchWidget
     )
@@ -69,6 +69,14 @@ class BotAdminForm(forms.ModelForm):
     class Meta:
         model = Bot
         fields = ["organization", *BOT_EDITABLE_FIELDS]
+        labels = {
+            "base_url": "Endpoint URL",
+            "fallback_base_url": "Fallback endpoint URL",
+            "retrieval_top_k": "Passages per answer",
+            "retrieval_min_score": "Minimum relevance",
+            "widget_primary_color": "Primary colour",
+            "widget_avatar_url": "Avatar image URL",
+        }
 
     def key_changes(self) -> tuple[str | None, str | None]:
         """(api_key, fallback_api_key) for the services: None keeps the stored key, "" removes it."""
@@ -148,11 +156,11 @@ class BotAdmin(TenantScopedAdmin):
             return "Offline (no language model)"
         return f"{obj.get_provider_display().split(' (')[0]} · {endpoints[0].model}"
 
-    @display(description="API key")
+    @display(description="Stored API key")
     def key_status(self, obj: Bot) -> str:
         return "Set (hidden)" if obj.has_api_key else "Not set"
 
-    @display(description="Fallback API key")
+    @display(description="Stored fallback key")
     def fallback_key_status(self, obj: Bot) -> str:
         return "Set (hidden)" if obj.has_fallback_api_key else "Not set"
 

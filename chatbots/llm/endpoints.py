@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,10 +14,13 @@ import httpx
 import openai
 from django.conf import settings
 
+from chatbots.crypto import DecryptionError
 from chatbots.llm.presets import PLACEHOLDER_KEY, PRESETS, Provider
 
 if TYPE_CHECKING:
     from chatbots.models import Bot
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,21 +62,32 @@ def _endpoint(provider: str, base_url: str, model: str, api_key: str) -> Endpoin
     return Endpoint(provider, url, model, api_key or PLACEHOLDER_KEY, preset.stream_usage)
 
 
+def _stored_key(bot: Bot, getter: Callable[[], str], label: str) -> str:
+    try:
+        return getter()
+    except DecryptionError:
+        # The key was encrypted with a key no longer in FIELD_ENCRYPTION_KEYS: answer as if none was set.
+        logger.error("The %s of bot %s cannot be decrypted; re-enter it in the admin.", label, bot.public_id)
+        return ""
+
+
 def endpoints_for(bot: Bot) -> list[Endpoint]:
     """The bot's model and its fallback model, in the order to try them (possibly none: offline)."""
-    primary = _endpoint(bot.provider, bot.base_url, bot.model, bot.get_api_key())
+    api_key = _stored_key(bot, bot.get_api_key, "API key")
+    primary = _endpoint(bot.provider, bot.base_url, bot.model, api_key)
     endpoints = [primary] if primary else []
     if bot.fallback_provider or bot.fallback_model:
+        fallback_key = _stored_key(bot, bot.get_fallback_api_key, "fallback API key")
         if bot.fallback_provider and bot.fallback_provider != bot.provider:
             fallback = _endpoint(
-                bot.fallback_provider, bot.fallback_base_url, bot.fallback_model, bot.get_fallback_api_key()
+                bot.fallback_provider, bot.fallback_base_url, bot.fallback_model, fallback_key
             )
         else:  # same provider: another model (or URL/key) at the same vendor
             fallback = _endpoint(
                 bot.provider,
                 bot.fallback_base_url or bot.base_url,
                 bot.fallback_model or bot.model,
-                bot.get_fallback_api_key() or bot.get_api_key(),
+                fallback_key or api_key,
             )
         if fallback and fallback != primary:
             endpoints.append(fallback)

@@ -68,17 +68,16 @@ def describe_error(exc: BaseException, endpoint: Endpoint) -> AttemptFailed:
             retryable=exc.status_code in RETRYABLE_STATUS,
             retry_after=retry_after_seconds(exc.response),
         )
+    cause = exc.__cause__ or exc
     if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
+        if isinstance(cause, httpx.ConnectTimeout):
+            reason = f"could not connect to {endpoint.base_url} within {settings.LLM_CONNECT_TIMEOUT:g}s"
+            return AttemptFailed(reason, retryable=True)
         return AttemptFailed(f"{endpoint.provider} timed out", retryable=False)
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
-        cause = exc.__cause__ or exc
-        return AttemptFailed(
-            redact(
-                f"connection to {endpoint.provider} at {endpoint.base_url} failed: {type(cause).__name__}",
-                [endpoint.api_key],
-            ),
-            retryable=True,
-        )
+        detail = str(cause).strip()[:200] or "no details"
+        reason = f"connection to {endpoint.provider} at {endpoint.base_url} failed ({type(cause).__name__}: {detail})"
+        return AttemptFailed(redact(reason, [endpoint.api_key]), retryable=True)
     if isinstance(exc, openai.APIError):
         return AttemptFailed(
             redact(f"{endpoint.provider} error: {exc.message}", [endpoint.api_key]), retryable=True

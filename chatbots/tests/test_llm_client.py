@@ -270,3 +270,12 @@ def test_fallback_endpoint_inherits_the_primary_provider_url_and_key():
     bot.fallback_provider, bot.fallback_model = "ollama", ""
     (only,) = endpoints_for(bot)
     assert (only.provider, only.model, only.base_url) == ("ollama", "llama3.1", "http://localhost:11434/v1")
+
+
+async def test_a_key_that_cannot_be_decrypted_means_offline_not_a_crash(settings, caplog):
+    settings.FIELD_ENCRYPTION_KEYS = ["first-passphrase-0123456789abcdef"]
+    bot = Bot(name="b", provider="openai", model="gpt-4o-mini")
+    bot.set_api_key("sk-rotated-away-0123456789abcdef")
+    settings.FIELD_ENCRYPTION_KEYS = ["other-passphrase-0123456789abcdef"]
+    _text, completed, _ = await collect(bot, passages=PASSAGES)
+    assert completed.offline and "cannot be decrypted" in caplog.text
