@@ -181,3 +181,9 @@ def bot_rotate_encryption() -> int:
             bot.save(update_fields=["api_key_encrypted", "fallback_api_key_encrypted"])
             changed += 1
     return changed
+
+
+@transaction.atomic
+def bot_delete(*, bot: Bot) -> None:
+    """Delete a bot with its conversations and messages (knowledge sources stay: they may serve others)."""
+    bot.delete()

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/", include("chatbots.api.urls")),
+    path("api/v1/", include("chatbots.api.bot_urls")),
     path("v1/chat/completions", chat_views.openai_chat_completions, name="openai-chat-completions"),
     path("", include("chatbots.widget_urls")),
 ]
