@@ -31,7 +31,14 @@ class UserManager(BaseUserManager["User"]):
         extra.setdefault("is_superuser", True)
         if not (extra["is_staff"] and extra["is_superuser"]):
             raise ValueError("A superuser must have is_staff and is_superuser set.")
-        return self._create_user(email, password, **extra)
+        user = self._create_user(email, password, **extra)
+        # Operators are created from the command line; their address needs no verification mail to sign in.
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.update_or_create(
+            user=user, email=user.email, defaults={"verified": True, "primary": True}
+        )
+        return user
 
     def get_by_natural_key(self, email: str) -> User:
         return self.get(email__iexact=email)

@@ -134,3 +134,10 @@ def test_two_factor_page_is_available(client, owner_a):
 def test_user_without_organization_is_not_admitted_to_the_admin(client):
     client.force_login(make_user())
     assert client.get("/admin/").status_code == 302
+
+
+def test_operator_created_from_the_command_line_signs_in_without_verification(client):
+    User.objects.create_superuser(email="ops@example.com", password=PASSWORD)
+    response = client.post(reverse("account_login"), {"login": "ops@example.com", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
