@@ -446,3 +446,15 @@ def test_markdown_renderer_builds_only_safe_nodes(browser: Any) -> None:
         assert "<ol><li>one</li><li>two<ul><li>nested</li></ul></li></ol>" in rendered
     finally:
         page.close()
+
+
+def test_chat_follows_a_dark_host_page_when_the_bot_says_auto(
+    live_parlor: LiveParlor, allowed_site: HostPages, new_page: Callable[..., Any]
+) -> None:
+    bot = make_bot(allowed=[allowed_site.origin], widget_theme="auto", widget_position="bottom-left")
+    html = host_page_html(live_parlor.url, bot.public_id).replace("background:#f6f1e7", "background:#121417")
+    page = new_page()
+    page.goto(allowed_site.page("/dark", html))
+    frame = open_widget(page)
+    assert frame.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert page.locator("[data-parlor-widget] iframe").bounding_box()["x"] == 20  # bottom-left

@@ -602,7 +602,7 @@
   }
 
   // An answer that makes no progress for this long is given up on (the socket may be half-dead).
-  var STALL_MS = 90000;
+  var STALL_MS = 150000; // above the server's own total LLM timeout (120 s), which ends the answer first
   var stallTimer = null;
   function watchStall() {
     clearTimeout(stallTimer);

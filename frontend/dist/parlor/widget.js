@@ -86,6 +86,8 @@
     ".f{position:fixed;bottom:88px;right:20px;z-index:2147483001;width:400px;height:680px;max-height:calc(100vh - 108px);" +
     "border:0;border-radius:16px;box-shadow:0 12px 48px rgba(0,0,0,.28);background:#fff;color-scheme:normal}" +
     ".left .l,.left .f{right:auto;left:20px}[hidden]{display:none!important}" +
+    ".u .l::after{content:'';position:absolute;top:2px;right:2px;width:12px;height:12px;border-radius:50%;" +
+    "background:#ef4444;border:2px solid #fff}" +
     "@media (max-width:480px),(max-height:560px){.f{top:0;left:0;right:0;bottom:0;width:100%;height:100%;max-height:none;" +
     "border-radius:0}.o .l{display:none}}";
   var CHAT = "M21 12a8 8 0 01-11.6 7.1L4 21l1.9-5.1A8 8 0 1121 12z";
@@ -162,6 +164,7 @@
     isOpen = true;
     frame.hidden = false;
     shadow.wrap.classList.add("o");
+    shadow.wrap.classList.remove("u");
     launcher.setAttribute("aria-expanded", "true");
     label();
     frame.focus();
@@ -199,6 +202,8 @@
     } else if (m.type === "close") {
       close(true);
     } else if (m.type === "event") {
+      // An answer that arrives while the chat is closed puts a dot on the launcher.
+      if (m.name === "message" && !isOpen) shadow.wrap.classList.add("u");
       emit(m.name, m.data);
     }
   });
