@@ -274,7 +274,7 @@ def _api_routes() -> list[tuple[str, list[str]]]:
             route = prefix + str(pattern.pattern)
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, route)
-            elif isinstance(pattern, URLPattern) and route.startswith("api/"):
+            elif isinstance(pattern, URLPattern) and route.startswith(("api/", "v1/")):
                 routes.append((route, list(pattern.pattern.converters)))
 
     walk(get_resolver().url_patterns, "")

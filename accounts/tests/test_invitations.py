@@ -209,3 +209,26 @@ def test_admin_cannot_delete_the_organization(client, org_a, admin_a):
     client.force_login(admin_a)
     assert client.post(f"/admin/accounts/organization/{org_a.pk}/delete/", {"post": "yes"}).status_code == 403
     assert type(org_a).objects.filter(pk=org_a.pk).exists()
+
+
+def test_owner_removes_a_member(client, org_a, owner_a, member_a):
+    client.force_login(owner_a)
+    membership = Membership.objects.get(user=member_a)
+    response = client.post(f"/admin/accounts/membership/{membership.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    assert User.objects.filter(pk=member_a.pk).exists()  # the person keeps their account
+
+
+def test_last_owner_cannot_be_removed(client, org_a, owner_a):
+    client.force_login(owner_a)
+    membership = Membership.objects.get(user=owner_a, organization=org_a)
+    client.post(f"/admin/accounts/membership/{membership.pk}/delete/", {"post": "yes"})
+    assert Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_removed_member_loses_admin_access(client, org_a, member_a):
+    client.force_login(member_a)
+    assert client.get("/admin/").status_code == 200
+    Membership.objects.filter(user=member_a).delete()
+    assert client.get("/admin/").status_code == 302
