@@ -130,3 +130,16 @@ def test_inline_choices_and_rights_follow_the_organization(bots, owner_a, member
     assert inline.has_add_permission(make_request(owner_a))
     assert not inline.has_add_permission(make_request(member_a))
     assert inline.has_view_permission(make_request(member_a))
+
+
+def test_tenant_path_scopes_models_without_a_direct_organization(bots, owner_a, make_request):
+    from chatbots.models import Conversation
+
+    class ConversationByBotAdmin(TenantScopedAdmin):
+        tenant_path = "bot__organization"
+
+    mine = Conversation.objects.create(organization=bots[0].organization, bot=bots[0])
+    Conversation.objects.create(organization=bots[1].organization, bot=bots[1])
+    model_admin = ConversationByBotAdmin(Conversation, admin.site)
+    assert list(model_admin.get_queryset(make_request(owner_a))) == [mine]
+    assert not model_admin.sets_organization()
