@@ -64,7 +64,7 @@ def widget_frame(page: Any) -> Any:
         if frame is not None and "/widget/" in frame.url:
             frame.wait_for_selector(".pc-input")
             return frame
-        time.sleep(0.1)
+        page.wait_for_timeout(100)
     raise AssertionError("the widget frame did not load")
 
 
@@ -234,7 +234,7 @@ def test_other_origin_is_refused(
     for _ in range(100):
         if any("not an allowed origin" in w for w in warnings):
             break
-        time.sleep(0.1)
+        page.wait_for_timeout(100)  # (not time.sleep: Playwright delivers console events while it waits)
     assert any("not an allowed origin" in w for w in warnings), warnings
     assert launcher(page).count() == 0
     # ... the browser refuses to render Parlor's iframe there (CSP frame-ancestors): an error page instead ...
@@ -243,7 +243,7 @@ def test_other_origin_is_refused(
         frame = sneaky.content_frame()
         if frame is not None and frame.url.startswith("chrome-error://"):
             break
-        time.sleep(0.1)
+        page.wait_for_timeout(100)
     assert frame is not None and frame.url.startswith("chrome-error://"), frame and frame.url
     # ... and the socket refuses a connection made from that origin.
     result = page.evaluate(
@@ -348,7 +348,7 @@ def test_bot_admin_shows_a_live_preview_to_try(
     for _ in range(50):
         if expect_text.inner_text() == "Shiny new title":
             break
-        time.sleep(0.1)
+        page.wait_for_timeout(100)
     assert expect_text.inner_text() == "Shiny new title"
     assert "Welcome to the new look!" in preview.locator(".pc-msg--greeting").inner_text()
 
