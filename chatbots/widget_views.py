@@ -25,6 +25,8 @@ from django.views.decorators.clickjacking import xframe_options_exempt, xframe_o
 from django.views.decorators.http import require_GET
 
 from chatbots.models import Bot
+from chatbots.pipeline.errors import BotNotFound
+from chatbots.selectors import bot_get_public
 
 LOADER_STATIC_PATH = "parlor/widget.js"
 DEFAULT_COLOR = "#4f46e5"
@@ -171,7 +173,10 @@ def widget_appearance(bot: Bot) -> WidgetAppearance:
 
 def _find_bot(public_id: str) -> Bot | None:
     # Public ids are unguessable and the widget is public by design, so no tenant scope applies here.
-    return Bot.objects.filter(public_id=public_id).first()
+    try:
+        return bot_get_public(public_id=public_id)
+    except BotNotFound:
+        return None
 
 
 def _is_paused(bot: Bot) -> bool:
