@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chatbots.llm import Completed, LLMUnavailable, TextDelta, stream_chat
 from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline import store
+from chatbots.pipeline.blocking import in_thread_pool
 from chatbots.pipeline.errors import BotPaused, ChatError, ConversationBusy, InvalidMessage, MessageTooLong
 from chatbots.pipeline.ratelimit import (
     acquire_conversation_slot,
@@ -141,7 +141,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         await check_rate_limits(_rate_limits(request))
     except ChatError as exc:
         refusal = exc
-    user_message = await sync_to_async(store.user_message_record)(
+    user_message = await in_thread_pool(store.user_message_record)(
         bot=bot,
         conversation_id=request.conversation_id,
         channel=request.channel,
@@ -155,7 +155,9 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     conversation_id = user_message.conversation_id
     slot_key = str(conversation_id)
     if not await acquire_conversation_slot(slot_key, ttl_seconds=int(settings.LLM_TOTAL_TIMEOUT) + 30):
-        await sync_to_async(store.user_message_refuse)(message_id=user_message.pk, code=ConversationBusy.code)
+        await in_thread_pool(store.user_message_refuse)(
+            message_id=user_message.pk, code=ConversationBusy.code
+        )
         raise ConversationBusy()
 
     record = store.AssistantRecord()
@@ -163,9 +165,9 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     finished = False
     try:
         yield Accepted(conversation_id=conversation_id, user_message_id=user_message.pk)
-        source_ids = await sync_to_async(lambda: list(bot.sources.values_list("pk", flat=True)))()
+        source_ids = await in_thread_pool(lambda: list(bot.sources.values_list("pk", flat=True)))()
 
-        faq = await sync_to_async(faq_match)(
+        faq = await in_thread_pool(faq_match)(
             organization_id=bot.organization_id, source_ids=source_ids, question=text
         )
         if faq is not None:
@@ -180,7 +182,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
                 record.text += piece
                 yield Delta(piece)
         else:
-            passages = await sync_to_async(hybrid_search)(
+            passages = await in_thread_pool(hybrid_search)(
                 organization_id=bot.organization_id,
                 source_ids=source_ids,
                 query=text,
@@ -196,7 +198,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
             else:
                 history = request.history
                 if history is None:
-                    history = await sync_to_async(store.recent_turns)(
+                    history = await in_thread_pool(store.recent_turns)(
                         conversation_id=conversation_id,
                         before_message_id=user_message.pk,
                         turns=bot.history_turns,
@@ -234,7 +236,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         record.latency_ms = int((time.monotonic() - started) * 1000)
         try:
             saved = await asyncio.shield(
-                sync_to_async(store.assistant_message_save)(
+                in_thread_pool(store.assistant_message_save)(
                     conversation_id=conversation_id, organization_id=bot.organization_id, record=record
                 )
             )

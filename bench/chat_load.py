@@ -1,0 +1,472 @@
+"""Chat benchmarks: platform time to first token, and 1,000 concurrent streaming conversations.
+
+Runs everything itself and stops by itself: an embedded database `parlor_bench` (or DATABASE_URL), the
+local OpenAI-compatible server (`manage.py fake_llm`, answering instantly), and one Daphne process serving
+Parlor plus a bare Channels consumer (bench/bare_asgi.py) for comparison. Results go to BENCHMARKS.md.
+
+    .venv/bin/python bench/chat_load.py                 # full run (10k chunks, 100 TTFT, 1,000 streams)
+    .venv/bin/python bench/chat_load.py --quick         # small smoke run, nothing written
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+EVAL_CORPUS = ROOT.parent / "shared" / "eval" / "scifact" / "corpus.jsonl"
+THINK_SECONDS = (1.0, 4.0)  # a visitor reads the answer and types the next question
+QUESTIONS = [
+    "What do we know about {w} and its effect on {v}?",
+    "Is there evidence that {w} changes {v}?",
+    "How does {w} relate to {v} in patients?",
+    "Summarise the findings about {w}.",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def setup_django(database_url: str | None, redis_url: str) -> None:
+    from config.embedded import embedded_database_url
+
+    os.environ["DATABASE_URL"] = database_url or embedded_database_url(
+        ROOT / ".parlor" / "pgdata", "parlor_bench"
+    )
+    os.environ["REDIS_URL"] = redis_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ["LOG_LEVEL"] = "WARNING"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def corpus_texts(count: int) -> list[str]:
+    """Passages from the SciFact corpus when present (realistic text for full-text search), else filler."""
+    texts: list[str] = []
+    if EVAL_CORPUS.exists():
+        with EVAL_CORPUS.open() as handle:
+            for line in handle:
+                doc = json.loads(line)
+                sentences = re.split(r"(?<=[.!?])\s+", doc["text"])
+                for start in range(0, len(sentences), 3):
+                    texts.append(" ".join(sentences[start : start + 3]))
+                if len(texts) >= count:
+                    break
+    rng = random.Random(1)
+    words = [
+        "return",
+        "refund",
+        "shipping",
+        "order",
+        "boots",
+        "size",
+        "exchange",
+        "warranty",
+        "store",
+        "delivery",
+        "invoice",
+    ]
+    while len(texts) < count:
+        texts.append(" ".join(rng.choice(words) for _ in range(60)))
+    return texts[:count]
+
+
+def seed(chunks: int, llm_base_url: str) -> dict[str, str]:
+    """A bench organization with a 10k-chunk source and two bots (short and 300-token answers)."""
+    import numpy as np
+    from django.contrib.postgres.search import SearchVector
+    from django.db import connection
+
+    from accounts.models import Organization
+    from chatbots.models import Bot
+    from chatbots.services import bot_create
+    from knowledge.embedders import active_model_name
+    from knowledge.models import Chunk, Source, SourceKind, SourceStatus
+
+    org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    source = Source.objects.filter(organization=org, title="bench corpus").first()
+    if source is None or source.chunk_count != chunks:
+        Source.objects.filter(organization=org).delete()
+        source = Source.objects.create(
+            organization=org,
+            kind=SourceKind.TEXT,
+            title="bench corpus",
+            status=SourceStatus.READY,
+            chunk_count=chunks,
+        )
+        rng = np.random.default_rng(7)
+        model = active_model_name()
+        texts = corpus_texts(chunks)
+        for start in range(0, chunks, 1000):
+            vectors = rng.normal(size=(min(1000, chunks - start), 384)).astype("float32")
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            Chunk.objects.bulk_create(
+                Chunk(organization=org, source=source, ordinal=start + i, content=texts[start + i],
+                      embedding=vectors[i].tolist(), embedding_model=model, token_count=len(texts[start + i]) // 4)
+                for i in range(len(vectors))
+            )  # fmt: skip
+        Chunk.objects.filter(source=source).update(search_vector=SearchVector("content", config="english"))
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE knowledge_chunk")
+    bots = {}
+    for key, model_name in (("ttft", "bench?words=20"), ("stream", "bench?words=300")):
+        Bot.objects.filter(organization=org, name=f"bench-{key}").delete()
+        bot = bot_create(
+            organization=org, name=f"bench-{key}", provider="custom", base_url=llm_base_url, model=model_name,
+            answer_style="mixed", history_turns=4,
+        )  # fmt: skip
+        bot.sources.add(source)
+        bots[key] = bot.public_id
+    return bots
+
+
+def question(rng: random.Random, vocabulary: list[str]) -> str:
+    return rng.choice(QUESTIONS).format(w=rng.choice(vocabulary), v=rng.choice(vocabulary))
+
+
+@dataclass
+class ConversationResult:
+    first_delta_s: float | None = None
+    deltas: int = 0
+    done: bool = False
+    errors: list[str] = field(default_factory=list)
+    finished_at: float = 0.0
+    first_delta_at: float = 0.0
+
+
+async def run_conversation(url: str, message: dict, start: asyncio.Event | None = None) -> ConversationResult:
+    import websockets
+
+    result = ConversationResult()
+    try:
+        async with websockets.connect(url, max_queue=None, open_timeout=60, ping_interval=None) as ws:
+            if "/ws/chat/" in url:
+                ready = json.loads(await ws.recv())
+                if ready.get("type") != "ready":
+                    result.errors.append(f"no ready: {ready}")
+                    return result
+            if start is not None:
+                await start.wait()
+            sent = time.perf_counter()
+            await ws.send(json.dumps(message))
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                if frame["type"] == "delta":
+                    result.deltas += 1
+                    if result.first_delta_s is None:
+                        result.first_delta_at = time.perf_counter()
+                        result.first_delta_s = result.first_delta_at - sent
+                elif frame["type"] == "error":
+                    result.errors.append(frame.get("code", "error"))
+                elif frame["type"] == "done":
+                    result.done = True
+                    result.finished_at = time.perf_counter()
+                    return result
+    except Exception as exc:  # a benchmark counts failures instead of stopping at the first
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+    return result
+
+
+async def paced_conversation(url: str, texts: list[str], rng: random.Random) -> tuple[list[float], int]:
+    """One visitor: opens the chat, then asks each question after reading the previous answer."""
+    import websockets
+
+    ttfts: list[float] = []
+    errors = 0
+    await asyncio.sleep(rng.uniform(0, THINK_SECONDS[1]))  # visitors arrive spread out, not in lockstep
+    async with websockets.connect(url, max_queue=None, open_timeout=60, ping_interval=None) as ws:
+        json.loads(await ws.recv())  # ready
+        for text in texts:
+            await asyncio.sleep(rng.uniform(*THINK_SECONDS))
+            sent = time.perf_counter()
+            await ws.send(json.dumps({"type": "message", "text": text}))
+            first = None
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
+                if frame["type"] == "delta" and first is None:
+                    first = time.perf_counter() - sent
+                elif frame["type"] == "error":
+                    errors += 1
+                    print("error frame:", frame, file=sys.stderr)
+                    if frame.get("code") != "llm_unavailable":
+                        break
+                elif frame["type"] == "done":
+                    break
+            if first is not None:
+                ttfts.append(first * 1000)
+    return ttfts, errors
+
+
+async def ttft_phase(base: str, bot_id: str, concurrency: int, rounds: int, vocabulary: list[str]) -> dict:
+    """100 visitors chatting at once, each asking ``rounds`` questions with think time between them; then a
+    burst where all of them send at the same instant (saturation)."""
+    from django.utils import timezone
+
+    from chatbots.models import Message
+
+    rng = random.Random(3)
+    await run_conversation(
+        f"{base}/ws/chat/{bot_id}/?visitor=benchwarmup00", {"type": "message", "text": "warm up"}
+    )
+    since = timezone.now()
+    outcomes = await asyncio.gather(
+        *(
+            paced_conversation(
+                f"{base}/ws/chat/{bot_id}/?visitor=paced{i:08d}",
+                [question(rng, vocabulary) for _ in range(rounds)],
+                random.Random(i),
+            )
+            for i in range(concurrency)
+        )
+    )
+    burst_since = timezone.now()
+    burst = await asyncio.gather(
+        *(
+            run_conversation(
+                f"{base}/ws/chat/{bot_id}/?visitor=burst{i:08d}",
+                {"type": "message", "text": question(rng, vocabulary)},
+            )
+            for i in range(concurrency)
+        )
+    )
+
+    def stored(start, end=None) -> list[float]:
+        query = Message.objects.filter(
+            conversation__bot__public_id=bot_id, role="assistant", created_at__gte=start
+        )
+        if end is not None:
+            query = query.filter(created_at__lt=end)
+        return [float(ms) for ms in query.values_list("first_token_ms", flat=True) if ms is not None]
+
+    from asgiref.sync import sync_to_async
+
+    return {
+        "server": await sync_to_async(stored)(since, burst_since),
+        "client": [v for ttfts, _ in outcomes for v in ttfts],
+        "burst_server": await sync_to_async(stored)(burst_since),
+        "burst_client": [r.first_delta_s * 1000 for r in burst if r.first_delta_s is not None],
+        "errors": sum(e for _, e in outcomes) + sum(1 for r in burst if r.errors or not r.done),
+    }
+
+
+async def stream_phase(
+    base: str, path: str, message: dict, conversations: int, vocabulary: list[str]
+) -> dict:
+    start = asyncio.Event()
+    rng = random.Random(5)
+    tasks = []
+    for i in range(conversations):
+        body = dict(message)
+        if "text" in body:
+            body["text"] = question(rng, vocabulary)
+        tasks.append(
+            asyncio.create_task(run_conversation(f"{base}{path}?visitor=stream{i:08d}", body, start))
+        )
+        if i % 100 == 99:
+            await asyncio.sleep(0.5)  # ramp connections up instead of flooding the listen backlog
+    await asyncio.sleep(2)
+    began = time.perf_counter()
+    start.set()
+    results = await asyncio.gather(*tasks)
+    ended = max((r.finished_at for r in results if r.done), default=began)
+    deltas = sum(r.deltas for r in results)
+    first = min((r.first_delta_at for r in results if r.first_delta_at), default=began)
+    return {
+        "stream_rate": deltas / (ended - first) if ended > first else 0.0,
+        "deltas": deltas,
+        "seconds": ended - began,
+        "rate": deltas / (ended - began) if ended > began else 0.0,
+        "done": sum(r.done for r in results),
+        "errors": sum(1 for r in results if r.errors),
+        "error_samples": sorted({e for r in results for e in r.errors})[:5],
+    }
+
+
+def lost_messages(bot_id: str, conversations: int, words: int) -> dict:
+    from chatbots.models import Message
+
+    assistant = Message.objects.filter(conversation__bot__public_id=bot_id, role="assistant")
+    complete = [
+        m
+        for m in assistant.values_list("text", "status")
+        if m[1] == "complete" and len(m[0].split()) >= words
+    ]
+    return {
+        "user": Message.objects.filter(conversation__bot__public_id=bot_id, role="user").count(),
+        "assistant_complete": len(complete),
+        "expected": conversations,
+    }
+
+
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def write_results(text: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    content = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"<!-- chat:start -->\n{text}<!-- chat:end -->\n"
+    if "<!-- chat:start -->" in content:
+        content = re.sub(r"<!-- chat:start -->.*<!-- chat:end -->\n", lambda _: block, content, flags=re.S)
+    else:
+        content = content.rstrip("\n") + "\n\n" + block
+    path.write_text(content)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--ttft-concurrency", type=int, default=100)
+    parser.add_argument("--ttft-rounds", type=int, default=3)
+    parser.add_argument("--conversations", type=int, default=1000)
+    parser.add_argument("--tokens", type=int, default=300)
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny run for checking the script; writes nothing"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
+    args = parser.parse_args()
+    if args.quick:
+        args.chunks, args.ttft_concurrency, args.ttft_rounds, args.conversations = 500, 10, 1, 50
+
+    setup_django(os.environ.get("BENCH_DATABASE_URL"), args.redis_url)
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(args.redis_url).flushdb()
+    logs = ROOT / ".parlor" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    llm_port, web_port = free_port(), free_port()
+    env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": args.redis_url,
+           "CHAT_RATE_LIMIT_VISITOR": "0", "CHAT_RATE_LIMIT_API_KEY": "0", "CHAT_RATE_LIMIT_BOT": "0",
+           "LOG_LEVEL": "WARNING", "DEBUG": "true"}  # fmt: skip
+    llm = start_process(
+        [sys.executable, "manage.py", "fake_llm", "--port", str(llm_port)], env, logs / "llm.log"
+    )
+    web = start_process(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port), "bench.bare_asgi:application"],
+        env, logs / "daphne.log",
+    )  # fmt: skip
+    try:
+        wait_port(llm_port)
+        bots = seed(args.chunks, f"http://127.0.0.1:{llm_port}/v1")
+        if args.tokens != 300:
+            from chatbots.models import Bot
+
+            Bot.objects.filter(public_id=bots["stream"]).update(model=f"bench?words={args.tokens}")
+        wait_port(web_port)
+        vocabulary = [w for w in " ".join(corpus_texts(200)).lower().split() if w.isalpha() and len(w) > 5][
+            :400
+        ]
+        base = f"ws://127.0.0.1:{web_port}"
+        ttft = asyncio.run(
+            ttft_phase(base, bots["ttft"], args.ttft_concurrency, args.ttft_rounds, vocabulary)
+        )
+        pipeline = asyncio.run(
+            stream_phase(
+                base,
+                f"/ws/chat/{bots['stream']}/",
+                {"type": "message", "text": ""},
+                args.conversations,
+                vocabulary,
+            )
+        )
+        bare = asyncio.run(stream_phase(base, "/ws/bare/", {"type": "message", "tokens": args.tokens},
+                                        args.conversations, vocabulary))  # fmt: skip
+        stored = lost_messages(bots["stream"], args.conversations, args.tokens)
+    finally:
+        for proc in (web, llm):
+            proc.terminate()
+            proc.wait(20)
+
+    lines = [
+        "## Chat",
+        "",
+        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python "
+        f"{platform.python_version()}, one Daphne process, PostgreSQL 18 + pgvector (embedded), local Redis; the "
+        "model is the local OpenAI-compatible server answering instantly.",
+        f"Command: `.venv/bin/python bench/chat_load.py` ({args.chunks:,} chunks in the bot's knowledge, hybrid "
+        "retrieval with the bundled embedder on every message).",
+        "",
+        f"### Platform time to first token ({args.ttft_concurrency} concurrent conversations)",
+        "",
+        f"Each of {args.ttft_concurrency} visitors keeps a socket open and asks {args.ttft_rounds} questions, "
+        f"waiting {THINK_SECONDS[0]:.0f}-{THINK_SECONDS[1]:.0f} s (reading, typing) before each; then all of them "
+        "send one message at the same instant (burst). Server figures are the stored `first_token_ms` "
+        "(message received → first delta sent); client figures add the loopback WebSocket hops.",
+        "",
+        "| load | measured | p50 | p95 | samples |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for load, name, values in (
+        ("paced", "server", ttft["server"]), ("paced", "client", ttft["client"]),
+        ("burst", "server", ttft["burst_server"]), ("burst", "client", ttft["burst_client"]),
+    ):  # fmt: skip
+        if values:
+            lines.append(f"| {load} | {name} | {statistics.median(values):.0f} ms | {percentile(values, 95):.0f} ms | "
+                         f"{len(values)} |")  # fmt: skip
+    lines += [
+        f"\nErrors: {ttft['errors']}.",
+        "",
+        f"### {args.conversations:,} concurrent WebSocket conversations, {args.tokens}-token answers",
+        "",
+        "| consumer | delta frames | wall time | frames/s (send → last done) | frames/s (first → last delta) "
+        "| completed | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| Parlor chat pipeline | {pipeline['deltas']:,} | {pipeline['seconds']:.1f} s | {pipeline['rate']:,.0f} | "
+        f"{pipeline['stream_rate']:,.0f} | {pipeline['done']} | {pipeline['errors']} |",
+        f"| bare Channels consumer | {bare['deltas']:,} | {bare['seconds']:.1f} s | {bare['rate']:,.0f} | "
+        f"{bare['stream_rate']:,.0f} | {bare['done']} | {bare['errors']} |",
+        "",
+        f"Pipeline / bare token rate: **{pipeline['rate'] / bare['rate']:.2f}** end to end (every message "
+        f"first goes through retrieval), **{pipeline['stream_rate'] / bare['stream_rate']:.2f}** while streaming "
+        "(same process, same run). "
+        f"Stored afterwards: {stored['user']} user messages and {stored['assistant_complete']} complete answers "
+        f"of {stored['expected']} expected.",
+    ]
+    if pipeline["error_samples"] or bare["error_samples"]:
+        lines.append(f"Error samples: {pipeline['error_samples'] + bare['error_samples']}")
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if not args.quick:
+        write_results(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Running the pipeline's blocking work (ORM queries, query embedding) off the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def in_thread_pool(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """Run ``fn`` in the shared thread pool rather than Django's single thread-sensitive thread.
+
+    Chat answers are independent of each other, so their database and embedding work can use every
+    core instead of queueing behind one thread (measured in bench/chat_load.py). Pool threads live for
+    the whole process and keep their connection; a connection that broke is replaced before use.
+    """
+
+    @wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        if connection.connection is not None and not connection.is_usable():
+            connection.close()
+        return fn(*args, **kwargs)
+
+    return sync_to_async(call, thread_sensitive=False)
