@@ -24,6 +24,7 @@ from chatbots.llm.endpoints import Endpoint, endpoints_for, get_client
 from chatbots.llm.errors import AttemptFailed, backoff_delay, describe_error
 from chatbots.llm.events import Completed, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
 from chatbots.llm.offline import offline_stream
+from chatbots.llm.presets import sampling_params
 from chatbots.llm.pricing import estimate_cost
 from chatbots.llm.prompt import build_messages, last_user_message
 
@@ -76,9 +77,13 @@ class Attempt:
                 stream = await client.chat.completions.create(
                     model=self.endpoint.model,
                     messages=self.messages,  # type: ignore[arg-type]
-                    temperature=self.bot.temperature,
-                    max_tokens=self.bot.max_output_tokens,
                     stream=True,
+                    **sampling_params(
+                        provider=self.endpoint.provider,
+                        model=self.endpoint.model,
+                        temperature=self.bot.temperature,
+                        max_tokens=self.bot.max_output_tokens,
+                    ),
                     **extra,
                 )
         except TimeoutError:

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from chatbots.llm.endpoints import Endpoint, get_client
 from chatbots.llm.errors import describe_error, redact
+from chatbots.llm.presets import sampling_params
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,13 @@ async def check_endpoint(endpoint: Endpoint, client: openai.AsyncOpenAI | None =
             (client or get_client(endpoint)).chat.completions.create(
                 model=endpoint.model,
                 messages=[{"role": "user", "content": "Reply with the single word: OK"}],
-                max_tokens=16,
+                **{
+                    key: value
+                    for key, value in sampling_params(
+                        provider=endpoint.provider, model=endpoint.model, temperature=0, max_tokens=16
+                    ).items()
+                    if key != "temperature"
+                },
                 stream=False,
             ),
             timeout=settings.LLM_FIRST_TOKEN_TIMEOUT,

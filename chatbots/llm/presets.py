@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.db import models
@@ -32,13 +33,24 @@ class Preset:
     # Whether the endpoint accepts ``stream_options={"include_usage": true}``; without it usage is estimated.
     stream_usage: bool = True
     url_hint: str = ""  # shown when the bot must supply the URL
+    # OpenAI's newer (reasoning) models refuse ``max_tokens``; its successor works for all OpenAI models.
+    output_limit_param: str = "max_tokens"
 
 
 PRESETS: dict[str, Preset] = {
-    Provider.OPENAI: Preset(Provider.OPENAI, "https://api.openai.com/v1", "gpt-4o-mini"),
+    Provider.OPENAI: Preset(
+        Provider.OPENAI,
+        "https://api.openai.com/v1",
+        "gpt-4o-mini",
+        output_limit_param="max_completion_tokens",
+    ),
     # Azure's v1 API is OpenAI-compatible; the resource name is part of the URL the bot must give.
     Provider.AZURE: Preset(
-        Provider.AZURE, "", "gpt-4o-mini", url_hint="https://YOUR-RESOURCE.openai.azure.com/openai/v1/"
+        Provider.AZURE,
+        "",
+        "gpt-4o-mini",
+        url_hint="https://YOUR-RESOURCE.openai.azure.com/openai/v1/",
+        output_limit_param="max_completion_tokens",
     ),
     Provider.ANTHROPIC: Preset(
         Provider.ANTHROPIC, "https://api.anthropic.com/v1/", "claude-3-5-haiku-latest"
@@ -57,3 +69,17 @@ PRESETS: dict[str, Preset] = {
 
 # Endpoints that ignore the key still need a non-empty one: the SDK refuses to build a client without it.
 PLACEHOLDER_KEY = "not-needed"
+
+# Reasoning models accept only the default temperature; sending another one is a 400.
+_FIXED_TEMPERATURE = re.compile(r"(^|/)(o\d|gpt-5)", re.IGNORECASE)
+
+
+def sampling_params(
+    *, provider: str, model: str, temperature: float, max_tokens: int
+) -> dict[str, float | int]:
+    """The temperature and output limit in the form this provider and model accept."""
+    preset = PRESETS.get(provider)
+    params: dict[str, float | int] = {preset.output_limit_param if preset else "max_tokens": max_tokens}
+    if not _FIXED_TEMPERATURE.search(model):
+        params["temperature"] = temperature
+    return params

@@ -83,6 +83,7 @@ class RequestRecord:
     stream: bool = False
     include_usage: bool = False
     messages: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)  # everything else the request set
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     tokens_sent: int = 0
@@ -398,6 +399,7 @@ class FakeLLMServer:
             return True
         messages = payload.get("messages") or []
         record.messages = messages
+        record.params = {k: v for k, v in payload.items() if k not in ("messages", "model")}
         prompt_tokens = sum(_count_tokens(str(m.get("content", ""))) for m in messages)
         if script.stall_headers:
             await asyncio.sleep(script.stall_headers)

@@ -279,3 +279,21 @@ async def test_a_key_that_cannot_be_decrypted_means_offline_not_a_crash(settings
     settings.FIELD_ENCRYPTION_KEYS = ["other-passphrase-0123456789abcdef"]
     _text, completed, _ = await collect(bot, passages=PASSAGES)
     assert completed.offline and "cannot be decrypted" in caplog.text
+
+
+async def test_sampling_parameters_follow_the_provider_and_model(fake_llm):
+    model = scripted()
+    await collect(fake_bot(fake_llm, model=model, temperature=0.7, max_output_tokens=300))
+    params = requests_for(fake_llm, model)[0].params
+    assert params["temperature"] == 0.7 and params["max_tokens"] == 300
+
+    # OpenAI's reasoning models take max_completion_tokens and only their default temperature.
+    reasoning = scripted("gpt-5-mini")
+    bot = fake_bot(fake_llm, model=reasoning, max_output_tokens=300)
+    bot.provider = "openai"
+    bot.base_url = fake_llm.base_url
+    await collect(bot)
+    params = requests_for(fake_llm, reasoning)[0].params
+    assert (
+        params["max_completion_tokens"] == 300 and "max_tokens" not in params and "temperature" not in params
+    )
