@@ -52,6 +52,22 @@ _TEXTS = {
         "open_chat": "Chat öffnen",
         "close_chat": "Chat schließen",
     },
+    "fr": {
+        "unknown_title": "Ce chat n’est pas disponible",
+        "unknown_body": "Le chatbot que vous cherchez n’existe pas ou a été supprimé.",
+        "paused_title": "Cet assistant est en pause",
+        "paused_body": "Il ne répond pas pour le moment. Revenez plus tard.",
+        "open_chat": "Ouvrir le chat",
+        "close_chat": "Fermer le chat",
+    },
+    "es": {
+        "unknown_title": "Este chat no está disponible",
+        "unknown_body": "El chatbot que buscas no existe o se ha eliminado.",
+        "paused_title": "Este asistente está en pausa",
+        "paused_body": "Ahora no responde. Vuelve más tarde.",
+        "open_chat": "Abrir el chat",
+        "close_chat": "Cerrar el chat",
+    },
 }
 
 

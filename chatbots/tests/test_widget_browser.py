@@ -314,10 +314,15 @@ def test_standalone_chat_page_and_paused_bot(live_parlor: LiveParlor, new_page: 
     page.wait_for_selector(".pc-status[data-state='online']")
     assert page.title() == "Acme Outdoor"
     assert page.locator(".pc-chip").count() == 2
+    assert page.locator(".pc-input").get_attribute("placeholder") == "Type your message…"
+    bot.language = "fr"  # the bot's language wins over the browser's
+    bot.save(update_fields=["language"])
+    page.goto(f"{live_parlor.url}/chat/{bot.public_id}/")
+    assert page.locator(".pc-input").get_attribute("placeholder") == "Écrivez votre message…"
     bot.status = "paused"
     bot.save(update_fields=["status"])
     page.goto(f"{live_parlor.url}/chat/{bot.public_id}/")
-    assert "paused" in page.locator("main").inner_text()
+    assert "en pause" in page.locator("main").inner_text()  # still in the bot's language
 
 
 def test_bot_admin_shows_a_live_preview_to_try(
