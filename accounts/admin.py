@@ -114,7 +114,7 @@ class InvitationAdmin(TenantScopedAdmin):
     list_display = ["email", "role", "display_status", "invited_by", "created_at", "expires_at"]
     list_filter = ["role"]
     search_fields = ["email"]
-    actions = ["revoke"]
+    actions = ["revoke", "resend"]
     readonly_fields = ["invited_by", "created_at", "expires_at", "accepted_at", "accepted_by", "revoked_at"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
@@ -154,10 +154,31 @@ class InvitationAdmin(TenantScopedAdmin):
             invitation_revoke(invitation=invitation)
         messages.success(request, "Invitations revoked.")
 
+    @admin.action(description="Send selected invitations again (new link, new expiry)")
+    def resend(self, request: HttpRequest, queryset: Any) -> None:
+        if not self.has_delete_permission(request):
+            raise PermissionError("Not allowed.")
+        sent = 0
+        for invitation in queryset.filter(accepted_at=None):
+            try:
+                invitation_create(
+                    organization=invitation.organization,
+                    email=invitation.email,
+                    role=invitation.role,
+                    invited_by=request.user,
+                    site_url=request.build_absolute_uri("/"),
+                )
+            except ApplicationError as exc:
+                messages.error(request, exc.message)
+            else:
+                sent += 1
+        messages.success(request, f"{sent} invitation(s) sent again.")
+
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         if not self.has_delete_permission(request):
             actions.pop("revoke", None)
+            actions.pop("resend", None)
         return actions
 
 

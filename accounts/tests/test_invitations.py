@@ -232,3 +232,20 @@ def test_removed_member_loses_admin_access(client, org_a, member_a):
     assert client.get("/admin/").status_code == 200
     Membership.objects.filter(user=member_a).delete()
     assert client.get("/admin/").status_code == 302
+
+
+def test_resend_replaces_an_expired_invitation_with_a_fresh_link(
+    client, org_a, owner_a, django_capture_on_commit_callbacks
+):
+    issued = _invite(org_a, owner_a)
+    Invitation.objects.filter(pk=issued.invitation.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    client.force_login(owner_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/admin/accounts/invitation/", {"action": "resend", "_selected_action": [issued.invitation.pk]}
+        )
+    fresh = (
+        Invitation.objects.filter(organization=org_a, email="new@example.com").order_by("-created_at").first()
+    )
+    assert fresh.pk != issued.invitation.pk and fresh.is_pending
+    assert mail.outbox[-1].to == ["new@example.com"]
