@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -136,30 +137,37 @@ async def stream_chat(
     chat_messages = build_messages(bot=bot, messages=messages, passages=passages)
     endpoints = endpoints_for(bot)
     for position, endpoint in enumerate(endpoints):
-        for attempt_number in range(settings.LLM_MAX_RETRIES + 1):
+        retries = 0
+        while True:
             attempt = Attempt(endpoint, bot, chat_messages)
             try:
                 async for delta in attempt.stream():
                     yield delta
             except AttemptFailed as failure:
                 logger.warning(
-                    "LLM attempt failed bot=%s provider=%s model=%s attempt=%d: %s",
+                    "LLM attempt failed bot=%s provider=%s model=%s retry=%d: %s",
                     bot.public_id,
                     endpoint.provider,
                     endpoint.model,
-                    attempt_number + 1,
+                    retries,
                     failure.reason,
                 )
                 if attempt.text:
                     # Text already reached the visitor and cannot be taken back: end the answer here.
                     yield _completed(attempt, fallback=position > 0, incomplete=True)
                     return
-                if not failure.retryable or attempt_number == settings.LLM_MAX_RETRIES:
+                if failure.status == 400 and endpoint.stream_usage and "stream_options" in failure.reason:
+                    # Some OpenAI-compatible servers refuse stream_options: ask again without it (usage is
+                    # then estimated). Not a retry: nothing failed on the provider's side.
+                    endpoint = replace(endpoint, stream_usage=False)
+                    continue
+                if not failure.retryable or retries >= settings.LLM_MAX_RETRIES:
                     break
-                delay = backoff_delay(attempt_number, failure.retry_after)
+                delay = backoff_delay(retries, failure.retry_after)
                 if delay > settings.LLM_RETRY_MAX_WAIT:
                     logger.warning("Retry-After %.1fs exceeds LLM_RETRY_MAX_WAIT; not waiting", delay)
                     break
+                retries += 1
                 await asyncio.sleep(delay)
                 continue
             yield _completed(attempt, fallback=position > 0)

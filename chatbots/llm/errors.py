@@ -28,11 +28,14 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
 
 
 class AttemptFailed(Exception):
-    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None):
+    def __init__(
+        self, reason: str, *, retryable: bool, retry_after: float | None = None, status: int | None = None
+    ):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+        self.status = status
 
 
 def retry_after_seconds(response: httpx.Response | None) -> float | None:
@@ -67,6 +70,7 @@ def describe_error(exc: BaseException, endpoint: Endpoint) -> AttemptFailed:
             redact(reason, [endpoint.api_key]),
             retryable=exc.status_code in RETRYABLE_STATUS,
             retry_after=retry_after_seconds(exc.response),
+            status=exc.status_code,
         )
     cause = exc.__cause__ or exc
     if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):

@@ -17,6 +17,7 @@ The same parameters may come in an ``X-Fake-Script`` header. Parameters:
 ``break_after``  send N tokens, then cut the connection without finishing the stream
 ``drop``         close the connection without answering
 ``usage=0``      never report token usage
+``no_stream_options=1`` refuse requests that set ``stream_options`` with a 400, like some older servers
 ``fail``         the misbehaviour applies only to the first N requests with this exact model string; later
                  ones are answered normally (add e.g. ``&id=…`` to keep counters of separate tests apart)
 
@@ -102,6 +103,7 @@ class Script:
     break_after: int = -1
     drop: bool = False
     usage: bool = True
+    no_stream_options: bool = False
 
     @classmethod
     def parse(cls, query: str) -> Script:
@@ -117,6 +119,7 @@ class Script:
             break_after=int(params.get("break_after", -1)),
             drop=params.get("drop", "0") not in ("0", ""),
             usage=params.get("usage", "1") != "0",
+            no_stream_options=params.get("no_stream_options", "0") not in ("0", ""),
         )
 
 
@@ -373,7 +376,11 @@ class FakeLLMServer:
         with self._lock:
             count = self._counters[model] = self._counters.get(model, 0) + 1
         if "fail" in params and count > int(params["fail"]):
-            keep = {k: v for k, v in params.items() if k in ("reply", "words", "tps", "usage")}
+            keep = {
+                k: v
+                for k, v in params.items()
+                if k in ("reply", "words", "tps", "usage", "no_stream_options")
+            }
             return Script.parse("&".join(f"{k}={v}" for k, v in keep.items()))
         return Script.parse(query)
 
@@ -407,6 +414,19 @@ class FakeLLMServer:
             record.outcome, record.finished = "dropped", time.monotonic()
             writer.transport.abort()
             return False
+        if script.no_stream_options and "stream_options" in payload:
+            record.outcome, record.finished = "status 400", time.monotonic()
+            await self._send_json(
+                writer,
+                400,
+                {
+                    "error": {
+                        "message": "Unrecognized request argument supplied: stream_options",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
+            return True
         if script.status:
             record.outcome, record.finished = f"status {script.status}", time.monotonic()
             extra = {"Retry-After": script.retry_after} if script.retry_after is not None else {}

@@ -297,3 +297,13 @@ async def test_sampling_parameters_follow_the_provider_and_model(fake_llm):
     assert (
         params["max_completion_tokens"] == 300 and "max_tokens" not in params and "temperature" not in params
     )
+
+
+async def test_servers_that_refuse_stream_options_are_asked_again_without_them(fake_llm):
+    model = scripted(no_stream_options=1, reply="one two three")
+    text, completed, _ = await collect(fake_bot(fake_llm, model=model))
+    first, second = requests_for(fake_llm, model)
+    assert first.outcome == "status 400" and "stream_options" in first.params
+    assert second.outcome == "ok" and "stream_options" not in second.params
+    assert text == "one two three" and not completed.fallback
+    assert completed.usage.completion_tokens > 0  # estimated
