@@ -6,15 +6,41 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.db import transaction
 
 from accounts.models import Membership, Organization, Role, User
 from chatbots.models import Bot
+from chatbots.services import bot_create
+from knowledge.models import SourceKind
+from knowledge.services import source_create
 
 DEMO_ORG_SLUG = "demo"
 DEMO_ADMIN_EMAIL = "admin@parlor.localhost"
 DEMO_BOT_NAME = "Demo assistant"
+DEMO_KNOWLEDGE = """# What Parlor is
+
+Parlor answers your website visitors from your own knowledge: documents, web pages and FAQs that you add
+in the admin. Answers stream token by token and show their sources.
+
+# Adding knowledge
+
+Open Knowledge sources in the admin and add a file (PDF, DOCX, TXT, Markdown, HTML or CSV), a web page, a
+whole website, some text or FAQ pairs. Parlor processes it in the background and shows its progress.
+A source can serve several bots.
+
+# Putting the bot on a website
+
+Copy the embed snippet from the bot's page in the admin and paste it into your website's HTML. It is one
+script tag. List the websites that may show the bot under allowed origins.
+
+# Connecting a language model
+
+Without a model, Parlor answers with the most relevant passages from your knowledge. To get written
+answers, choose a provider (OpenAI, Azure OpenAI, Anthropic, Gemini, Mistral, OpenRouter, Groq, Ollama or
+any OpenAI-compatible server), a model and an API key on the bot's page.
+"""
 
 
 @dataclass(frozen=True)
@@ -48,11 +74,27 @@ def demo_seed() -> DemoSeed:
     user = User.objects.filter(email=DEMO_ADMIN_EMAIL).first()
     if user is None:
         user = User.objects.create_superuser(DEMO_ADMIN_EMAIL, password, full_name="Demo Admin")
-    elif not user.check_password(password):
-        user.set_password(password)
-        user.save(update_fields=["password"])
+    else:
+        if not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        # Sign-in requires a verified address (allauth); the demo admin never gets a verification mail.
+        EmailAddress.objects.update_or_create(
+            user=user, email=user.email, defaults={"verified": True, "primary": True}
+        )
     Membership.objects.get_or_create(user=user, organization=organization, defaults={"role": Role.OWNER})
     bot = Bot.objects.filter(organization=organization, name=DEMO_BOT_NAME).first()
     if bot is None:
-        bot = Bot.objects.create(organization=organization, name=DEMO_BOT_NAME)
+        bot = bot_create(
+            organization=organization,
+            name=DEMO_BOT_NAME,
+            suggested_questions=["What is Parlor?", "How do I put the bot on my website?"],
+        )
+    if not bot.sources.exists():
+        # Ingested by the Celery worker that `manage.py up` starts, once this transaction commits.
+        bot.sources.add(
+            source_create(
+                organization=organization, kind=SourceKind.TEXT, title="About Parlor", text=DEMO_KNOWLEDGE
+            )
+        )
     return DemoSeed(organization=organization, user=user, password=password, bot=bot, created=org_created)

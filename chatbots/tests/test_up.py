@@ -95,16 +95,17 @@ def test_up_serves_parlor_and_ctrl_c_leaves_no_process_behind(transactional_db, 
         password = re.search(r"Password:\s+(\S+)", text).group(1)
 
         with httpx.Client(base_url=base, follow_redirects=False) as client:
-            login_page = client.get("/admin/login/")
+            login_page = client.get("/accounts/login/")
             assert login_page.status_code == 200
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
             response = client.post(
-                "/admin/login/?next=/admin/",
-                data={"username": email, "password": password, "csrfmiddlewaretoken": token},
-                headers={"Referer": f"{base}/admin/login/"},
+                "/accounts/login/?next=/admin/",
+                data={"login": email, "password": password, "csrfmiddlewaretoken": token},
+                headers={"Referer": f"{base}/accounts/login/"},
             )
             assert response.status_code == 302, response.text[:500]
-            assert client.get("/admin/").status_code == 200
+            dashboard = client.get("/admin/")
+            assert dashboard.status_code == 200 and "Demo Company" in dashboard.text
 
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3  # daphne, celery worker (+ its pool), beat
