@@ -380,7 +380,8 @@ def test_chat_reconnects_by_itself_after_the_server_restarts(
         frame = open_widget(page)
         ask(frame, ANSWER_QUESTION)
 
-        fixtures.stop(proc)
+        proc.kill()  # a crash, not a graceful shutdown: the socket just drops
+        proc.wait(timeout=10)
         frame.wait_for_selector(".pc-status[data-state='reconnecting']")
         frame.wait_for_selector(".pc-banner:not([hidden])")
         proc, url, _log = fixtures.start_daphne(port=port)
@@ -392,7 +393,8 @@ def test_chat_reconnects_by_itself_after_the_server_restarts(
         answer = ask(frame, "And tents?")
         assert "30 days" in answer.inner_text()
     finally:
-        fixtures.stop(proc)
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 MARKDOWN_ATTACKS = [
