@@ -36,7 +36,7 @@
       connecting: "Connecting…",
       reconnecting: "Connection lost. Reconnecting…",
       offline: "You are offline. The chat reconnects automatically.",
-      rateLimited: "You are sending messages too quickly. Please try again in {s} s.",
+      rateLimited: "You are sending messages too quickly. Please try again in {time}.",
       rateLimitedNow: "You can send messages again.",
       paused: "This assistant is paused at the moment. Please try again later.",
       unavailable: "This chat is not available.",
@@ -69,7 +69,7 @@
       connecting: "Verbinde…",
       reconnecting: "Verbindung unterbrochen. Verbinde neu…",
       offline: "Sie sind offline. Der Chat verbindet sich automatisch neu.",
-      rateLimited: "Sie senden zu viele Nachrichten. Bitte versuchen Sie es in {s} s erneut.",
+      rateLimited: "Sie senden zu viele Nachrichten. Bitte versuchen Sie es in {time} erneut.",
       rateLimitedNow: "Sie können wieder Nachrichten senden.",
       paused: "Dieser Assistent ist gerade pausiert. Bitte versuchen Sie es später erneut.",
       unavailable: "Dieser Chat ist nicht verfügbar.",
@@ -102,7 +102,7 @@
       connecting: "Connexion…",
       reconnecting: "Connexion perdue. Reconnexion…",
       offline: "Vous êtes hors ligne. Le chat se reconnecte automatiquement.",
-      rateLimited: "Vous envoyez des messages trop vite. Réessayez dans {s} s.",
+      rateLimited: "Vous envoyez des messages trop vite. Réessayez dans {time}.",
       rateLimitedNow: "Vous pouvez de nouveau envoyer des messages.",
       paused: "Cet assistant est en pause pour le moment. Réessayez plus tard.",
       unavailable: "Ce chat n’est pas disponible.",
@@ -135,7 +135,7 @@
       connecting: "Conectando…",
       reconnecting: "Conexión perdida. Reconectando…",
       offline: "Estás sin conexión. El chat se reconectará automáticamente.",
-      rateLimited: "Estás enviando mensajes demasiado rápido. Inténtalo de nuevo en {s} s.",
+      rateLimited: "Estás enviando mensajes demasiado rápido. Inténtalo de nuevo en {time}.",
       rateLimitedNow: "Ya puedes volver a enviar mensajes.",
       paused: "Este asistente está en pausa. Inténtalo más tarde.",
       unavailable: "Este chat no está disponible.",
@@ -445,6 +445,10 @@
     banner.textContent = "";
   }
 
+  function duration(seconds) {
+    return seconds < 90 ? seconds + " s" : Math.ceil(seconds / 60) + " min";
+  }
+
   function startRetryCountdown(seconds) {
     retryUntil = Date.now() + seconds * 1000;
     clearInterval(retryTimer);
@@ -462,9 +466,9 @@
         return;
       }
       // Update the text node in place: role=alert re-announces only on replacement, once is enough.
-      banner.textContent = t("rateLimited", { s: left });
+      banner.textContent = t("rateLimited", { time: duration(left) });
     }
-    showBanner(t("rateLimited", { s: seconds }), "warn");
+    showBanner(t("rateLimited", { time: duration(seconds) }), "warn");
     retryTimer = setInterval(tick, 1000);
     updateSend();
   }
