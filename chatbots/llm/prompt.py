@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+
 from chatbots.llm.events import Passage
 
 if TYPE_CHECKING:
@@ -60,31 +62,52 @@ def system_message(*, bot: Bot, passages: Sequence[Passage]) -> str:
     return "\n\n".join(parts)
 
 
-def build_messages(*, bot: Bot, messages: Sequence[dict], passages: Sequence[Passage]) -> list[dict]:
-    """System prompt with the knowledge, then at most ``bot.history_turns`` earlier turns, then the message.
+def estimate_tokens(text: str) -> int:
+    """About four characters per token; cheap, and close enough to keep a prompt inside its budget."""
+    return len(text) // 4 + 1
 
-    ``messages`` are the conversation in order, ending with the user's new message. When they start with a
-    system message the caller has assembled the prompt already (with the passages), and it is used as is.
+
+def build_messages(
+    *, bot: Bot, messages: Sequence[dict], passages: Sequence[Passage], budget_tokens: int | None = None
+) -> list[dict]:
+    """System prompt with the knowledge, recent turns and the new message, within a token budget.
+
+    ``messages`` are the conversation in order, ending with the user's new message. The system prompt and
+    the message always go in; then the best passages in rank order (up to two thirds of what is left), then
+    as many of the newest turns (at most ``bot.history_turns``) as still fit.
     """
-    if messages and messages[0].get("role") == "system":
-        # The caller (the chat pipeline) built the prompt within its token budget: send it as it is,
-        # adding only the bot's language rule, which the prompt does not carry.
-        prompt = [dict(m) for m in messages]
-        if bot.language and bot.language != "auto":
-            rule = f"Always answer in {LANGUAGE_NAMES.get(bot.language, bot.language)}."
-            prompt[0]["content"] = f"{prompt[0].get('content', '')}\n\n{rule}"
-        return prompt
-    extra_system = [m for m in messages if m.get("role") == "system"]
+    budget = budget_tokens or settings.CHAT_PROMPT_TOKEN_BUDGET
     turns = [m for m in messages if m.get("role") in ("user", "assistant")]
-    if turns:
-        *history, last = turns
-        keep = max(bot.history_turns, 0) * 2  # a turn is a question and its answer
-        history = history[-keep:] if keep else []
-        turns = [*history, last]
+    if not turns:
+        return [{"role": "system", "content": system_message(bot=bot, passages=passages)}]
+    *history, last = turns
+    keep = max(bot.history_turns, 0) * 2  # a turn is a question and its answer
+    history = history[-keep:] if keep else []
+
+    remaining = (
+        budget - estimate_tokens(system_message(bot=bot, passages=[])) - estimate_tokens(str(last["content"]))
+    )
+    context_share = remaining * 2 // 3
+    chosen: list[Passage] = []
+    for passage in passages:
+        cost = (
+            estimate_tokens(source_label(passage)) + estimate_tokens(passage.content[:PASSAGE_CHAR_LIMIT]) + 4
+        )
+        if cost > context_share:
+            break
+        chosen.append(passage)
+        context_share -= cost
+        remaining -= cost
+    kept: list[dict] = []
+    for turn in reversed(history):
+        cost = estimate_tokens(str(turn.get("content", ""))) + 4
+        if cost > remaining:
+            break
+        kept.insert(0, turn)
+        remaining -= cost
     return [
-        {"role": "system", "content": system_message(bot=bot, passages=passages)},
-        *({"role": "system", "content": str(m.get("content", ""))} for m in extra_system),
-        *({"role": m["role"], "content": str(m.get("content", ""))} for m in turns),
+        {"role": "system", "content": system_message(bot=bot, passages=chosen)},
+        *({"role": m["role"], "content": str(m.get("content", ""))} for m in [*kept, last]),
     ]
 
 

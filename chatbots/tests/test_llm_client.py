@@ -87,16 +87,6 @@ async def test_passages_and_system_prompt_reach_the_model(fake_llm):
     assert [m["content"] for m in sent[1:]] == ["recent question", "recent answer", QUESTION[0]["content"]]
 
 
-async def test_prompt_built_by_the_pipeline_is_sent_unchanged(fake_llm):
-    model = scripted()
-    bot = fake_bot(fake_llm, model=model, language="de")
-    messages = [{"role": "system", "content": "Pipeline prompt [1] context"}, *QUESTION]
-    await collect(bot, messages, PASSAGES)
-    sent = requests_for(fake_llm, model)[0].messages
-    assert sent[0]["content"] == "Pipeline prompt [1] context\n\nAlways answer in German."
-    assert sent[1:] == QUESTION
-
-
 async def test_429_is_retried_after_its_retry_after(fake_llm):
     model = scripted(status=429, retry_after=1, fail=1)
     text, completed, _ = await collect(fake_bot(fake_llm, model=model))
