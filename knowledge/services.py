@@ -25,7 +25,15 @@ from knowledge.chunking import ChunkDraft, chunk_blocks
 from knowledge.embedders import active_embedder, active_model_name, get_embedder
 from knowledge.exceptions import IngestError, TransientIngestError
 from knowledge.models import Chunk, EmbeddingState, FaqPair, Source, SourceKind, SourceStatus
-from knowledge.parsing import Block, decode_text, html_title, parse_file, parse_html, parse_plain_text
+from knowledge.parsing import (
+    Block,
+    decode_text,
+    html_title,
+    parse_file,
+    parse_html,
+    parse_markdown,
+    parse_plain_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +160,7 @@ def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
     if source.kind == SourceKind.TEXT:
         if not source.text.strip():
             raise IngestError("The text is empty.")
-        return parse_plain_text(source.text), 0
+        return parse_markdown(source.text), 0
     if source.kind == SourceKind.FAQ:
         pairs = list(source.faq_pairs.all())
         if not pairs:
