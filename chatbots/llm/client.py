@@ -14,6 +14,7 @@ Cancelling the task that consumes ``stream_chat`` (the visitor left) cancels the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from chatbots.llm.endpoints import Endpoint, endpoints_for, get_client
-from chatbots.llm.errors import AttemptFailed, backoff_delay, describe_error
+from chatbots.llm.errors import AttemptFailed, backoff_delay, describe_error, redact
 from chatbots.llm.events import Completed, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
 from chatbots.llm.offline import offline_stream
 from chatbots.llm.presets import sampling_params
@@ -71,32 +72,36 @@ class Attempt:
         if self.endpoint.stream_usage:
             extra["stream_options"] = {"include_usage": True}
         client = get_client(self.endpoint)
-        # ``asyncio.timeout_at`` around each single await (never around a ``yield``): cheap (no task per
-        # chunk, unlike wait_for), and it only ever cancels our own pending read.
+        # The SDK makes the request (auth, headers, status errors); the stream's lines are parsed here
+        # instead of becoming one pydantic object per token, which cost ~1 ms of CPU per token
+        # (bench/chat_load.py) and capped how many answers one process can stream at once.
+        # ``asyncio.timeout_at`` wraps each single await (never a ``yield``): cheap, and it only ever
+        # cancels our own pending read.
+        request = client.chat.completions.with_streaming_response.create(
+            model=self.endpoint.model,
+            messages=self.messages,  # type: ignore[arg-type]
+            stream=True,
+            **sampling_params(
+                provider=self.endpoint.provider,
+                model=self.endpoint.model,
+                temperature=self.bot.temperature,
+                max_tokens=self.bot.max_output_tokens,
+            ),
+            **extra,
+        )
         try:
             async with asyncio.timeout_at(limit()):
-                stream = await client.chat.completions.create(
-                    model=self.endpoint.model,
-                    messages=self.messages,  # type: ignore[arg-type]
-                    stream=True,
-                    **sampling_params(
-                        provider=self.endpoint.provider,
-                        model=self.endpoint.model,
-                        temperature=self.bot.temperature,
-                        max_tokens=self.bot.max_output_tokens,
-                    ),
-                    **extra,
-                )
+                response = await request.__aenter__()
         except TimeoutError:
             raise AttemptFailed(self._timeout_reason(), retryable=False) from None
         except Exception as exc:
             raise describe_error(exc, self.endpoint) from None
         try:
-            chunks = stream.__aiter__()
+            lines = response.iter_lines().__aiter__()
             while True:
                 try:
                     async with asyncio.timeout_at(limit()):
-                        chunk = await chunks.__anext__()
+                        line = await lines.__anext__()
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
@@ -104,19 +109,48 @@ class Attempt:
                 except AttemptFailed:
                     raise
                 except Exception as exc:
-                    raise describe_error(exc, self.endpoint) from None
-                if chunk.model:
-                    self.model = chunk.model
-                if chunk.usage is not None:
-                    self.usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                for choice in chunk.choices:
-                    if choice.delta and choice.delta.content:
-                        self.text.append(choice.delta.content)
-                        yield TextDelta(choice.delta.content)
+                    # Reading the body fails only at the transport (the SDK's HTTP client raises its own
+                    # exception types here): a stream that broke off, retryable like a dropped connection.
+                    reason = f"the stream from {self.endpoint.provider} broke off ({type(exc).__name__})"
+                    raise AttemptFailed(redact(reason, [self.endpoint.api_key]), retryable=True) from None
+                if not line.startswith("data:"):
+                    continue  # blank separators, comments, "event:" lines
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                for text in self._read_chunk(data):
+                    self.text.append(text)
+                    yield TextDelta(text)
         finally:
             # Closing an unfinished response drops the connection: this is what stops the upstream
             # generation when the visitor leaves or a limit is hit.
-            await stream.close()
+            await request.__aexit__(None, None, None)
+
+    def _read_chunk(self, data: str) -> list[str]:
+        """One ``chat.completion.chunk`` (or an in-stream error) as the text pieces it carries."""
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise AttemptFailed(f"{self.endpoint.provider} sent a malformed stream", retryable=True) from None
+        if not isinstance(chunk, dict):
+            return []
+        if chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise AttemptFailed(
+                redact(f"{self.endpoint.provider} error: {message}", [self.endpoint.api_key]), retryable=True
+            )
+        if chunk.get("model"):
+            self.model = chunk["model"]
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+        pieces = []
+        for choice in chunk.get("choices") or ():
+            content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
+            if isinstance(content, str) and content:
+                pieces.append(content)
+        return pieces
 
     def _timeout_reason(self) -> str:
         if self.text:
