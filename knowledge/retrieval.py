@@ -127,6 +127,32 @@ def query_lexemes(cursor, query: str, *, searched_chunks: int) -> list[str]:
     return kept
 
 
+# BM25 over PostgreSQL's tsvector: candidates are the chunks matching any query lexeme (GIN index);
+# term frequencies come from the tsvector's positions (heading positions, weight A, count twice) and
+# document frequencies from the candidates themselves (a chunk containing a query lexeme is a candidate).
+BM25_SQL = """
+WITH cand AS MATERIALIZED (
+    SELECT id, search_vector, length(search_vector)::float AS len FROM knowledge_chunk
+    WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) AND search_vector @@ to_tsquery('simple', %(tsq)s)
+),
+terms AS (
+    SELECT c.id, c.len, u.lexeme,
+           cardinality(u.positions) + cardinality(array_positions(u.weights, 'A')) AS tf
+    FROM cand c, unnest(c.search_vector) AS u
+    WHERE u.lexeme = ANY(%(lexemes)s)
+),
+df AS (SELECT lexeme, count(*) AS n FROM terms GROUP BY lexeme),
+avgl AS (SELECT greatest(avg(len), 1) AS a FROM cand)
+SELECT t.id FROM terms t JOIN df USING (lexeme) CROSS JOIN avgl
+GROUP BY t.id
+ORDER BY sum(
+    ln(1 + (greatest(%(n)s, df.n) - df.n + 0.5) / (df.n + 0.5))
+    * t.tf * 2.2 / (t.tf + 1.2 * (0.25 + 0.75 * t.len / avgl.a))
+) DESC, t.id
+LIMIT %(limit)s
+"""
+
+
 def lexical_ids(
     cursor, *, organization_id: int, source_ids: list[int], query: str, limit: int, searched_chunks: int = 0
 ) -> list[int]:
@@ -135,12 +161,19 @@ def lexical_ids(
         return []
     cursor.execute("SELECT string_agg(quote_literal(l), ' | ') FROM unnest(%s::text[]) AS l", [lexemes])
     (tsquery,) = cursor.fetchone()
-    cursor.execute(
-        "SELECT id FROM knowledge_chunk, to_tsquery('simple', %s) AS q "
-        "WHERE organization_id = %s AND source_id = ANY(%s) AND search_vector @@ q "
-        "ORDER BY ts_rank_cd(search_vector, q, 1) DESC LIMIT %s",
-        [tsquery, organization_id, source_ids, limit],
-    )
+    if settings.KNOWLEDGE_LEXICAL_RANKING == "bm25":
+        cursor.execute(
+            BM25_SQL,
+            {"org": organization_id, "sources": source_ids, "tsq": tsquery, "lexemes": lexemes,
+             "n": searched_chunks, "limit": limit},
+        )  # fmt: skip
+    else:
+        cursor.execute(
+            "SELECT id FROM knowledge_chunk, to_tsquery('simple', %s) AS q "
+            "WHERE organization_id = %s AND source_id = ANY(%s) AND search_vector @@ q "
+            "ORDER BY ts_rank_cd(search_vector, q, 1) DESC LIMIT %s",
+            [tsquery, organization_id, source_ids, limit],
+        )
     return [row[0] for row in cursor.fetchall()]
 
 
