@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 from typing import Any
 from urllib.parse import parse_qs
@@ -14,6 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chatbots.models import Bot, Channel, Conversation
+from chatbots.origins import socket_origin_allowed
 from chatbots.pipeline import (
     Accepted,
     ChatError,
@@ -25,11 +27,12 @@ from chatbots.pipeline import (
     store,
 )
 from chatbots.pipeline.errors import BotNotFound, ConversationNotFound, OriginNotAllowed
-from chatbots.selectors import bot_get_public_cached, bot_widget_config, origin_allowed
+from chatbots.selectors import bot_get_public_cached, bot_widget_config
 
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 CLOSE_NOT_FOUND = 4404
 CLOSE_FORBIDDEN = 4403
+logger = logging.getLogger(__name__)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -58,7 +61,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         try:
             self.bot = await bot_get_public_cached(public_id=self.scope["url_route"]["kwargs"]["public_id"])
-            if not origin_allowed(
+            if not socket_origin_allowed(
                 bot=self.bot, origin=_header(self.scope, b"origin"), host=_header(self.scope, b"host")
             ):
                 raise OriginNotAllowed()
@@ -184,6 +187,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     )
         except ChatError as exc:
             await self.send_error(exc)
+        except Exception:
+            # A bug must not leave the visitor waiting: say so and end the answer (what streamed so far
+            # is already stored by the pipeline, marked incomplete).
+            logger.exception("chat answer failed for bot %s", self.bot.public_id)
+            await self._send_code("internal_error", "Something went wrong on our side. Please try again.")
+            await self.send_json(
+                {"type": "done", "message_id": None, "conversation_id": self._conversation_id(),
+                 "usage": {"prompt_tokens": 0, "completion_tokens": 0}, "incomplete": True, "offline": False}
+            )  # fmt: skip
 
     def _conversation_id(self) -> str | None:
         return str(self.conversation.pk) if self.conversation else None

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 
 from chatbots.models import Bot
 from chatbots.pipeline.errors import BotNotFound
@@ -33,31 +31,6 @@ async def bot_get_public_cached(*, public_id: str) -> Bot:
     bot = await sync_to_async(bot_get_public)(public_id=public_id)
     _bot_cache[public_id] = (now, bot)
     return bot
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url.strip().rstrip("/"))
-    if not parts.scheme or not parts.netloc:
-        return url.strip().lower().rstrip("/")
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def origin_allowed(*, bot: Bot, origin: str | None, host: str | None = None) -> bool:
-    """Parlor's own pages (the widget iframe, the chat page) and the bot's allowed origins may connect.
-
-    A bot with no allowed origins is open to every site, so a new bot works at once; listing origins
-    locks it down.
-    """
-    if not origin:
-        return True  # not a browser (API clients, server-side integrations)
-    origin = _origin(origin)
-    own = {_origin(settings.SITE_URL)}
-    if host:
-        own |= {f"http://{host}".lower(), f"https://{host}".lower()}
-    if origin in own:
-        return True
-    allowed = [_origin(o) for o in (bot.allowed_origins or [])]
-    return not allowed or origin in allowed or "*" in allowed
 
 
 def bot_widget_config(bot: Bot) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
@@ -25,6 +24,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt, xframe_o
 from django.views.decorators.http import require_GET
 
 from chatbots.models import Bot
+from chatbots.origins import allowed_origins, normalize_origin, origin_allowed
 from chatbots.pipeline.errors import BotNotFound
 from chatbots.selectors import bot_get_public
 
@@ -32,7 +32,6 @@ LOADER_STATIC_PATH = "parlor/widget.js"
 DEFAULT_COLOR = "#4f46e5"
 MAX_MESSAGE_CHARS = 4000
 # What a CSP source expression from an admin-entered origin may look like (no spaces, quotes or ';').
-_ORIGIN_RE = re.compile(r"^https?://(\*\.)?[a-z0-9.-]+(:\d{1,5})?$")
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 _TEXTS = {
@@ -78,47 +77,6 @@ _TEXTS = {
 def _field(bot: Bot, name: str, default: Any) -> Any:
     value = getattr(bot, name, default)
     return default if value in (None, "") else value
-
-
-def normalize_origin(value: str) -> str:
-    """'https://Example.com/' -> 'https://example.com' (scheme://host[:port], what browsers send)."""
-    value = (value or "").strip().rstrip("/").lower()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return ""
-    default_port = {"http": ":80", "https": ":443"}[parts.scheme]
-    netloc = parts.netloc.removesuffix(default_port)
-    return f"{parts.scheme}://{netloc}"
-
-
-def allowed_origins(bot: Bot) -> list[str]:
-    """The bot's allowed origins, normalized; invalid entries are dropped (they could break the CSP)."""
-    origins = []
-    for raw in _field(bot, "allowed_origins", []) or []:
-        if raw.strip() == "*":  # explicitly open to every site, as an empty list
-            return ["*"]
-        origin = normalize_origin(raw) if "*" not in raw else raw.strip().rstrip("/").lower()
-        if origin and _ORIGIN_RE.match(origin):
-            origins.append(origin)
-    return origins
-
-
-def origin_allowed(bot: Bot, origin: str | None) -> bool:
-    """True if a page on ``origin`` may embed the bot. An empty list means any site may embed it."""
-    origins = allowed_origins(bot)
-    if not origins or "*" in origins:
-        return True
-    origin = normalize_origin(origin or "")
-    if not origin:
-        return False
-    for allowed in origins:
-        if allowed == origin:
-            return True
-        if "*." in allowed:  # https://*.example.com matches sub.example.com, not example.com
-            scheme, _, host = allowed.partition("://*.")
-            if origin.startswith(scheme + "://") and origin.split("://", 1)[1].endswith("." + host):
-                return True
-    return False
 
 
 def frame_ancestors(bot: Bot) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
@@ -11,6 +13,8 @@ from django.db import connection
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_in_flight = 0
+_in_flight_lock = threading.Lock()
 
 
 def in_thread_pool(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
@@ -23,8 +27,23 @@ def in_thread_pool(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
     @wraps(fn)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        if connection.connection is not None and not connection.is_usable():
-            connection.close()
-        return fn(*args, **kwargs)
+        global _in_flight
+        with _in_flight_lock:
+            _in_flight += 1
+        try:
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()
+            return fn(*args, **kwargs)
+        finally:
+            with _in_flight_lock:
+                _in_flight -= 1
 
     return sync_to_async(call, thread_sensitive=False)
+
+
+def wait_until_idle(timeout: float = 30.0) -> bool:
+    """Block until no pipeline work runs in the pool (tests: before the database is flushed)."""
+    deadline = time.monotonic() + timeout
+    while _in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not _in_flight

@@ -10,6 +10,7 @@ from accounts.services import api_key_create
 from accounts.tests.factories import make_organization, owner_of
 from chatbots.llm.testserver import FakeLLMServer
 from chatbots.models import Bot
+from chatbots.pipeline.blocking import wait_until_idle
 from chatbots.services import bot_create
 from knowledge.models import SourceKind
 from knowledge.services import source_create, source_ingest
@@ -22,6 +23,14 @@ RETURNS_TEXT = (
 )
 FAQ_QUESTION = "Do you ship to Switzerland?"
 FAQ_ANSWER = "Yes, we ship to Switzerland; customs fees are included in the price."
+
+
+@pytest.fixture(autouse=True)
+def _pipeline_idle_before_teardown() -> Iterator[None]:
+    """A visitor who leaves mid-answer leaves the pipeline saving in a pool thread; let it finish
+    before the test database is flushed."""
+    yield
+    assert wait_until_idle(), "chat pipeline work still running after the test"
 
 
 @pytest.fixture(scope="session")

@@ -55,7 +55,7 @@ async def test_answer_streams_with_sources_and_is_stored(llm_server) -> None:
     assert ready["greeting"] == bot.greeting and ready["bot"]["public_id"] == bot.public_id
     await ws.send_json_to({"type": "message", "text": "How long do I have to return boots?"})
     answer = await collect_answer(ws)
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
 
     assert answer["text"] == "Boots can be returned within 30 days [1]."
     assert answer["sources"][0]["title"] == "Returns and shipping"
@@ -83,7 +83,7 @@ async def test_faq_match_answers_directly_without_the_model(llm_server) -> None:
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": FAQ_QUESTION})
     answer = await collect_answer(ws)
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     assert answer["text"] == FAQ_ANSWER
     assert llm_server.requests == []
     reply = await Message.objects.aget(pk=answer["done"]["message_id"])
@@ -96,7 +96,7 @@ async def test_conversation_resumes_with_history_and_memory(llm_server) -> None:
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "My name is Ada."})
     first = await collect_answer(ws)
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     conversation_id = first["done"]["conversation_id"]
 
     ws = await connect(bot, conversation=conversation_id)
@@ -109,7 +109,7 @@ async def test_conversation_resumes_with_history_and_memory(llm_server) -> None:
     llm_server.reset()
     await ws.send_json_to({"type": "message", "text": "What is my name?"})
     second = await collect_answer(ws)
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     assert second["done"]["conversation_id"] == conversation_id
     sent = llm_server.requests[-1].messages
     assert any(m["role"] == "user" and m["content"] == "My name is Ada." for m in sent)
@@ -124,7 +124,7 @@ async def test_visitor_leaving_mid_answer_cancels_upstream_and_keeps_partial(llm
     await ws.send_json_to({"type": "message", "text": "Tell me everything about returns."})
     first = await ws.receive_json_from(timeout=10)
     assert first["type"] == "delta"
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
 
     async def stored():
         return await Message.objects.filter(role=MessageRole.ASSISTANT, conversation__bot=bot).afirst()
@@ -150,7 +150,7 @@ async def test_provider_failure_after_tokens_keeps_partial_answer(llm_server, se
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "Tell me about shipping."})
     answer = await collect_answer(ws)
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     assert answer["done"]["incomplete"] is True and answer["text"]
     reply = await Message.objects.aget(pk=answer["done"]["message_id"])
     assert reply.status == MessageStatus.INCOMPLETE and reply.text == answer["text"]
@@ -165,7 +165,7 @@ async def test_provider_timeout_falls_back_and_everything_is_stored(llm_server, 
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "How long do I have to return boots?"})
     answer = await collect_answer(ws)
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     reply = await Message.objects.aget(pk=answer["done"]["message_id"])
     # The offline provider answered from the knowledge and said no model is connected.
     assert reply.offline and answer["done"]["offline"] is True
@@ -183,7 +183,7 @@ async def test_rate_limit_refuses_with_retry_time_and_keeps_the_message(llm_serv
         assert (await collect_answer(ws))["done"] is not None
     await ws.send_json_to({"type": "message", "text": "three"})
     refused = await collect_answer(ws)
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     error = refused["errors"][0]
     assert error["code"] == "rate_limited" and 1 <= error["retry_after"] <= 60
     stored = await Message.objects.aget(text="three")
@@ -204,7 +204,7 @@ async def test_second_message_while_streaming_is_refused_as_busy(llm_server) -> 
         frames.append(frame)
         if frame["type"] == "done":
             break
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     assert any(f["type"] == "error" and f["code"] == "busy" for f in frames)
 
 
@@ -226,7 +226,7 @@ async def test_malformed_and_oversize_frames_get_error_frames(llm_server, settin
     assert (await ws.receive_json_from())["code"] == "invalid_message"
     await ws.send_json_to({"type": "ping"})
     assert (await ws.receive_json_from()) == {"type": "pong"}  # still alive
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     assert await Message.objects.acount() == 0
 
 
@@ -246,7 +246,7 @@ async def test_feedback_is_stored_for_the_conversations_own_answer(llm_server) -
     }
     await ws.send_json_to({"type": "feedback", "message_id": done["message_id"] - 1, "value": "down"})
     assert (await ws.receive_json_from())["code"] == "message_not_found"  # a user message cannot be rated
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     reply = await Message.objects.aget(pk=done["message_id"])
     assert (reply.feedback, reply.feedback_comment) == ("up", "great")
 
@@ -258,7 +258,7 @@ async def test_other_tenants_bot_and_conversation_get_only_a_refusal(llm_server)
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "secret question"})
     their_conversation = (await collect_answer(ws))["done"]["conversation_id"]
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     before = await Message.objects.acount()
 
     ws = await connect(ours, conversation=their_conversation)
@@ -285,7 +285,7 @@ async def test_origins_outside_the_allowed_list_are_refused(llm_server) -> None:
     assert (await ws.receive_output())["type"] == "websocket.close"
     ws = await connect(bot, origin="https://shop.example")
     assert (await ws.receive_json_from())["type"] == "ready"
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
 
 
 async def test_paused_bot_says_so_and_answers_nothing(llm_server) -> None:
@@ -295,5 +295,30 @@ async def test_paused_bot_says_so_and_answers_nothing(llm_server) -> None:
     assert (await ws.receive_json_from())["code"] == "bot_paused"
     await ws.send_json_to({"type": "message", "text": "hello?"})
     assert (await ws.receive_json_from())["code"] == "bot_paused"
-    await ws.disconnect()
+    await ws.disconnect(timeout=15)
     assert not await Message.objects.filter(role=MessageRole.ASSISTANT).aexists()
+
+
+async def test_unexpected_failure_ends_the_answer_with_an_error_and_keeps_the_question(
+    llm_server, monkeypatch
+) -> None:
+    bot = await sync_to_async(make_chat_bot)(llm_server, model="fake")
+
+    def broken_search(**kwargs):
+        raise RuntimeError("index on fire")
+
+    # Fault injection at the retrieval boundary: the consumer must not leave the visitor waiting.
+    monkeypatch.setattr("chatbots.pipeline.core.hybrid_search", broken_search)
+    ws = await connect(bot)
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "message", "text": "Where is my order?"})
+    error = await ws.receive_json_from(timeout=10)
+    done = await ws.receive_json_from(timeout=10)
+    assert error["code"] == "internal_error" and "index on fire" not in error["message"]
+    assert done["type"] == "done" and done["incomplete"] is True
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from() == {"type": "pong"}
+    await ws.disconnect(timeout=15)
+    assert await Message.objects.filter(text="Where is my order?", role=MessageRole.USER).aexists()
+    reply = await Message.objects.aget(role=MessageRole.ASSISTANT)
+    assert reply.status == MessageStatus.INCOMPLETE

@@ -11,7 +11,8 @@ from django.test import Client
 
 from accounts.models import Organization
 from chatbots.models import Bot
-from chatbots.widget_views import frame_ancestors, normalize_origin, origin_allowed
+from chatbots.origins import normalize_origin, origin_allowed
+from chatbots.widget_views import frame_ancestors
 
 pytestmark = pytest.mark.django_db
 
