@@ -46,12 +46,15 @@ class Command(BaseCommand):
             + f"  Password:     {seed.password}\n"
             + f"  Organization: {seed.organization.name}\n"
             + f"  Demo bot:     {seed.bot.name} (public id {seed.bot.public_id})\n"
+            + f"  Chat page:    {base}/chat/{seed.bot.public_id}/\n"
+            + f'  Embed code:   <script src="{base}/widget.js" data-bot="{seed.bot.public_id}" defer></script>\n'
             + f"  Health:       {base}/healthz   Ready: {base}/readyz\n"
             + "Press Ctrl-C to stop.\n"
         )
 
         # Children reuse the database and Redis this process resolved (embedded or configured).
         env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
+        env.setdefault("SITE_URL", base)  # links in e-mails and embed snippets point at this server
         python = sys.executable
         commands = {
             "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
