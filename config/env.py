@@ -2,7 +2,8 @@
 
 Every setting comes from the environment; a malformed value stops the process with a message that names
 the variable, instead of surfacing later as a confusing error. ``NAME_FILE`` is read in place of ``NAME``
-so secrets can come from Docker/Kubernetes secret files.
+so secrets can come from Docker/Kubernetes secret files. An empty value counts as unset, so a copied
+``.env.example`` with blanks keeps every default.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _raw(name: str) -> str | None:
     file_path = os.environ.get(f"{name}_FILE")
     if file_path:
         try:
-            return Path(file_path).read_text().strip()
+            return Path(file_path).read_text().strip() or None
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
-    return os.environ.get(name)
+    value = os.environ.get(name)
+    return None if value is None or not value.strip() else value
 
 
 def env_str(name: str, default: str = "") -> str:

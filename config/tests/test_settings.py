@@ -70,6 +70,11 @@ def test_env_helpers_parse_and_fail_loudly(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("PARLOR_T_INT", "many")
     with pytest.raises(ImproperlyConfigured, match="PARLOR_T_INT must be an integer"):
         env_int("PARLOR_T_INT", 1)
+    # A blank value (as in a copied .env.example) keeps the default.
+    monkeypatch.setenv("PARLOR_T_BLANK", "  ")
+    assert env_str("PARLOR_T_BLANK", "fallback") == "fallback"
+    assert env_bool("PARLOR_T_BLANK", True) is True
+    assert env_list("PARLOR_T_BLANK", ["x"]) == ["x"]
 
 
 def test_secret_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
