@@ -36,7 +36,7 @@ def test_app_services_run_the_right_commands_with_required_env() -> None:
         assert env["DEBUG"] == "false"
         assert env["DATABASE_URL"].startswith("postgres://") and "@db:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"] == "redis://redis:6379/0"
-        assert "SECRET_KEY" in env and "ALLOWED_HOSTS" in env
+        assert {"SECRET_KEY", "ALLOWED_HOSTS", "FIELD_ENCRYPTION_KEYS"} <= set(env)
         assert services[name]["build"] == "."
     for name in ("web", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
