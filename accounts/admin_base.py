@@ -322,6 +322,23 @@ class TenantScopedInlineMixin:
             queryset if request.user.is_superuser else scope_queryset(queryset, active_organization(request))
         )
 
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
+        """Also scope each inline form's hidden primary-key field, which Django fills from the model's
+        default manager (a posted id of another organization's row must not validate)."""
+        formset = super().get_formset(request, obj, **kwargs)
+        if request.user.is_superuser:
+            return formset
+        organization = active_organization(request)
+
+        class ScopedFormSet(formset):  # type: ignore[misc, valid-type]
+            def add_fields(self, form: Any, index: Any) -> None:
+                super().add_fields(form, index)
+                pk_field = form.fields.get(self.model._meta.pk.name)
+                if pk_field is not None and hasattr(pk_field, "queryset"):
+                    pk_field.queryset = scope_queryset(pk_field.queryset, organization)
+
+        return ScopedFormSet
+
     def _can_write(self, request: HttpRequest) -> bool:
         if request.user.is_superuser:
             return True

@@ -13,10 +13,10 @@ from django.urls import reverse
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminPasswordWidget, UnfoldAdminTextareaWidget, UnfoldBooleanSwitchWidget
 
-from accounts.admin_base import TenantScopedAdmin
+from accounts.admin_base import TenantScopedAdmin, TenantScopedTabularInline
 from accounts.selectors import active_organization
 from chatbots.llm import ConnectionReport, endpoints_for
-from chatbots.models import Bot
+from chatbots.models import Bot, Conversation, Message
 from chatbots.services import BOT_EDITABLE_FIELDS, bot_create, bot_test_connection, bot_update, bot_validate
 
 if TYPE_CHECKING:
@@ -205,3 +205,64 @@ class BotAdmin(TenantScopedAdmin):
         bot = self.get_object(request, object_id)  # tenant-scoped: another organization's id is a 404
         self._report(request, bot, bot_test_connection(bot=bot))
         return redirect(reverse("admin:chatbots_bot_change", args=[bot.pk]))
+
+
+class MessageInline(TenantScopedTabularInline):
+    """The transcript: read-only, in order, with each answer's sources, timings, cost and feedback."""
+
+    model = Message
+    fields = ("created_at", "role", "text", "status", "source_titles", "feedback", "feedback_comment",
+              "first_token_ms", "latency_ms", "cost_usd", "model")  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("created_at", "id")
+
+    @display(description="Sources")
+    def source_titles(self, obj: Message) -> str:
+        return ", ".join(dict.fromkeys(str(s.get("title", "")) for s in obj.sources or [])) or "–"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(TenantScopedAdmin):
+    """Transcripts for every member to read; owners and admins may delete one (e.g. on request)."""
+
+    list_display = ("__str__", "bot", "channel", "message_count", "feedback_summary", "last_message_at")
+    list_filter = ("bot", "channel")
+    search_fields = ("messages__text", "visitor_id")
+    readonly_fields = ("bot", "channel", "visitor_id", "visitor_attributes", "created_at", "last_message_at")
+    fields = readonly_fields
+    inlines = [MessageInline]
+    date_hierarchy = "last_message_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("bot")
+            .annotate(
+                n_messages=models.Count("messages", distinct=True),
+                n_up=models.Count("messages", filter=models.Q(messages__feedback="up"), distinct=True),
+                n_down=models.Count("messages", filter=models.Q(messages__feedback="down"), distinct=True),
+            )
+        )
+
+    @display(description="Messages", ordering="n_messages")
+    def message_count(self, obj: Conversation) -> int:
+        return obj.n_messages
+
+    @display(description="Feedback")
+    def feedback_summary(self, obj: Conversation) -> str:
+        return f"👍 {obj.n_up} · 👎 {obj.n_down}" if obj.n_up or obj.n_down else "–"
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
