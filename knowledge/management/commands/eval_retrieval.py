@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -25,14 +26,27 @@ class Command(BaseCommand):
         )
         parser.add_argument("--max-queries", type=int, default=None)
         parser.add_argument(
+            "--queries-file",
+            type=Path,
+            default=None,
+            help="JSONL {_id, text}: evaluate only these queries, with these texts (e.g. translations).",
+        )
+        parser.add_argument(
             "--weights", default="0.5", help="Comma-separated vector weights for the fusion, e.g. 0.3,0.5,0.7"
         )
 
-    def handle(self, *args, directory: Path, max_docs, max_queries, weights: str, **options):
+    def handle(self, *args, directory: Path, max_docs, max_queries, weights: str, queries_file, **options):
         for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv"):
             if not (directory / name).is_file():
                 raise CommandError(f"{directory} is not a BEIR dataset (missing {name}).")
         dataset = load_beir(directory, max_docs=max_docs, max_queries=max_queries)
+        if queries_file:
+            replaced = {
+                row["_id"]: row["text"]
+                for row in map(json.loads, queries_file.read_text().splitlines())
+                if row
+            }
+            dataset.queries = {qid: text for qid, text in replaced.items() if qid in dataset.qrels}
         self.stdout.write(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries")
         slug = f"eval-{dataset.name}".lower()[:80]
         organization, _ = Organization.objects.get_or_create(
