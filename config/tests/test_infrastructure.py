@@ -52,6 +52,7 @@ def test_celery_task_runs_on_real_worker(celery_worker: object) -> None:
     assert result.status == "SUCCESS"
 
 
+@pytest.mark.django_db  # Channels closes stale DB connections around each consumer event
 async def test_websocket_round_trip_through_redis_channel_layer() -> None:
     assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
     sender = WebsocketCommunicator(application, "/ws/echo/")
