@@ -132,12 +132,12 @@ def query_lexemes(cursor, query: str, *, searched_chunks: int) -> list[str]:
 # document frequencies from the candidates themselves (a chunk containing a query lexeme is a candidate).
 BM25_SQL = """
 WITH cand AS MATERIALIZED (
-    SELECT id, search_vector, length(search_vector)::float AS len FROM knowledge_chunk
+    SELECT id, search_vector, length(search_vector)::float8 AS len FROM knowledge_chunk
     WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) AND search_vector @@ to_tsquery('simple', %(tsq)s)
 ),
 terms AS (
     SELECT c.id, c.len, u.lexeme,
-           cardinality(u.positions) + cardinality(array_positions(u.weights, 'A')) AS tf
+           (cardinality(u.positions) + cardinality(array_positions(u.weights, 'A')))::float8 AS tf
     FROM cand c, unnest(c.search_vector) AS u
     WHERE u.lexeme = ANY(%(lexemes)s)
 ),
@@ -146,8 +146,8 @@ avgl AS (SELECT greatest(avg(len), 1) AS a FROM cand)
 SELECT t.id FROM terms t JOIN df USING (lexeme) CROSS JOIN avgl
 GROUP BY t.id
 ORDER BY sum(
-    ln(1 + (greatest(%(n)s, df.n) - df.n + 0.5) / (df.n + 0.5))
-    * t.tf * 2.2 / (t.tf + 1.2 * (0.25 + 0.75 * t.len / avgl.a))
+    ln(1.0::float8 + (greatest(%(n)s, df.n) - df.n + 0.5::float8) / (df.n + 0.5::float8))
+    * t.tf * 2.2::float8 / (t.tf + 1.2::float8 * (0.25::float8 + 0.75::float8 * t.len / avgl.a))
 ) DESC, t.id
 LIMIT %(limit)s
 """
