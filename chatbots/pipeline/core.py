@@ -27,7 +27,7 @@ from chatbots.pipeline.ratelimit import (
     release_conversation_slot,
 )
 from knowledge.retrieval import RetrievedChunk, hybrid_search
-from knowledge.services import faq_match
+from knowledge.services import FaqAnswer, faq_match
 
 FAQ_CHUNK_CHARS = 24  # an FAQ answer is streamed in small pieces so every transport behaves the same
 
@@ -123,6 +123,71 @@ def validate_text(text: object) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Knowledge:
+    faq: FaqAnswer | None
+    passages: list[RetrievedChunk]
+    history: list[dict[str, str]]
+    sources: list[dict[str, Any]]
+
+
+def gather_knowledge(
+    *, bot: Bot, question: str, conversation_id: uuid.UUID, before_message_id: int,
+    history: list[dict[str, str]] | None,
+) -> Knowledge:  # fmt: skip
+    """What the answer is built from, in one trip to the thread pool: a matching FAQ, or the retrieved
+    passages and the recent turns."""
+    source_ids = list(bot.sources.values_list("pk", flat=True))
+    faq = faq_match(organization_id=bot.organization_id, source_ids=source_ids, question=question)
+    if faq is not None:
+        source = {"source_id": faq.source_id, "title": faq.question, "url": None, "page": None,
+                  "snippet": faq.answer[:280]}  # fmt: skip
+        return Knowledge(faq=faq, passages=[], history=[], sources=[source])
+    passages = hybrid_search(
+        organization_id=bot.organization_id, source_ids=source_ids, query=question,
+        top_k=bot.retrieval_top_k, min_score=bot.retrieval_min_score,
+    )  # fmt: skip
+    if history is None:
+        history = store.recent_turns(
+            conversation_id=conversation_id, before_message_id=before_message_id, turns=bot.history_turns
+        )
+    return Knowledge(faq=None, passages=passages, history=history, sources=_dedupe_sources(passages))
+
+
+async def _fixed_reply(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+async def _faq_answer(faq: FaqAnswer, record: store.AssistantRecord) -> AsyncIterator[str]:
+    """An FAQ answer, streamed in small pieces so every transport behaves as for a model's answer."""
+    record.answered_from_faq = True
+    record.provider = "faq"
+    for start in range(0, len(faq.answer), FAQ_CHUNK_CHARS):
+        yield faq.answer[start : start + FAQ_CHUNK_CHARS]
+
+
+async def _model_answer(
+    bot: Bot, messages: list[dict[str, str]], passages: list[RetrievedChunk], record: store.AssistantRecord
+) -> AsyncIterator[str]:
+    """The provider's answer; usage, cost and how it ended go into ``record``."""
+    try:
+        async for event in stream_chat(bot=bot, messages=messages, passages=passages):
+            if isinstance(event, TextDelta):
+                yield event.text
+            elif isinstance(event, Completed):
+                record.model, record.provider, record.offline = event.model, event.provider, event.offline
+                record.prompt_tokens = event.usage.prompt_tokens
+                record.completion_tokens = event.usage.completion_tokens
+                record.cost_usd = event.cost_usd
+                if event.incomplete:
+                    record.status = MessageStatus.INCOMPLETE
+                    record.error_code = "stream_interrupted"
+    except LLMUnavailable as exc:
+        record.status = MessageStatus.INCOMPLETE if record.text else MessageStatus.FAILED
+        record.error_code = "llm_unavailable"
+        record.user_notice = exc.user_message
+
+
 async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     """Answer one message, yielding Accepted, then Delta*, Sources, Finished.
 
@@ -165,68 +230,24 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     finished = False
     try:
         yield Accepted(conversation_id=conversation_id, user_message_id=user_message.pk)
-        source_ids = await in_thread_pool(lambda: list(bot.sources.values_list("pk", flat=True)))()
-
-        faq = await in_thread_pool(faq_match)(
-            organization_id=bot.organization_id, source_ids=source_ids, question=text
-        )
-        if faq is not None:
-            record.answered_from_faq = True
-            record.provider = "faq"
-            record.sources = [{"source_id": faq.source_id, "title": faq.question, "url": None, "page": None,
-                               "snippet": faq.answer[:280]}]  # fmt: skip
-            for start in range(0, len(faq.answer), FAQ_CHUNK_CHARS):
-                piece = faq.answer[start : start + FAQ_CHUNK_CHARS]
-                if record.first_token_ms is None:
-                    record.first_token_ms = int((time.monotonic() - started) * 1000)
-                record.text += piece
-                yield Delta(piece)
+        knowledge = await in_thread_pool(gather_knowledge)(
+            bot=bot, question=text, conversation_id=conversation_id, before_message_id=user_message.pk,
+            history=request.history,
+        )  # fmt: skip
+        record.sources = knowledge.sources
+        if knowledge.faq is not None:
+            pieces = _faq_answer(knowledge.faq, record)
+        elif not knowledge.passages and bot.answer_style == "strict" and bot.fallback_reply:
+            record.provider = "fallback_reply"
+            pieces = _fixed_reply(bot.fallback_reply)
         else:
-            passages = await in_thread_pool(hybrid_search)(
-                organization_id=bot.organization_id,
-                source_ids=source_ids,
-                query=text,
-                top_k=bot.retrieval_top_k,
-                min_score=bot.retrieval_min_score,
-            )
-            record.sources = _dedupe_sources(passages)
-            if not passages and bot.answer_style == "strict" and bot.fallback_reply:
-                record.provider = "fallback_reply"
+            messages = [*knowledge.history, {"role": "user", "content": text}]
+            pieces = _model_answer(bot, messages, knowledge.passages, record)
+        async for piece in pieces:
+            if record.first_token_ms is None:
                 record.first_token_ms = int((time.monotonic() - started) * 1000)
-                record.text = bot.fallback_reply
-                yield Delta(bot.fallback_reply)
-            else:
-                history = request.history
-                if history is None:
-                    history = await in_thread_pool(store.recent_turns)(
-                        conversation_id=conversation_id,
-                        before_message_id=user_message.pk,
-                        turns=bot.history_turns,
-                    )
-                messages = [*history, {"role": "user", "content": text}]
-                try:
-                    async for event in stream_chat(bot=bot, messages=messages, passages=passages):
-                        if isinstance(event, TextDelta):
-                            if record.first_token_ms is None:
-                                record.first_token_ms = int((time.monotonic() - started) * 1000)
-                            record.text += event.text
-                            yield Delta(event.text)
-                        elif isinstance(event, Completed):
-                            record.model, record.provider, record.offline = (
-                                event.model,
-                                event.provider,
-                                event.offline,
-                            )
-                            record.prompt_tokens = event.usage.prompt_tokens
-                            record.completion_tokens = event.usage.completion_tokens
-                            record.cost_usd = event.cost_usd
-                            if event.incomplete:
-                                record.status = MessageStatus.INCOMPLETE
-                                record.error_code = "stream_interrupted"
-                except LLMUnavailable as exc:
-                    record.status = MessageStatus.INCOMPLETE if record.text else MessageStatus.FAILED
-                    record.error_code = "llm_unavailable"
-                    record.user_notice = exc.user_message
+            record.text += piece
+            yield Delta(piece)
         finished = True
     finally:
         if not finished and record.status == MessageStatus.COMPLETE:
