@@ -212,7 +212,11 @@ UNFOLD = {
     "DASHBOARD_CALLBACK": "accounts.dashboard.dashboard_callback",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
-    "SIDEBAR": {"show_search": True, "show_all_applications": False, "navigation": "accounts.dashboard.sidebar_navigation"},
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": "accounts.dashboard.sidebar_navigation",
+    },
     "ACCOUNT": {"navigation": "accounts.dashboard.account_navigation"},
 }
 
@@ -290,7 +294,8 @@ KNOWLEDGE_FETCH_MAX_BYTES = env_int("KNOWLEDGE_FETCH_MAX_BYTES", 5 * 1024 * 1024
 KNOWLEDGE_ALLOW_PRIVATE_URLS = env_bool("KNOWLEDGE_ALLOW_PRIVATE_URLS", False)  # SSRF guard off: tests only
 KNOWLEDGE_FTS_CONFIG = env_str("KNOWLEDGE_FTS_CONFIG", "english")
 KNOWLEDGE_LEXICAL_RANKING = env_str("KNOWLEDGE_LEXICAL_RANKING", "bm25")  # or "ts_rank_cd"
-KNOWLEDGE_FTS_MAX_RANKED_ROWS = env_int("KNOWLEDGE_FTS_MAX_RANKED_ROWS", 1000)  # common lexemes dropped beyond
+# Lexemes matching more rows than this are too common to rank by.
+KNOWLEDGE_FTS_MAX_RANKED_ROWS = env_int("KNOWLEDGE_FTS_MAX_RANKED_ROWS", 1000)
 KNOWLEDGE_VECTOR_WEIGHT = env_float("KNOWLEDGE_VECTOR_WEIGHT", 0.5)
 KNOWLEDGE_CANDIDATES = env_int("KNOWLEDGE_CANDIDATES", 40)
 KNOWLEDGE_EXACT_SCAN_MAX = env_int("KNOWLEDGE_EXACT_SCAN_MAX", 20000)
