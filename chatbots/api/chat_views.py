@@ -80,6 +80,14 @@ async def _start(request: ChatRequest) -> tuple[Accepted, AsyncIterator[Any]]:
     return accepted, events
 
 
+async def _until_finished(events: AsyncIterator[Any]) -> Finished:
+    """Run the pipeline to the end for a non-streaming reply (the answer is in the Finished event)."""
+    async for event in events:
+        if isinstance(event, Finished):
+            return event
+    raise RuntimeError("the chat pipeline ended without a Finished event")
+
+
 @csrf_exempt
 @require_POST
 async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
@@ -121,11 +129,7 @@ async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
 
         return _streaming(stream())
 
-    finished: Finished | None = None
-    async for event in events:
-        if isinstance(event, Finished):
-            finished = event
-    assert finished is not None
+    finished = await _until_finished(events)
     payload = {
         **_finished_payload(finished),
         "answer": finished.text,
@@ -230,11 +234,7 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
 
         return _streaming(stream())
 
-    finished: Finished | None = None
-    async for event in events:
-        if isinstance(event, Finished):
-            finished = event
-    assert finished is not None
+    finished = await _until_finished(events)
     return JsonResponse(
         {
             "id": completion_id,
