@@ -154,3 +154,17 @@ def active_model_name() -> str:
 
 def active_embedder() -> Embedder:
     return get_embedder(active_model_name())
+
+
+@lru_cache(maxsize=4096)
+def _query_vector(model_name: str, text: str) -> tuple[float, ...]:
+    return tuple(get_embedder(model_name).embed_query(text))
+
+
+def embed_search_query(text: str) -> list[float]:
+    """The active model's vector for a question, computed once per model and text.
+
+    A chat message is embedded for the FAQ match and again for the passage search; popular and suggested
+    questions repeat across visitors. Embedding is most of a message's CPU cost, so it is worth caching.
+    """
+    return list(_query_vector(active_model_name(), text))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 
-from knowledge.embedders import active_embedder
+from knowledge.embedders import embed_search_query
 
 RRF_K = 60
 
@@ -195,7 +195,7 @@ def ranked_ids(
         if vector:
             exact = searched <= settings.KNOWLEDGE_EXACT_SCAN_MAX
             if query_vector is None:
-                query_vector = active_embedder().embed_query(query)
+                query_vector = embed_search_query(query)
             vec = vector_ids(
                 cursor,
                 organization_id=organization_id,

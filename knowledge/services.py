@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from knowledge.chunking import ChunkDraft, chunk_blocks
-from knowledge.embedders import active_embedder, active_model_name, get_embedder
+from knowledge.embedders import active_embedder, active_model_name, embed_search_query, get_embedder
 from knowledge.exceptions import IngestError, TransientIngestError
 from knowledge.models import Chunk, EmbeddingState, FaqPair, Source, SourceKind, SourceStatus
 from knowledge.parsing import (
@@ -373,7 +373,7 @@ def faq_match(*, organization_id: int, source_ids: list[int], question: str) -> 
     from pgvector.django import CosineDistance
 
     model = active_model_name()
-    vector = active_embedder().embed_query(question)
+    vector = embed_search_query(question)
     best = (
         pairs.filter(embedding_model=model, embedding__isnull=False)
         .annotate(distance=CosineDistance("embedding", vector))

@@ -7,6 +7,7 @@ worst case of a fixed window (2x the rate across a window edge) is acceptable fo
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from dataclasses import dataclass
@@ -17,7 +18,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from chatbots.pipeline.errors import RateLimited
 
+logger = logging.getLogger(__name__)
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+REDIS_MAX_CONNECTIONS = 64
+REDIS_POOL_TIMEOUT_SECONDS = 20
 _UNITS = {
     "s": 1,
     "sec": 1,
@@ -56,7 +61,12 @@ def redis_client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        # A blocking pool waits for a free connection under load instead of failing the request
+        # (1,000 simultaneous answers exhausted a plain pool: bench/chat_load.py).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_TIMEOUT_SECONDS
+        )
+        client = aioredis.Redis(connection_pool=pool)
         _clients[loop] = client
     return client
 
@@ -93,4 +103,8 @@ async def acquire_conversation_slot(conversation_id: str, ttl_seconds: int) -> b
 
 
 async def release_conversation_slot(conversation_id: str) -> None:
-    await redis_client().delete(f"parlor:busy:{conversation_id}")
+    """Free the conversation for its next message; if Redis is unreachable the slot's TTL frees it."""
+    try:
+        await redis_client().delete(f"parlor:busy:{conversation_id}")
+    except aioredis.RedisError:
+        logger.warning("could not release the answer slot of conversation %s", conversation_id, exc_info=True)
