@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 EVAL_CORPUS = ROOT.parent / "shared" / "eval" / "scifact" / "corpus.jsonl"
-THINK_SECONDS = (1.0, 4.0)  # a visitor reads the answer and types the next question
+THINK_SECONDS = (5.0, 15.0)  # a visitor reads the answer and types the next question
 QUESTIONS = [
     "What do we know about {w} and its effect on {v}?",
     "Is there evidence that {w} changes {v}?",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
+import httpx2  # the HTTP library the openai SDK is built on (its client takes httpx2 types)
 import openai
 from django.conf import settings
 
@@ -106,7 +107,8 @@ def _timeout() -> httpx.Timeout:
         connect=settings.LLM_CONNECT_TIMEOUT,
         read=settings.LLM_FIRST_TOKEN_TIMEOUT,
         write=settings.LLM_CONNECT_TIMEOUT,
-        pool=settings.LLM_CONNECT_TIMEOUT,
+        # Waiting for a free pooled connection is part of waiting for the first token.
+        pool=settings.LLM_FIRST_TOKEN_TIMEOUT,
     )
 
 
@@ -122,6 +124,13 @@ def get_client(endpoint: Endpoint) -> openai.AsyncOpenAI:
 
 def new_client(endpoint: Endpoint) -> openai.AsyncOpenAI:
     """A client of its own (close it after use); retries are ours, so the SDK's are switched off."""
-    return openai.AsyncOpenAI(
-        base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=_timeout()
+    # One web process may stream many answers from the same endpoint at once (each holds a connection
+    # for its whole answer): the SDK's default of 1,000 connections timed out streams at 1,000 visitors.
+    http_client = openai.DefaultAsyncHttpxClient(
+        timeout=_timeout(),
+        limits=httpx2.Limits(max_connections=settings.LLM_MAX_CONNECTIONS, max_keepalive_connections=200),
     )
+    return openai.AsyncOpenAI(
+        base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, timeout=_timeout(),
+        http_client=http_client,
+    )  # fmt: skip

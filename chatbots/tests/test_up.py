@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
@@ -14,12 +16,14 @@ from urllib.parse import quote
 import httpx
 import psutil
 import pytest
+import websockets
 from django.conf import settings
 from django.db import connection
 
 from accounts.models import Membership, Organization, Role, User
 from chatbots.demo import demo_seed
 from chatbots.models import Bot
+from knowledge.models import Source, SourceStatus
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -52,6 +56,22 @@ def _test_database_url() -> str:
     host = quote(db["HOST"] or "localhost", safe="")
     port = f":{db['PORT']}" if db["PORT"] else ""
     return f"postgres://{db['USER']}:{quote(db['PASSWORD'] or '')}@{host}{port}/{db['NAME']}"
+
+
+async def _ask(url: str, question: str) -> dict:
+    async with websockets.connect(url) as ws:
+        assert json.loads(await ws.recv())["type"] == "ready"
+        await ws.send(json.dumps({"type": "message", "text": question}))
+        answer: dict = {"text": "", "sources": []}
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            if frame["type"] == "delta":
+                answer["text"] += frame["text"]
+            elif frame["type"] == "sources":
+                answer["sources"] = frame["sources"]
+            elif frame["type"] in ("done", "error"):
+                answer[frame["type"]] = frame
+                return answer
 
 
 def _wait_for(predicate, timeout: float) -> bool:
@@ -106,6 +126,17 @@ def test_up_serves_parlor_and_ctrl_c_leaves_no_process_behind(transactional_db, 
             assert response.status_code == 302, response.text[:500]
             dashboard = client.get("/admin/")
             assert dashboard.status_code == 200 and "Demo Company" in dashboard.text
+
+        # With no model configured anywhere, the demo bot answers offline from the knowledge the worker
+        # ingested, and says that no language model is connected.
+        public_id = re.search(r"public id (bot_[A-Za-z0-9_-]+)", text).group(1)
+        source = Source.objects.get(title="About Parlor")
+        assert _wait_for(lambda: Source.objects.get(pk=source.pk).status == SourceStatus.READY, 120)
+        answer = asyncio.run(
+            _ask(f"ws://127.0.0.1:{port}/ws/chat/{public_id}/", "How do I put the bot on my website?")
+        )
+        assert "script tag" in answer["text"] and answer["done"]["offline"] is True
+        assert any(s["title"] == "About Parlor" for s in answer["sources"])
 
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3  # daphne, celery worker (+ its pool), beat

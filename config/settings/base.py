@@ -277,6 +277,7 @@ LLM_CONNECT_TIMEOUT = env_float("LLM_CONNECT_TIMEOUT", 5.0)
 LLM_FIRST_TOKEN_TIMEOUT = env_float("LLM_FIRST_TOKEN_TIMEOUT", 20.0)
 LLM_TOTAL_TIMEOUT = env_float("LLM_TOTAL_TIMEOUT", 120.0)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2)
+LLM_MAX_CONNECTIONS = env_int("LLM_MAX_CONNECTIONS", 5000)  # per endpoint and web process
 LLM_RETRY_BACKOFF = env_float("LLM_RETRY_BACKOFF", 0.5)  # seconds; doubles per retry, with jitter
 LLM_RETRY_MAX_WAIT = env_float("LLM_RETRY_MAX_WAIT", 20.0)  # a longer Retry-After goes to the fallback
 LLM_PRICES = env_str("LLM_PRICES", "")  # JSON {"model": [usd_in_per_1M, usd_out_per_1M]}; or LLM_PRICES_FILE
