@@ -100,6 +100,16 @@ def scope_queryset(queryset: models.QuerySet, organization: Organization | None)
     return queryset if condition is None else queryset.filter(condition)
 
 
+def scope_choices(request: HttpRequest, db_field: models.Field, kwargs: dict[str, Any]) -> None:
+    """Limit a relation field's choices to the active organization (operators see every row)."""
+    if request.user.is_superuser:
+        return
+    queryset = kwargs.get("queryset")
+    if queryset is None:
+        queryset = db_field.remote_field.model._default_manager.get_queryset()
+    kwargs["queryset"] = scope_queryset(queryset, active_organization(request))
+
+
 class TenantScopedAdmin(ModelAdmin):
     """Unfold ModelAdmin that confines non-superusers to their active organization (see module doc)."""
 
@@ -148,20 +158,12 @@ class TenantScopedAdmin(ModelAdmin):
         return obj
 
     # --- choices ------------------------------------------------------------------------------------
-    def _scope_choices(self, request: HttpRequest, db_field: models.Field, kwargs: dict[str, Any]) -> None:
-        if self.is_operator(request):
-            return
-        queryset = kwargs.get("queryset")
-        if queryset is None:
-            queryset = db_field.remote_field.model._default_manager.get_queryset()
-        kwargs["queryset"] = scope_queryset(queryset, active_organization(request))
-
     def formfield_for_foreignkey(self, db_field: models.ForeignKey, request: HttpRequest, **kwargs: Any):
-        self._scope_choices(request, db_field, kwargs)
+        scope_choices(request, db_field, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field: models.ManyToManyField, request: HttpRequest, **kwargs: Any):
-        self._scope_choices(request, db_field, kwargs)
+        scope_choices(request, db_field, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_list_filter(self, request: HttpRequest) -> list[Any]:
@@ -300,20 +302,12 @@ class TenantScopedInlineMixin:
     write_roles: frozenset[str] = WRITE_ROLES
     read_only: bool = False
 
-    def _scope(self, request: HttpRequest, db_field: models.Field, kwargs: dict[str, Any]) -> None:
-        if request.user.is_superuser:
-            return
-        queryset = kwargs.get("queryset")
-        if queryset is None:
-            queryset = db_field.remote_field.model._default_manager.get_queryset()
-        kwargs["queryset"] = scope_queryset(queryset, active_organization(request))
-
     def formfield_for_foreignkey(self, db_field: models.ForeignKey, request: HttpRequest, **kwargs: Any):
-        self._scope(request, db_field, kwargs)
+        scope_choices(request, db_field, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field: models.ManyToManyField, request: HttpRequest, **kwargs: Any):
-        self._scope(request, db_field, kwargs)
+        scope_choices(request, db_field, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
