@@ -13,5 +13,7 @@ def test_a_question_is_embedded_once_and_matches_the_model() -> None:
     again = embed_search_query("How long do I have to return boots?")
     info = embedders._query_vector.cache_info()
     assert (info.misses, info.hits) == (1, 1)
-    assert first == again == pytest.approx(active_embedder().embed_query("How long do I have to return boots?"))
+    assert (
+        first == again == pytest.approx(active_embedder().embed_query("How long do I have to return boots?"))
+    )
     assert embed_search_query("Shipping to Switzerland?") != first
