@@ -25,11 +25,10 @@ FAQ_QUESTION = "Do you ship to Switzerland?"
 FAQ_ANSWER = "Yes, we ship to Switzerland; customs fees are included in the price."
 
 
-@pytest.fixture(autouse=True)
-def _pipeline_idle_before_teardown() -> Iterator[None]:
-    """A visitor who leaves mid-answer leaves the pipeline saving in a pool thread; let it finish
-    before the test database is flushed."""
-    yield
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """A visitor who leaves mid-answer leaves the pipeline saving in a pool thread; let it finish before
+    any fixture is torn down (a database flush racing it would deadlock)."""
     assert wait_until_idle(), "chat pipeline work still running after the test"
 
 
