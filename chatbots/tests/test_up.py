@@ -146,5 +146,10 @@ def test_up_serves_parlor_and_ctrl_c_leaves_no_process_behind(transactional_db, 
         assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
         assert "Parlor stopped." in "".join(output)
     finally:
+        # Even when an assertion failed: leave no web, worker or beat process behind.
         if proc.poll() is None:
+            leftovers = psutil.Process(proc.pid).children(recursive=True)
             proc.kill()
+            for child in leftovers:
+                if child.is_running():
+                    child.kill()
