@@ -26,7 +26,7 @@ from chatbots.pipeline import (
     answer_message,
     store,
 )
-from chatbots.pipeline.errors import BotNotFound, ConversationNotFound, OriginNotAllowed
+from chatbots.pipeline.errors import BotNotFound, ConversationNotFound, MessageNotFound, OriginNotAllowed
 from chatbots.selectors import bot_get_public_cached, bot_widget_config
 
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -134,7 +134,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_feedback(self, frame: dict[str, Any]) -> None:
         if self.conversation is None or not isinstance(frame.get("message_id"), int):
-            raise ConversationNotFound("There is no such message in this conversation.")
+            raise MessageNotFound()
         value = frame.get("value") or ""
         comment = frame.get("comment") or ""
         await sync_to_async(store.feedback_record)(

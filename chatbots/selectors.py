@@ -7,8 +7,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from chatbots.models import Bot
-from chatbots.pipeline.errors import BotNotFound
+from chatbots.models import Bot, Conversation
+from chatbots.pipeline.errors import BotNotFound, ConversationNotFound
 
 BOT_CACHE_SECONDS = 5.0  # a change in the admin reaches open widgets within this many seconds
 _bot_cache: dict[str, tuple[float, Bot]] = {}
@@ -49,3 +49,16 @@ def bot_widget_config(bot: Bot) -> dict[str, Any]:
         "theme": bot.widget_theme,
         "language": bot.language,
     }
+
+
+def conversation_for_api_key(*, api_key: Any, conversation_id: Any) -> Conversation:
+    """A conversation of the key's organization and of a bot the key may use; anything else is 404."""
+    try:
+        conversation = Conversation.objects.select_related("bot").get(
+            pk=conversation_id, organization_id=api_key.organization_id
+        )
+    except (Conversation.DoesNotExist, ValueError, TypeError):
+        raise ConversationNotFound() from None
+    if not api_key.allows_bot(conversation.bot):
+        raise ConversationNotFound()
+    return conversation

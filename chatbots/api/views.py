@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.authentication import ApiKeyAuthentication
-from chatbots.models import Conversation, Feedback
+from chatbots.models import Feedback
 from chatbots.pipeline import store
 from chatbots.pipeline.errors import ChatError
-
-
-def conversation_for_api_key(*, api_key: Any, conversation_id: Any) -> Conversation:
-    """A conversation of the key's organization and of a bot the key may use; anything else is 404."""
-    try:
-        conversation = Conversation.objects.select_related("bot").get(
-            pk=conversation_id, organization_id=api_key.organization_id
-        )
-    except (Conversation.DoesNotExist, ValueError, TypeError):
-        raise NotFound("This conversation does not exist.") from None
-    if not api_key.allows_bot(conversation.bot):
-        raise NotFound("This conversation does not exist.")
-    return conversation
+from chatbots.selectors import conversation_for_api_key
 
 
 class ApiKeyView(APIView):
@@ -62,10 +47,6 @@ class MessageFeedbackView(ApiKeyView):
     """POST /api/v1/messages/<id>/feedback: {"conversation_id", "value": "up"|"down"|"", "comment"?}"""
 
     def post(self, request: Request, message_id: int) -> Response:
-        if request.auth.read_only:
-            return Response(
-                {"error": {"code": "forbidden", "message": "This API key is read-only."}}, status=403
-            )
         data = FeedbackInput(data=request.data)
         data.is_valid(raise_exception=True)
         conversation = conversation_for_api_key(

@@ -186,4 +186,8 @@ async def test_key_limited_to_other_bots_or_read_only_cannot_chat(llm_server) ->
     async with client(read_only.key) as http:
         response = await http.post(url, json={"message": "hi"})
         assert response.status_code == 403 and "read-only" in response.json()["error"]["message"]
+        feedback = await http.post(
+            "/api/v1/messages/1/feedback", json={"conversation_id": str(bot.pk), "value": "up"}
+        )
+        assert feedback.status_code == 403
     assert not await Message.objects.filter(role=MessageRole.USER).aexists()
