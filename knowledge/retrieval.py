@@ -17,6 +17,7 @@ for natural questions) and ranks with ``ts_rank_cd`` over a title/heading-weight
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -133,7 +134,9 @@ def query_lexemes(cursor, query: str, *, searched_chunks: int) -> list[str]:
 BM25_SQL = """
 WITH cand AS MATERIALIZED (
     SELECT id, search_vector, length(search_vector)::float8 AS len FROM knowledge_chunk
-    WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) AND search_vector @@ to_tsquery('simple', %(tsq)s)
+    WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) AND search_vector @@ to_tsquery('simple', (
+        SELECT string_agg(quote_literal(l), ' | ') FROM unnest(%(lexemes)s::text[]) AS l
+    ))
 ),
 terms AS (
     SELECT c.id, c.len, u.lexeme,
@@ -159,20 +162,19 @@ def lexical_ids(
     lexemes = query_lexemes(cursor, query, searched_chunks=searched_chunks)
     if not lexemes:
         return []
-    cursor.execute("SELECT string_agg(quote_literal(l), ' | ') FROM unnest(%s::text[]) AS l", [lexemes])
-    (tsquery,) = cursor.fetchone()
     if settings.KNOWLEDGE_LEXICAL_RANKING == "bm25":
         cursor.execute(
             BM25_SQL,
-            {"org": organization_id, "sources": source_ids, "tsq": tsquery, "lexemes": lexemes,
-             "n": searched_chunks, "limit": limit},
+            {"org": organization_id, "sources": source_ids, "lexemes": lexemes, "n": searched_chunks,
+             "limit": limit},
         )  # fmt: skip
     else:
         cursor.execute(
-            "SELECT id FROM knowledge_chunk, to_tsquery('simple', %s) AS q "
+            "SELECT id FROM knowledge_chunk, to_tsquery('simple', ("
+            "SELECT string_agg(quote_literal(l), ' | ') FROM unnest(%s::text[]) AS l)) AS q "
             "WHERE organization_id = %s AND source_id = ANY(%s) AND search_vector @@ q "
             "ORDER BY ts_rank_cd(search_vector, q, 1) DESC LIMIT %s",
-            [tsquery, organization_id, source_ids, limit],
+            [lexemes, organization_id, source_ids, limit],
         )
     return [row[0] for row in cursor.fetchall()]
 
@@ -191,19 +193,21 @@ def ranked_ids(
     vec: list[int] = []
     lex: list[int] = []
     searched = filtered_chunk_count(organization_id=organization_id, source_ids=source_ids)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         if vector:
             exact = searched <= settings.KNOWLEDGE_EXACT_SCAN_MAX
             if query_vector is None:
                 query_vector = embed_search_query(query)
-            vec = vector_ids(
-                cursor,
-                organization_id=organization_id,
-                source_ids=source_ids,
-                query_vector=query_vector,
-                limit=limit,
-                exact=exact,
-            )
+            # The index path tunes the scan with SET LOCAL, which needs a transaction of its own.
+            with transaction.atomic() if not exact else nullcontext():
+                vec = vector_ids(
+                    cursor,
+                    organization_id=organization_id,
+                    source_ids=source_ids,
+                    query_vector=query_vector,
+                    limit=limit,
+                    exact=exact,
+                )
         if lexical:
             lex = lexical_ids(
                 cursor,
@@ -230,13 +234,19 @@ def fuse(ranked: RankedIds, *, vector_weight: float | None = None, k: int = RRF_
 
 
 def hybrid_search(
-    *, organization_id: int, source_ids: list[int], query: str, top_k: int = 6, min_score: float = 0.0
+    *,
+    organization_id: int,
+    source_ids: list[int],
+    query: str,
+    top_k: int = 6,
+    min_score: float = 0.0,
+    query_vector: list[float] | None = None,
 ) -> list[RetrievedChunk]:
     """The ``top_k`` best passages of the given sources of one organization for ``query``.
 
     ``score`` is the fused reciprocal-rank score in [0, 1] (1.0: first for both vector and full-text
     search); passages below ``min_score`` are dropped. Sources of other organizations are never searched,
-    whatever ``source_ids`` contains.
+    whatever ``source_ids`` contains. ``query_vector``: the query's embedding, when the caller has it.
     """
     from knowledge.models import Chunk
 
@@ -245,7 +255,10 @@ def hybrid_search(
     if not query or not source_ids or top_k <= 0:
         return []
     candidates = max(settings.KNOWLEDGE_CANDIDATES, top_k * 4)
-    ranked = ranked_ids(organization_id=organization_id, source_ids=source_ids, query=query, limit=candidates)
+    ranked = ranked_ids(
+        organization_id=organization_id, source_ids=source_ids, query=query, limit=candidates,
+        query_vector=query_vector,
+    )  # fmt: skip
     scores = fuse(ranked)
     best = sorted(scores.items(), key=lambda item: item[1], reverse=True)
     best = [(chunk_id, score) for chunk_id, score in best if score >= min_score][:top_k]

@@ -22,7 +22,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from knowledge.chunking import ChunkDraft, chunk_blocks
-from knowledge.embedders import active_embedder, active_model_name, embed_search_query, get_embedder
+from knowledge.embedders import (
+    active_embedder,
+    active_model_name,
+    embed_search_query,
+    faq_min_similarity,
+    forget_serving_model,
+    get_embedder,
+    serving_model_name,
+)
 from knowledge.exceptions import IngestError, TransientIngestError
 from knowledge.models import Chunk, EmbeddingState, FaqPair, Source, SourceKind, SourceStatus
 from knowledge.parsing import (
@@ -356,8 +364,13 @@ def _normalise(text: str) -> str:
     return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
 
 
-def faq_match(*, organization_id: int, source_ids: list[int], question: str) -> FaqAnswer | None:
-    """The FAQ answer whose question matches ``question`` closely enough to answer directly, if any."""
+def faq_match(
+    *, organization_id: int, source_ids: list[int], question: str, query_vector: list[float] | None = None
+) -> FaqAnswer | None:
+    """The FAQ answer whose question matches ``question`` closely enough to answer directly, if any.
+
+    ``query_vector``: the question's vector when the caller already has it (the chat pipeline embeds the
+    question while it stores the message)."""
     question = (question or "").strip()
     if not question or not source_ids:
         return None
@@ -372,8 +385,8 @@ def faq_match(*, organization_id: int, source_ids: list[int], question: str) -> 
             return FaqAnswer(question=pair.question, answer=pair.answer, source_id=pair.source_id, score=1.0)
     from pgvector.django import CosineDistance
 
-    model = active_model_name()
-    vector = embed_search_query(question)
+    model = serving_model_name()
+    vector = query_vector if query_vector is not None else embed_search_query(question)
     best = (
         pairs.filter(embedding_model=model, embedding__isnull=False)
         .annotate(distance=CosineDistance("embedding", vector))
@@ -383,7 +396,7 @@ def faq_match(*, organization_id: int, source_ids: list[int], question: str) -> 
     if best is None:
         return None
     similarity = 1.0 - float(best.distance)
-    if similarity < settings.KNOWLEDGE_FAQ_MIN_SIMILARITY:
+    if similarity < faq_min_similarity(model):
         return None
     return FaqAnswer(
         question=best.question, answer=best.answer, source_id=best.source_id, score=round(similarity, 4)
@@ -447,5 +460,6 @@ def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str],
         FaqPair.objects.bulk_update(pairs, ["embedding", "embedding_model"], batch_size=500)
         state.active_model = model
         state.save(update_fields=["active_model", "updated_at"])
+    forget_serving_model()
     log(f"index switched to {model}: {done} chunks, {len(pairs)} FAQ questions")
     return done

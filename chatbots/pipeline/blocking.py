@@ -31,8 +31,13 @@ def in_thread_pool(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         with _in_flight_lock:
             _in_flight += 1
         try:
-            if connection.connection is not None and not connection.is_usable():
-                connection.close()
+            # Ping the server only after a database error on this connection (a ping per call costs a
+            # round trip); a connection that broke is replaced before use.
+            if connection.connection is not None and connection.errors_occurred:
+                if connection.is_usable():
+                    connection.errors_occurred = False
+                else:
+                    connection.close()
             return fn(*args, **kwargs)
         finally:
             with _in_flight_lock:

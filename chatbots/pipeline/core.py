@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from chatbots.pipeline.ratelimit import (
     check_rate_limits,
     release_conversation_slot,
 )
+from knowledge.embedders import embed_search_query
 from knowledge.retrieval import RetrievedChunk, hybrid_search
 from knowledge.services import FaqAnswer, faq_match
 
@@ -132,26 +133,38 @@ class Knowledge:
 
 
 def gather_knowledge(
-    *, bot: Bot, question: str, conversation_id: uuid.UUID, before_message_id: int,
-    history: list[dict[str, str]] | None,
+    *, bot: Bot, question: str, query_vector: list[float] | None, conversation_id: uuid.UUID,
+    before_message_id: int, history: list[dict[str, str]] | None,
 ) -> Knowledge:  # fmt: skip
     """What the answer is built from, in one trip to the thread pool: a matching FAQ, or the retrieved
     passages and the recent turns."""
     source_ids = list(bot.sources.values_list("pk", flat=True))
-    faq = faq_match(organization_id=bot.organization_id, source_ids=source_ids, question=question)
+    faq = faq_match(
+        organization_id=bot.organization_id,
+        source_ids=source_ids,
+        question=question,
+        query_vector=query_vector,
+    )
     if faq is not None:
         source = {"source_id": faq.source_id, "title": faq.question, "url": None, "page": None,
                   "snippet": faq.answer[:280]}  # fmt: skip
         return Knowledge(faq=faq, passages=[], history=[], sources=[source])
     passages = hybrid_search(
         organization_id=bot.organization_id, source_ids=source_ids, query=question,
-        top_k=bot.retrieval_top_k, min_score=bot.retrieval_min_score,
+        top_k=bot.retrieval_top_k, min_score=bot.retrieval_min_score, query_vector=query_vector,
     )  # fmt: skip
     if history is None:
         history = store.recent_turns(
             conversation_id=conversation_id, before_message_id=before_message_id, turns=bot.history_turns
         )
     return Knowledge(faq=None, passages=passages, history=history, sources=_dedupe_sources(passages))
+
+
+def _in_background(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
+    """Start ``awaitable`` now; if nobody awaits it (the message was refused), its error is dropped."""
+    future = asyncio.ensure_future(awaitable)
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return future
 
 
 async def _fixed_reply(text: str) -> AsyncIterator[str]:
@@ -202,10 +215,15 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         raise BotPaused()
 
     refusal: ChatError | None = None
+    query_vector: asyncio.Future[list[float]] | None = None
     try:
         await check_rate_limits(_rate_limits(request))
     except ChatError as exc:
         refusal = exc
+    else:
+        # Embedding the question is the largest single cost before the first token: it runs on another
+        # core while the message is stored.
+        query_vector = _in_background(in_thread_pool(embed_search_query)(text))
     user_message = await in_thread_pool(store.user_message_record)(
         bot=bot,
         conversation_id=request.conversation_id,
@@ -231,8 +249,8 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     try:
         yield Accepted(conversation_id=conversation_id, user_message_id=user_message.pk)
         knowledge = await in_thread_pool(gather_knowledge)(
-            bot=bot, question=text, conversation_id=conversation_id, before_message_id=user_message.pk,
-            history=request.history,
+            bot=bot, question=text, query_vector=await query_vector, conversation_id=conversation_id,
+            before_message_id=user_message.pk, history=request.history,
         )  # fmt: skip
         record.sources = knowledge.sources
         if knowledge.faq is not None:

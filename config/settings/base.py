@@ -302,7 +302,8 @@ KNOWLEDGE_CANDIDATES = env_int("KNOWLEDGE_CANDIDATES", 40)
 KNOWLEDGE_EXACT_SCAN_MAX = env_int("KNOWLEDGE_EXACT_SCAN_MAX", 20000)
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 200)
 KNOWLEDGE_HNSW_MAX_SCAN_TUPLES = env_int("KNOWLEDGE_HNSW_MAX_SCAN_TUPLES", 40000)
-KNOWLEDGE_FAQ_MIN_SIMILARITY = env_float("KNOWLEDGE_FAQ_MIN_SIMILARITY", 0.92)
+# Cosine similarity at which an FAQ answers directly; 0: the embedding model's own calibrated threshold.
+KNOWLEDGE_FAQ_MIN_SIMILARITY = env_float("KNOWLEDGE_FAQ_MIN_SIMILARITY", 0.0)
 KNOWLEDGE_EMBED_BATCH = env_int("KNOWLEDGE_EMBED_BATCH", 32)
 CELERY_BEAT_SCHEDULE = {
     "knowledge-resync-due-sources": {"task": "knowledge.sources_resync_due", "schedule": 15 * 60},

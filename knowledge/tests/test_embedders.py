@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from knowledge.embedders import (
+    DEFAULT_LOCAL_MODEL,
+    LOCAL_E5,
+    LOCAL_MINILM,
+    LOCAL_MODELS,
+    configured_model_name,
+    faq_min_similarity,
+    get_embedder,
+)
+from knowledge.models import EMBEDDING_DIMENSIONS
+
+PASSAGES = [
+    "Returns: boots can be returned within 30 days of delivery for a full refund.",
+    "We ship to Canada, Mexico and most of Europe; duties are paid at checkout.",
+    "Our support desk is open Monday to Friday, 9:00 to 17:00 Central European Time. " * 12,
+    "Password reset",
+]
+
+
+@pytest.mark.parametrize("name", LOCAL_MODELS)
+def test_every_bundled_model_returns_unit_vectors_in_the_index_size(name: str) -> None:
+    embedder = get_embedder(name)
+    vectors = np.array(embedder.embed_passages(PASSAGES))
+    query = np.array(embedder.embed_query("How long do I have to return boots?"))
+    assert vectors.shape == (len(PASSAGES), EMBEDDING_DIMENSIONS)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    assert (vectors @ query).argmax() == 0  # the returns passage answers the returns question
+
+
+def test_batched_passages_come_back_in_input_order() -> None:
+    """Passages are embedded in length-sorted batches; each vector must still belong to its own text."""
+    embedder = get_embedder(LOCAL_MINILM)
+    batched = np.array(embedder.embed_passages(PASSAGES))
+    one_by_one = np.array([embedder.embed_passages([text])[0] for text in PASSAGES])
+    assert np.allclose(batched, one_by_one, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", [LOCAL_MINILM, LOCAL_E5])
+def test_faq_threshold_separates_a_rephrased_question_from_another_question(name: str) -> None:
+    embedder = get_embedder(name)
+    asked = np.array(embedder.embed_query("how do i reset my password?"))
+    same = np.array(embedder.embed_query("How can I reset my password"))
+    other = np.array(embedder.embed_query("Do you ship to Canada?"))
+    threshold = faq_min_similarity(name)
+    assert float(asked @ same) >= threshold > float(asked @ other)
+
+
+def test_the_multilingual_model_matches_a_spanish_question_to_an_english_passage() -> None:
+    embedder = get_embedder(LOCAL_E5)
+    vectors = np.array(embedder.embed_passages(PASSAGES))
+    query = np.array(embedder.embed_query("¿Hacen envíos a Canadá?"))
+    assert (vectors @ query).argmax() == 1
+
+
+def test_the_fast_english_model_is_the_default(settings) -> None:
+    settings.EMBEDDING_BACKEND = "local"
+    settings.EMBEDDING_MODEL = ""
+    assert configured_model_name() == DEFAULT_LOCAL_MODEL == LOCAL_MINILM
+    settings.EMBEDDING_MODEL = LOCAL_E5
+    assert configured_model_name() == LOCAL_E5
+
+
+def test_an_explicit_faq_threshold_overrides_the_models_own(settings) -> None:
+    settings.KNOWLEDGE_FAQ_MIN_SIMILARITY = 0.5
+    assert faq_min_similarity(LOCAL_MINILM) == faq_min_similarity(LOCAL_E5) == 0.5
