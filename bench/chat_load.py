@@ -17,6 +17,7 @@ import os
 import platform
 import random
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -375,7 +376,9 @@ def main() -> None:
     llm_port, web_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": args.redis_url,
            "CHAT_RATE_LIMIT_VISITOR": "0", "CHAT_RATE_LIMIT_API_KEY": "0", "CHAT_RATE_LIMIT_BOT": "0",
-           "LOG_LEVEL": "WARNING", "DEBUG": "true"}  # fmt: skip
+           "LOG_LEVEL": "WARNING", "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50),
+           "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false",
+           "LLM_ALLOW_PRIVATE_BASE_URLS": "true"}  # fmt: skip  (production settings: no query log)
     llm = start_process(
         [sys.executable, "manage.py", "fake_llm", "--port", str(llm_port)], env, logs / "llm.log"
     )
