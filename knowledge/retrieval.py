@@ -1,17 +1,19 @@
-"""Hybrid retrieval: pgvector HNSW cosine + PostgreSQL full-text, fused by weighted reciprocal rank.
+"""Hybrid retrieval: pgvector cosine search + BM25 over PostgreSQL full-text, fused by reciprocal rank.
 
 One function serves the chat pipeline and the evaluation command, so the benchmark measures what
 visitors get.
 
 Restricting to a bot's sources must not cost recall: a plain HNSW scan returns its ``ef_search`` nearest
 rows *before* the filter, so a bot owning 1% of the chunks would get almost nothing. Two paths:
-* the bot's sources hold few chunks (``KNOWLEDGE_EXACT_SCAN_MAX``): an exact scan over them through the
-  (organization, source) B-tree index — exact and fast at that size;
+* the bot's sources hold few chunks (``KNOWLEDGE_EXACT_SCAN_MAX``) or a small share of the table: an
+  exact scan over them through the (organization, source) B-tree index;
 * otherwise the HNSW index with pgvector 0.8's iterative scan (``hnsw.iterative_scan = relaxed_order``),
   which keeps walking the graph until enough rows pass the filter; the outer query re-sorts by distance.
+An exact scan costs ~2 µs per chunk (vectors stored inline, migration 0004), the index path ~2-3 ms at
+any size, hence the small default threshold.
 
 The lexical side ORs the query's lexemes (every-word-must-match ``plainto_tsquery`` finds almost nothing
-for natural questions) and ranks with ``ts_rank_cd`` over a title/heading-weighted ``tsvector``.
+for natural questions) and ranks them with BM25 computed from a title/heading-weighted ``tsvector``.
 """
 
 from __future__ import annotations
@@ -50,15 +52,6 @@ def _vector_literal(vector: list[float]) -> str:
     return "[" + ",".join(f"{value:.6f}" for value in vector) + "]"
 
 
-def filtered_chunk_count(*, organization_id: int, source_ids: list[int]) -> int:
-    from knowledge.models import Source
-
-    counts = Source.objects.filter(organization_id=organization_id, pk__in=source_ids).values_list(
-        "chunk_count", flat=True
-    )
-    return sum(counts)
-
-
 def vector_ids(
     cursor, *, organization_id: int, source_ids: list[int], query_vector: list[float], limit: int, exact: bool
 ) -> list[int]:
@@ -87,34 +80,61 @@ def vector_ids(
     return [row[0] for row in cursor.fetchall()]
 
 
-_lexeme_stats: dict[str, object] = {"at": 0.0, "freqs": {}}
+_table_stats: dict[str, object] = {"at": 0.0, "freqs": {}, "rows": 0.0}
+
+
+def _refresh_table_stats() -> None:
+    """Chunk count and the most common lexemes' shares, from the planner's statistics (cached 5 minutes)."""
+    if time.monotonic() - float(_table_stats["at"]) < 300:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.reltuples, s.most_common_elems::text::text[], s.most_common_elem_freqs "
+            "FROM pg_class c LEFT JOIN pg_stats s ON s.tablename = c.relname AND s.attname = 'search_vector' "
+            "WHERE c.oid = 'knowledge_chunk'::regclass"
+        )
+        row = cursor.fetchone()
+    freqs = dict(zip(row[1], row[2], strict=False)) if row and row[1] else {}
+    _table_stats.update(at=time.monotonic(), freqs=freqs, rows=float(row[0] or 0) if row else 0.0)
 
 
 def common_lexeme_frequencies() -> dict[str, float]:
-    """Share of chunks containing each of the most common lexemes (from ANALYZE's statistics; cached)."""
-    if time.monotonic() - float(_lexeme_stats["at"]) < 300:
-        return _lexeme_stats["freqs"]  # type: ignore[return-value]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
-            "WHERE tablename = 'knowledge_chunk' AND attname = 'search_vector'"
-        )
-        row = cursor.fetchone()
-    freqs = dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
-    _lexeme_stats.update(at=time.monotonic(), freqs=freqs)
-    return freqs
+    _refresh_table_stats()
+    return _table_stats["freqs"]  # type: ignore[return-value]
 
 
-def query_lexemes(cursor, query: str, *, searched_chunks: int) -> list[str]:
+def use_exact_scan(searched_chunks: int) -> bool:
+    """Exact scan for few chunks, or for a share of the table too small for the index to find 40 of them
+    within ``KNOWLEDGE_HNSW_MAX_SCAN_TUPLES`` (under ~1%)."""
+    if searched_chunks <= settings.KNOWLEDGE_EXACT_SCAN_MAX:
+        return True
+    _refresh_table_stats()
+    return searched_chunks * 100 < float(_table_stats["rows"])
+
+
+@dataclass(frozen=True)
+class SearchScope:
+    searched_chunks: int  # chunks in the searched sources
+    lexemes: list[str]  # the query's lexemes (text search configuration KNOWLEDGE_FTS_CONFIG)
+
+
+def search_scope(cursor, *, organization_id: int, source_ids: list[int], query: str) -> SearchScope:
+    """What both methods need to plan, in one round trip."""
+    cursor.execute(
+        "SELECT (SELECT coalesce(sum(chunk_count), 0) FROM knowledge_source "
+        "WHERE organization_id = %s AND id = ANY(%s)), "
+        "(SELECT array_agg(lexeme) FROM unnest(to_tsvector(%s::regconfig, %s)))",
+        [organization_id, source_ids, settings.KNOWLEDGE_FTS_CONFIG, query],
+    )
+    searched, lexemes = cursor.fetchone()
+    return SearchScope(searched_chunks=int(searched), lexemes=lexemes or [])
+
+
+def budgeted_lexemes(lexemes: list[str], *, searched_chunks: int) -> list[str]:
     """The query's lexemes, rarest first, as many as keep the rows to rank under
     ``KNOWLEDGE_FTS_MAX_RANKED_ROWS``. A very common lexeme matches most chunks: ranking all of them is
     slow (200 ms at 10k chunks) and, like a stop word, it adds little. The rarest is always kept; in
     small knowledge bases every lexeme is."""
-    cursor.execute(
-        "SELECT array_agg(lexeme) FROM unnest(to_tsvector(%s::regconfig, %s))",
-        [settings.KNOWLEDGE_FTS_CONFIG, query],
-    )
-    lexemes = cursor.fetchone()[0] or []
     freqs = common_lexeme_frequencies()
     budget = settings.KNOWLEDGE_FTS_MAX_RANKED_ROWS
     kept: list[str] = []
@@ -157,9 +177,10 @@ LIMIT %(limit)s
 
 
 def lexical_ids(
-    cursor, *, organization_id: int, source_ids: list[int], query: str, limit: int, searched_chunks: int = 0
+    cursor, *, organization_id: int, source_ids: list[int], scope: SearchScope, limit: int
 ) -> list[int]:
-    lexemes = query_lexemes(cursor, query, searched_chunks=searched_chunks)
+    searched_chunks = scope.searched_chunks
+    lexemes = budgeted_lexemes(scope.lexemes, searched_chunks=searched_chunks)
     if not lexemes:
         return []
     if settings.KNOWLEDGE_LEXICAL_RANKING == "bm25":
@@ -192,10 +213,10 @@ def ranked_ids(
     """The candidates of each method, best first (used by hybrid_search and the evaluation)."""
     vec: list[int] = []
     lex: list[int] = []
-    searched = filtered_chunk_count(organization_id=organization_id, source_ids=source_ids)
     with connection.cursor() as cursor:
+        scope = search_scope(cursor, organization_id=organization_id, source_ids=source_ids, query=query)
         if vector:
-            exact = searched <= settings.KNOWLEDGE_EXACT_SCAN_MAX
+            exact = use_exact_scan(scope.searched_chunks)
             if query_vector is None:
                 query_vector = embed_search_query(query)
             # The index path tunes the scan with SET LOCAL, which needs a transaction of its own.
@@ -213,9 +234,8 @@ def ranked_ids(
                 cursor,
                 organization_id=organization_id,
                 source_ids=source_ids,
-                query=query,
+                scope=scope,
                 limit=limit,
-                searched_chunks=searched,
             )
     return RankedIds(vector=vec, lexical=lex)
 
@@ -262,9 +282,11 @@ def hybrid_search(
     scores = fuse(ranked)
     best = sorted(scores.items(), key=lambda item: item[1], reverse=True)
     best = [(chunk_id, score) for chunk_id, score in best if score >= min_score][:top_k]
-    rows = Chunk.objects.filter(
-        pk__in=[chunk_id for chunk_id, _ in best], organization_id=organization_id
-    ).select_related("source")
+    rows = (
+        Chunk.objects.filter(pk__in=[chunk_id for chunk_id, _ in best], organization_id=organization_id)
+        .select_related("source")
+        .only("source_id", "content", "heading", "page", "url", "source__title", "source__url")
+    )  # not the vectors: parsing 384 floats per row is most of this query's cost
     by_id = {chunk.pk: chunk for chunk in rows}
     out = []
     for chunk_id, score in best:

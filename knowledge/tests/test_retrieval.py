@@ -184,3 +184,11 @@ def test_both_search_paths_use_the_indexes(one_percent_corpus, settings):
         )
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "chunk_search_gin" in plan
+
+
+def test_exact_scan_for_few_chunks_or_a_small_share_of_the_table(one_percent_corpus, settings):
+    retrieval._table_stats["at"] = 0.0  # read this test's table statistics
+    settings.KNOWLEDGE_EXACT_SCAN_MAX = 10
+    assert retrieval.use_exact_scan(10)
+    assert retrieval.use_exact_scan(50)  # under 1% of the 6,000 chunks: the index would scan too far
+    assert not retrieval.use_exact_scan(5940)
