@@ -131,3 +131,36 @@ class EmbeddingState(models.Model):
 
     def __str__(self) -> str:
         return self.active_model
+
+
+class ChunkTerm(models.Model):
+    """One lexeme of one chunk with its term frequency: the postings list BM25 ranks from.
+
+    Written only by a database trigger on ``knowledge_chunk`` (migration 0005) from the chunk's
+    ``search_vector``, so every way of storing chunks keeps it in step. Ranking from postings reads a few
+    narrow index entries per matching chunk instead of unpacking each candidate's whole tsvector
+    (measured: 40 ms → ~2 ms for a SciFact question over 8.6k chunks).
+    """
+
+    # The constraint (ON DELETE CASCADE in the database) is created by migration 0005.
+    chunk = models.ForeignKey(
+        Chunk, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    organization_id = models.BigIntegerField()
+    source_id = models.BigIntegerField(null=True)
+    lexeme = models.TextField()
+    term_frequency = models.FloatField()  # occurrences; heading (weight A) occurrences count twice
+    chunk_length = models.FloatField()  # distinct lexemes in the chunk (BM25's document length)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["lexeme", "organization_id", "source_id"],
+                include=["chunk", "term_frequency", "chunk_length"],
+                name="chunkterm_postings",
+            ),
+            models.Index(fields=["chunk"], name="chunkterm_chunk"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lexeme} × {self.term_frequency:g} in chunk {self.chunk_id}"

@@ -19,6 +19,7 @@ for natural questions) and ranks them with BM25 computed from a title/heading-we
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -65,10 +66,15 @@ def vector_ids(
     else:
         # The caller decided the filtered set is large: make the planner walk the HNSW index (it would
         # otherwise sometimes sort the whole filtered set), iteratively until enough rows pass the filter.
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {max(int(settings.KNOWLEDGE_HNSW_EF_SEARCH), limit)}")
-        cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.KNOWLEDGE_HNSW_MAX_SCAN_TUPLES)}")
+        cursor.execute(  # SET LOCAL, four settings in one round trip
+            "SELECT set_config('enable_sort', 'off', true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
+            [
+                str(max(int(settings.KNOWLEDGE_HNSW_EF_SEARCH), limit)),
+                str(int(settings.KNOWLEDGE_HNSW_MAX_SCAN_TUPLES)),
+            ],
+        )
         sql = (
             "SELECT id FROM (SELECT id, embedding <=> %s::vector AS distance FROM knowledge_chunk "
             "WHERE organization_id = %s AND source_id = ANY(%s) ORDER BY embedding <=> %s::vector LIMIT %s"
@@ -148,30 +154,22 @@ def budgeted_lexemes(lexemes: list[str], *, searched_chunks: int) -> list[str]:
     return kept
 
 
-# BM25 over PostgreSQL's tsvector: candidates are the chunks matching any query lexeme (GIN index);
-# term frequencies come from the tsvector's positions (heading positions, weight A, count twice) and
-# document frequencies from the candidates themselves (a chunk containing a query lexeme is a candidate).
+# BM25 from the postings table (``ChunkTerm``, filled by a trigger from each chunk's tsvector): an
+# index-only scan of (lexeme, organization, source) yields the term frequency and length of every chunk
+# that contains a query lexeme; document frequencies are counted from those same rows.
 BM25_SQL = """
-WITH cand AS MATERIALIZED (
-    SELECT id, search_vector, length(search_vector)::float8 AS len FROM knowledge_chunk
-    WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) AND search_vector @@ to_tsquery('simple', (
-        SELECT string_agg(quote_literal(l), ' | ') FROM unnest(%(lexemes)s::text[]) AS l
-    ))
+WITH hits AS MATERIALIZED (
+    SELECT chunk_id, lexeme, term_frequency AS tf, chunk_length AS len FROM knowledge_chunkterm
+    WHERE lexeme = ANY(%(lexemes)s) AND organization_id = %(org)s AND source_id = ANY(%(sources)s)
 ),
-terms AS (
-    SELECT c.id, c.len, u.lexeme,
-           (cardinality(u.positions) + cardinality(array_positions(u.weights, 'A')))::float8 AS tf
-    FROM cand c, unnest(c.search_vector) AS u
-    WHERE u.lexeme = ANY(%(lexemes)s)
-),
-df AS (SELECT lexeme, count(*) AS n FROM terms GROUP BY lexeme),
-avgl AS (SELECT greatest(avg(len), 1) AS a FROM cand)
-SELECT t.id FROM terms t JOIN df USING (lexeme) CROSS JOIN avgl
-GROUP BY t.id
+df AS (SELECT lexeme, count(*) AS n FROM hits GROUP BY lexeme),
+avgl AS (SELECT greatest(avg(len), 1) AS a FROM hits)
+SELECT h.chunk_id FROM hits h JOIN df USING (lexeme) CROSS JOIN avgl
+GROUP BY h.chunk_id
 ORDER BY sum(
     ln(1.0::float8 + (greatest(%(n)s, df.n) - df.n + 0.5::float8) / (df.n + 0.5::float8))
-    * t.tf * 2.2::float8 / (t.tf + 1.2::float8 * (0.25::float8 + 0.75::float8 * t.len / avgl.a))
-) DESC, t.id
+    * h.tf * 2.2::float8 / (h.tf + 1.2::float8 * (0.25::float8 + 0.75::float8 * h.len / avgl.a))
+) DESC, h.chunk_id
 LIMIT %(limit)s
 """
 
@@ -210,17 +208,30 @@ def ranked_ids(
     lexical: bool = True,
     query_vector: list[float] | None = None,
 ) -> RankedIds:
-    """The candidates of each method, best first (used by hybrid_search and the evaluation)."""
-    vec: list[int] = []
-    lex: list[int] = []
+    """The candidates of each method, best first (used by hybrid_search and the evaluation).
+
+    Outside a transaction the full-text half runs on a second connection while this one embeds the query
+    and searches vectors: the two halves take similar time, so a message waits for one, not both.
+    """
     with connection.cursor() as cursor:
         scope = search_scope(cursor, organization_id=organization_id, source_ids=source_ids, query=query)
+    lexical_args = {
+        "organization_id": organization_id,
+        "source_ids": source_ids,
+        "scope": scope,
+        "limit": limit,
+    }
+    pending: Future[list[int]] | None = None
+    if lexical and vector and not connection.in_atomic_block:
+        pending = _second_connection.submit(_lexical_on_own_connection, **lexical_args)
+    vec: list[int] = []
+    try:
         if vector:
             exact = use_exact_scan(scope.searched_chunks)
             if query_vector is None:
                 query_vector = embed_search_query(query)
             # The index path tunes the scan with SET LOCAL, which needs a transaction of its own.
-            with transaction.atomic() if not exact else nullcontext():
+            with transaction.atomic() if not exact else nullcontext(), connection.cursor() as cursor:
                 vec = vector_ids(
                     cursor,
                     organization_id=organization_id,
@@ -229,15 +240,26 @@ def ranked_ids(
                     limit=limit,
                     exact=exact,
                 )
-        if lexical:
-            lex = lexical_ids(
-                cursor,
-                organization_id=organization_id,
-                source_ids=source_ids,
-                scope=scope,
-                limit=limit,
-            )
+    finally:
+        lex: list[int] = pending.result() if pending is not None else []
+    if lexical and pending is None:
+        with connection.cursor() as cursor:
+            lex = lexical_ids(cursor, **lexical_args)
     return RankedIds(vector=vec, lexical=lex)
+
+
+# Threads that keep their own database connection for the full-text half of a search.
+_second_connection = ThreadPoolExecutor(max_workers=4, thread_name_prefix="parlor-lexical")
+
+
+def _lexical_on_own_connection(**kwargs) -> list[int]:
+    if connection.connection is not None and connection.errors_occurred:  # replace a broken connection
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()
+    with connection.cursor() as cursor:
+        return lexical_ids(cursor, **kwargs)
 
 
 def fuse(ranked: RankedIds, *, vector_weight: float | None = None, k: int = RRF_K) -> dict[int, float]:

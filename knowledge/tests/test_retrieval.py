@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 
 from knowledge import retrieval
-from knowledge.models import Chunk, SourceKind
+from knowledge.models import Chunk, ChunkTerm, SourceKind
 from knowledge.retrieval import hybrid_search, vector_ids
 from knowledge.services import faq_match, source_ingest
 from knowledge.tests.factories import make_organization, make_source
@@ -192,3 +192,48 @@ def test_exact_scan_for_few_chunks_or_a_small_share_of_the_table(one_percent_cor
     assert retrieval.use_exact_scan(10)
     assert retrieval.use_exact_scan(50)  # under 1% of the 6,000 chunks: the index would scan too far
     assert not retrieval.use_exact_scan(5940)
+
+
+def _postings(chunk_id: int) -> dict[str, float]:
+    return dict(ChunkTerm.objects.filter(chunk_id=chunk_id).values_list("lexeme", "term_frequency"))
+
+
+def test_postings_follow_every_change_to_a_chunk():
+    """BM25 ranks from knowledge_chunkterm, which a trigger keeps in step with the chunks' tsvectors."""
+    org = make_organization()
+    source = _ingest_text(org, "Boots", "Boots, boots and more boots. Laces sold separately.")
+    chunk = Chunk.objects.get(source=source)
+    postings = _postings(chunk.pk)
+    assert postings["boot"] == 3
+    assert postings["lace"] == 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE knowledge_chunk SET search_vector = to_tsvector('english', 'umbrellas') WHERE id = %s",
+            [chunk.pk],
+        )
+    assert _postings(chunk.pk) == {"umbrella": 1}
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM knowledge_chunk WHERE id = %s", [chunk.pk])
+    assert _postings(chunk.pk) == {}
+    again = Chunk.objects.get(source=_ingest_text(org, "Laces", "Laces in six colours.")).pk
+    assert _postings(again)
+    source.delete()
+    Chunk.objects.filter(pk=again).delete()
+    assert not ChunkTerm.objects.filter(organization_id=org.pk).exists()
+
+
+def test_bm25_prefers_the_chunk_that_is_about_the_rare_word():
+    org = make_organization()
+    about = _ingest_text(
+        org, "Gaiters", "Gaiters keep snow out of boots. Our gaiters are waterproof gaiters."
+    )
+    mention = _ingest_text(org, "Catalogue", "Boots, socks, hats, gloves and one pair of gaiters.")
+    _ingest_text(org, "Boots", "Boots for hiking. Boots for the city. Boots for snow.")
+    with connection.cursor() as cursor:
+        scope = retrieval.search_scope(
+            cursor, organization_id=org.pk, source_ids=[about.pk, mention.pk], query="waterproof gaiters"
+        )
+        ranked = retrieval.lexical_ids(
+            cursor, organization_id=org.pk, source_ids=[about.pk, mention.pk], scope=scope, limit=10
+        )
+    assert [Chunk.objects.get(pk=pk).source_id for pk in ranked] == [about.pk, mention.pk]
