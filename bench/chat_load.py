@@ -110,21 +110,28 @@ def seed(chunks: int, llm_base_url: str) -> dict[str, str]:
     from knowledge.models import Chunk, Source, SourceKind, SourceStatus
 
     org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
-    source = Source.objects.filter(organization=org, title="bench corpus").first()
+    source = Source.objects.filter(organization=org, title="bench corpus (clustered)").first()
     if source is None or source.chunk_count != chunks:
         Source.objects.filter(organization=org).delete()
         source = Source.objects.create(
             organization=org,
             kind=SourceKind.TEXT,
-            title="bench corpus",
+            title="bench corpus (clustered)",
             status=SourceStatus.READY,
             chunk_count=chunks,
         )
         rng = np.random.default_rng(7)
         model = active_model_name()
         texts = corpus_texts(chunks)
+        # Clustered vectors (topic centre + noise), as in bench/retrieval_bench.py: real embeddings cluster,
+        # while uniform random ones are the HNSW index's worst case.
+        centres = rng.normal(size=(200, 384))
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
         for start in range(0, chunks, 1000):
-            vectors = rng.normal(size=(min(1000, chunks - start), 384)).astype("float32")
+            count = min(1000, chunks - start)
+            vectors = centres[rng.integers(0, len(centres), count)] + rng.normal(
+                scale=0.6 / 384**0.5, size=(count, 384)
+            )
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             Chunk.objects.bulk_create(
                 Chunk(organization=org, source=source, ordinal=start + i, content=texts[start + i],
@@ -374,11 +381,20 @@ def main() -> None:
     logs = ROOT / ".parlor" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     llm_port, web_port = free_port(), free_port()
-    env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": args.redis_url,
-           "CHAT_RATE_LIMIT_VISITOR": "0", "CHAT_RATE_LIMIT_API_KEY": "0", "CHAT_RATE_LIMIT_BOT": "0",
-           "LOG_LEVEL": "WARNING", "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50),
-           "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false",
-           "LLM_ALLOW_PRIVATE_BASE_URLS": "true"}  # fmt: skip  (production settings: no query log)
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.DATABASE_URL,
+        "REDIS_URL": args.redis_url,
+        "CHAT_RATE_LIMIT_VISITOR": "0",
+        "CHAT_RATE_LIMIT_API_KEY": "0",
+        "CHAT_RATE_LIMIT_BOT": "0",
+        "LOG_LEVEL": "WARNING",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "LLM_ALLOW_PRIVATE_BASE_URLS": "true",
+    }  # fmt: skip  (production settings: no query log)
     llm = start_process(
         [sys.executable, "manage.py", "fake_llm", "--port", str(llm_port)], env, logs / "llm.log"
     )

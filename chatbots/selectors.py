@@ -62,3 +62,16 @@ def conversation_for_api_key(*, api_key: Any, conversation_id: Any) -> Conversat
     if not api_key.allows_bot(conversation.bot):
         raise ConversationNotFound()
     return conversation
+
+
+def bot_knowledge_sources(bot: Bot) -> tuple[list[int], bool]:
+    """The ids of the bot's knowledge sources, and whether any of them holds FAQ pairs (one query: the FAQ
+    lookup is skipped for bots without FAQs)."""
+    from django.db.models import Exists, OuterRef
+
+    from knowledge.models import FaqPair
+
+    rows = bot.sources.annotate(has_faq=Exists(FaqPair.objects.filter(source_id=OuterRef("pk")))).values_list(
+        "pk", "has_faq"
+    )
+    return [pk for pk, _ in rows], any(has_faq for _, has_faq in rows)

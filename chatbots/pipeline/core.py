@@ -26,6 +26,7 @@ from chatbots.pipeline.ratelimit import (
     check_rate_limits,
     release_conversation_slot,
 )
+from chatbots.selectors import bot_knowledge_sources
 from knowledge.embedders import embed_search_query
 from knowledge.retrieval import RetrievedChunk, hybrid_search
 from knowledge.services import FaqAnswer, faq_match
@@ -134,17 +135,17 @@ class Knowledge:
 
 def gather_knowledge(
     *, bot: Bot, question: str, query_vector: list[float] | None, conversation_id: uuid.UUID,
-    before_message_id: int, history: list[dict[str, str]] | None,
+    before_message_id: int, history: list[dict[str, str]] | None, new_conversation: bool = False,
 ) -> Knowledge:  # fmt: skip
     """What the answer is built from, in one trip to the thread pool: a matching FAQ, or the retrieved
     passages and the recent turns."""
-    source_ids = list(bot.sources.values_list("pk", flat=True))
-    faq = faq_match(
-        organization_id=bot.organization_id,
-        source_ids=source_ids,
-        question=question,
-        query_vector=query_vector,
-    )
+    source_ids, has_faqs = bot_knowledge_sources(bot)
+    faq = None
+    if has_faqs:
+        faq = faq_match(
+            organization_id=bot.organization_id, source_ids=source_ids, question=question,
+            query_vector=query_vector,
+        )  # fmt: skip
     if faq is not None:
         source = {"source_id": faq.source_id, "title": faq.question, "url": None, "page": None,
                   "snippet": faq.answer[:280]}  # fmt: skip
@@ -153,11 +154,11 @@ def gather_knowledge(
         organization_id=bot.organization_id, source_ids=source_ids, query=question,
         top_k=bot.retrieval_top_k, min_score=bot.retrieval_min_score, query_vector=query_vector,
     )  # fmt: skip
-    if history is None:
+    if history is None and not new_conversation:
         history = store.recent_turns(
             conversation_id=conversation_id, before_message_id=before_message_id, turns=bot.history_turns
         )
-    return Knowledge(faq=None, passages=passages, history=history, sources=_dedupe_sources(passages))
+    return Knowledge(faq=None, passages=passages, history=history or [], sources=_dedupe_sources(passages))
 
 
 def _in_background(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
@@ -251,6 +252,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         knowledge = await in_thread_pool(gather_knowledge)(
             bot=bot, question=text, query_vector=await query_vector, conversation_id=conversation_id,
             before_message_id=user_message.pk, history=request.history,
+            new_conversation=not request.conversation_id,
         )  # fmt: skip
         record.sources = knowledge.sources
         if knowledge.faq is not None:
