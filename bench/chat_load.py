@@ -230,6 +230,27 @@ async def paced_conversation(url: str, texts: list[str], rng: random.Random) -> 
     return ttfts, errors
 
 
+async def model_server_first_token(base_url: str, requests: int = 50) -> list[float]:
+    """The local model server's own time to first content chunk, one request at a time (ms)."""
+    import httpx
+
+    timings = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        for i in range(requests):
+            started = time.perf_counter()
+            body = {
+                "model": "bench?words=20",
+                "stream": True,
+                "messages": [{"role": "user", "content": f"q{i}"}],
+            }
+            async with client.stream("POST", f"{base_url}/chat/completions", json=body) as response:
+                async for line in response.aiter_lines():
+                    if '"content": "' in line and '"content": ""' not in line:
+                        timings.append((time.perf_counter() - started) * 1000)
+                        break
+    return timings[5:]
+
+
 async def ttft_phase(base: str, bot_id: str, concurrency: int, rounds: int, vocabulary: list[str]) -> dict:
     """100 visitors chatting at once, each asking ``rounds`` questions with think time between them; then a
     burst where all of them send at the same instant (saturation)."""
@@ -414,6 +435,7 @@ def main() -> None:
             :400
         ]
         base = f"ws://127.0.0.1:{web_port}"
+        model_first_token = asyncio.run(model_server_first_token(f"http://127.0.0.1:{llm_port}/v1"))
         ttft = asyncio.run(
             ttft_phase(base, bots["ttft"], args.ttft_concurrency, args.ttft_rounds, vocabulary)
         )
@@ -461,7 +483,9 @@ def main() -> None:
             lines.append(f"| {load} | {name} | {statistics.median(values):.0f} ms | {percentile(values, 95):.0f} ms | "
                          f"{len(values)} |")  # fmt: skip
     lines += [
-        f"\nErrors: {ttft['errors']}.",
+        f"\nErrors: {ttft['errors']}. Part of every figure is the local model server's own time to first token "
+        f"(request sent → first content chunk, measured alone before the run, new connection per answer as "
+        f"the server closes streams): p50 {statistics.median(model_first_token):.1f} ms.",
         "",
         f"### {args.conversations:,} concurrent WebSocket conversations, {args.tokens}-token answers",
         "",
