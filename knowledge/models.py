@@ -142,9 +142,10 @@ class ChunkTerm(models.Model):
     (measured: 40 ms → ~2 ms for a SciFact question over 8.6k chunks).
     """
 
-    # The constraint (ON DELETE CASCADE in the database) is created by migration 0005.
+    # The database cascades (constraint created by migration 0005), so deleting chunks stays one DELETE
+    # statement instead of Django loading every chunk to collect its postings.
     chunk = models.ForeignKey(
-        Chunk, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+        Chunk, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
     )
     organization_id = models.BigIntegerField()
     source_id = models.BigIntegerField(null=True)

@@ -305,6 +305,11 @@ def source_ingest_blocks(
             status=SourceStatus.READY, progress=100, status_reason="", chunk_count=len(drafts),
             token_count=sum(d.token_estimate for d in drafts), page_count=page_count, synced_at=timezone.now(),
         )  # fmt: skip
+    if len(drafts) >= 1000:
+        # Fresh planner statistics for the postings, so BM25 keeps its index scan right after a big load
+        # (autovacuum would only catch up within a minute or so).
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE knowledge_chunkterm")
     source.refresh_from_db()
     return source
 

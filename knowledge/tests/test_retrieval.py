@@ -206,6 +206,9 @@ def test_postings_follow_every_change_to_a_chunk():
     postings = _postings(chunk.pk)
     assert postings["boot"] == 3
     assert postings["lace"] == 1
+    rows_before = set(ChunkTerm.objects.filter(chunk_id=chunk.pk).values_list("pk", flat=True))
+    Chunk.objects.filter(pk=chunk.pk).update(embedding_model="another-model")  # text unchanged
+    assert set(ChunkTerm.objects.filter(chunk_id=chunk.pk).values_list("pk", flat=True)) == rows_before
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE knowledge_chunk SET search_vector = to_tsvector('english', 'umbrellas') WHERE id = %s",
