@@ -9,9 +9,10 @@ TERMS_SQL = """
 ALTER TABLE knowledge_chunkterm ADD CONSTRAINT chunkterm_chunk_fk FOREIGN KEY (chunk_id)
     REFERENCES knowledge_chunk (id) ON DELETE CASCADE;
 
--- Statement-level triggers with transition tables: one set-based DELETE/INSERT per statement, so bulk
--- loads and re-syncs stay linear (a row-level trigger re-planned a DELETE per row against a table whose
--- statistics were still empty and went quadratic).
+-- New chunks: one set-based INSERT per statement (transition table). Changed chunks: a row trigger that
+-- fires only when the text vector, source or organization changed, and whose DELETE is kept on the
+-- chunk_id index even while the postings' statistics are still empty (a sequential scan per row made a
+-- bulk update quadratic).
 CREATE FUNCTION knowledge_chunk_terms_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO knowledge_chunkterm (chunk_id, organization_id, source_id, lexeme, term_frequency, chunk_length)
@@ -24,32 +25,30 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION knowledge_chunk_terms_update() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION knowledge_chunk_terms_update() RETURNS trigger LANGUAGE plpgsql
+SET enable_seqscan = off AS $$
 BEGIN
-    -- One statement: the DELETE sees only the old postings (same snapshot), the INSERT adds the new ones.
-    WITH changed AS (
-        SELECT n.id, n.organization_id, n.source_id, n.search_vector
-        FROM new_rows AS n JOIN old_rows AS o ON o.id = n.id
-        WHERE n.search_vector IS DISTINCT FROM o.search_vector
-           OR n.source_id IS DISTINCT FROM o.source_id OR n.organization_id <> o.organization_id
-    ), removed AS (
-        DELETE FROM knowledge_chunkterm AS t USING changed AS c WHERE t.chunk_id = c.id
-    )
-    INSERT INTO knowledge_chunkterm (chunk_id, organization_id, source_id, lexeme, term_frequency, chunk_length)
-    SELECT c.id, c.organization_id, c.source_id, u.lexeme,
-           greatest(1, coalesce(cardinality(u.positions), 0)
-                       + coalesce(cardinality(array_positions(u.weights, 'A')), 0)),
-           length(c.search_vector)
-    FROM changed AS c, unnest(c.search_vector) AS u
-    WHERE c.search_vector IS NOT NULL;
+    IF OLD.search_vector IS NOT NULL THEN
+        DELETE FROM knowledge_chunkterm WHERE chunk_id = OLD.id;
+    END IF;
+    IF NEW.search_vector IS NOT NULL THEN
+        INSERT INTO knowledge_chunkterm (chunk_id, organization_id, source_id, lexeme, term_frequency, chunk_length)
+        SELECT NEW.id, NEW.organization_id, NEW.source_id, u.lexeme,
+               greatest(1, coalesce(cardinality(u.positions), 0)
+                           + coalesce(cardinality(array_positions(u.weights, 'A')), 0)),
+               length(NEW.search_vector)
+        FROM unnest(NEW.search_vector) AS u;
+    END IF;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER knowledge_chunk_terms_insert AFTER INSERT ON knowledge_chunk
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION knowledge_chunk_terms_insert();
-CREATE TRIGGER knowledge_chunk_terms_update AFTER UPDATE ON knowledge_chunk
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION knowledge_chunk_terms_update();
+CREATE TRIGGER knowledge_chunk_terms_update AFTER UPDATE OF search_vector, source_id, organization_id
+    ON knowledge_chunk FOR EACH ROW
+    WHEN (OLD.search_vector IS DISTINCT FROM NEW.search_vector OR OLD.source_id IS DISTINCT FROM NEW.source_id
+          OR OLD.organization_id <> NEW.organization_id)
+    EXECUTE FUNCTION knowledge_chunk_terms_update();
 
 INSERT INTO knowledge_chunkterm (chunk_id, organization_id, source_id, lexeme, term_frequency, chunk_length)
 SELECT c.id, c.organization_id, c.source_id, u.lexeme,
