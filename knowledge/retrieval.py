@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 
+from config.db import replace_broken_connection
 from knowledge.embedders import embed_search_query
 
 RRF_K = 60
@@ -253,11 +254,7 @@ _second_connection = ThreadPoolExecutor(max_workers=4, thread_name_prefix="parlo
 
 
 def _lexical_on_own_connection(**kwargs) -> list[int]:
-    if connection.connection is not None and connection.errors_occurred:  # replace a broken connection
-        if connection.is_usable():
-            connection.errors_occurred = False
-        else:
-            connection.close()
+    replace_broken_connection()
     with connection.cursor() as cursor:
         return lexical_ids(cursor, **kwargs)
 

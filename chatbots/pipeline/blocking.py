@@ -9,7 +9,8 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import connection
+
+from config.db import replace_broken_connection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,13 +32,7 @@ def in_thread_pool(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         with _in_flight_lock:
             _in_flight += 1
         try:
-            # Ping the server only after a database error on this connection (a ping per call costs a
-            # round trip); a connection that broke is replaced before use.
-            if connection.connection is not None and connection.errors_occurred:
-                if connection.is_usable():
-                    connection.errors_occurred = False
-                else:
-                    connection.close()
+            replace_broken_connection()
             return fn(*args, **kwargs)
         finally:
             with _in_flight_lock:
