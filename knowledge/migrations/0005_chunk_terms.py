@@ -14,7 +14,8 @@ BEGIN
 END $$;
 CREATE FUNCTION knowledge_chunk_terms_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE knowledge_chunkterm;
+    -- DELETE, not TRUNCATE: a TRUNCATE that lists both tables (Django's flush) has the postings open.
+    DELETE FROM knowledge_chunkterm;
     RETURN NULL;
 END $$;
 CREATE TRIGGER knowledge_chunk_terms_delete AFTER DELETE ON knowledge_chunk
