@@ -45,7 +45,11 @@ async def collect(bot: Bot, messages=QUESTION, passages=()) -> tuple[str, Comple
     return "".join(d.text for d in deltas), completed[0], deltas
 
 
-def requests_for(server: FakeLLMServer, model: str):
+def requests_for(server: FakeLLMServer, model: str, *, settled: bool = True):
+    """The server's records for ``model``; ``settled``: once each has an outcome (the server thread may
+    still be writing the last bytes of a stream after the client has read everything it needs)."""
+    if settled:
+        server.wait_for(lambda records: all(r.outcome != "pending" for r in records if r.model == model))
     return [r for r in server.requests if r.model == model]
 
 
@@ -57,7 +61,9 @@ async def test_stream_arrives_token_by_token_with_usage_and_cost(fake_llm):
     async for event in stream_chat(bot=bot, messages=QUESTION, passages=PASSAGES):
         if isinstance(event, TextDelta):
             deltas.append(event.text)
-            seen_before_server_finished.append(requests_for(fake_llm, model)[0].finished is None)
+            seen_before_server_finished.append(
+                requests_for(fake_llm, model, settled=False)[0].finished is None
+            )
         else:
             completed = event
     assert deltas == ["The", " store", " opens", " at", " nine", " and", " closes", " at", " six"]
