@@ -389,6 +389,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="tiny run for checking the script; writes nothing"
     )
+    parser.add_argument(
+        "--ttft-only", action="store_true", help="only the time-to-first-token phase; writes nothing"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     args = parser.parse_args()
     if args.quick:
@@ -439,6 +442,12 @@ def main() -> None:
         ttft = asyncio.run(
             ttft_phase(base, bots["ttft"], args.ttft_concurrency, args.ttft_rounds, vocabulary)
         )
+        if args.ttft_only:
+            for name in ("server", "client", "burst_server", "burst_client"):
+                values = ttft[name]
+                print(f"{name}: p50 {statistics.median(values):.1f} ms, p95 {percentile(values, 95):.1f} ms")
+            print(f"errors: {ttft['errors']}, model server first token p50 {statistics.median(model_first_token):.1f} ms")
+            return
         pipeline = asyncio.run(
             stream_phase(
                 base,
