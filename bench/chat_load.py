@@ -446,7 +446,9 @@ def main() -> None:
             for name in ("server", "client", "burst_server", "burst_client"):
                 values = ttft[name]
                 print(f"{name}: p50 {statistics.median(values):.1f} ms, p95 {percentile(values, 95):.1f} ms")
-            print(f"errors: {ttft['errors']}, model server first token p50 {statistics.median(model_first_token):.1f} ms")
+            print(
+                f"errors: {ttft['errors']}, model server first token p50 {statistics.median(model_first_token):.1f} ms"
+            )
             return
         pipeline = asyncio.run(
             stream_phase(

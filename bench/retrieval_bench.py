@@ -113,7 +113,7 @@ def run(size: int, queries: int, rng: random.Random) -> dict:
     from django.db import connection, transaction
 
     from accounts.models import Organization
-    from knowledge.retrieval import fuse, ranked_ids, vector_ids
+    from knowledge.retrieval import fuse, ranked_ids, vector_hits
 
     settings.KNOWLEDGE_FTS_CONFIG = "simple"
     org = Organization.objects.create(name=f"bench {size}", slug=f"bench-{size}-{time.time_ns()}")
@@ -139,7 +139,7 @@ def run(size: int, queries: int, rng: random.Random) -> dict:
             fuse(ranked)
             latencies.append((time.perf_counter() - t0) * 1000)
             with transaction.atomic(), connection.cursor() as cursor:
-                exact = vector_ids(
+                exact = vector_hits(
                     cursor,
                     organization_id=org.pk,
                     source_ids=source_ids,
@@ -147,7 +147,7 @@ def run(size: int, queries: int, rng: random.Random) -> dict:
                     limit=10,
                     exact=True,
                 )
-            recalls.append(len(set(exact) & set(ranked.vector[:10])) / 10)
+            recalls.append(len({pk for pk, _ in exact} & set(ranked.vector[:10])) / 10)
         out[label] = {
             "p50": statistics.median(latencies),
             "p95": percentile(latencies, 0.95),

@@ -103,6 +103,9 @@ def _doc_ranking(chunk_ids: list[int], doc_of: dict[int, str]) -> list[str]:
     return seen
 
 
+FUSIONS = ("score", "rank")
+
+
 def evaluate(
     *,
     dataset: Dataset,
@@ -113,10 +116,11 @@ def evaluate(
     vector_weights: tuple[float, ...] = (0.5,),
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, MethodScores], float]:
-    """Scores per method ("vector", "fulltext", "hybrid w=…") and the mean seconds per query."""
+    """Scores per method ("vector", "fulltext", "hybrid <fusion> w=…") and the mean seconds per query."""
     results: dict[str, MethodScores] = {"vector": MethodScores(), "fulltext": MethodScores()}
-    for weight in vector_weights:
-        results[f"hybrid w={weight:.2f}"] = MethodScores()
+    hybrids = [(fusion, weight) for fusion in FUSIONS for weight in vector_weights]
+    for fusion, weight in hybrids:
+        results[f"hybrid {fusion} w={weight:.2f}"] = MethodScores()
     started = time.perf_counter()
     for n, (query_id, text) in enumerate(dataset.queries.items(), start=1):
         ranked: RankedIds = ranked_ids(
@@ -127,10 +131,10 @@ def evaluate(
             "vector": _doc_ranking(ranked.vector, doc_of),
             "fulltext": _doc_ranking(ranked.lexical, doc_of),
         }
-        for weight in vector_weights:
-            fused = fuse(ranked, vector_weight=weight)
+        for fusion, weight in hybrids:
+            fused = fuse(ranked, vector_weight=weight, method=fusion)
             order = sorted(fused, key=lambda chunk_id: fused[chunk_id], reverse=True)
-            rankings[f"hybrid w={weight:.2f}"] = _doc_ranking(order, doc_of)
+            rankings[f"hybrid {fusion} w={weight:.2f}"] = _doc_ranking(order, doc_of)
         for method, ranking in rankings.items():
             results[method].ndcg.append(ndcg_at_10(ranking, rels))
             results[method].recall.append(recall_at_10(ranking, rels))

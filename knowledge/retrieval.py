@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -46,23 +46,31 @@ class RetrievedChunk:
 
 @dataclass(frozen=True)
 class RankedIds:
+    """Each method's candidates, best first, with its own score (cosine similarity; BM25)."""
+
     vector: list[int]
     lexical: list[int]
+    vector_scores: list[float] = field(default_factory=list)
+    lexical_scores: list[float] = field(default_factory=list)
+
+
+Hits = list[tuple[int, float]]  # (chunk id, score), best first
 
 
 def _vector_literal(vector: list[float]) -> str:
     return "[" + ",".join(f"{value:.6f}" for value in vector) + "]"
 
 
-def vector_ids(
+def vector_hits(
     cursor, *, organization_id: int, source_ids: list[int], query_vector: list[float], limit: int, exact: bool
-) -> list[int]:
+) -> Hits:
     literal = _vector_literal(query_vector)
     if exact:
         # "+ 0" keeps the planner off the HNSW index: the filtered set is small, so scan it exactly.
         sql = (
-            "SELECT id FROM knowledge_chunk WHERE organization_id = %s AND source_id = ANY(%s) "
-            "AND embedding IS NOT NULL ORDER BY (embedding <=> %s::vector) + 0 LIMIT %s"
+            "SELECT id, 1 - distance FROM (SELECT id, embedding <=> %s::vector AS distance "
+            "FROM knowledge_chunk WHERE organization_id = %s AND source_id = ANY(%s) "
+            "AND embedding IS NOT NULL) AS hits ORDER BY distance + 0 LIMIT %s"
         )
     else:
         # The caller decided the filtered set is large: make the planner walk the HNSW index (it would
@@ -77,14 +85,14 @@ def vector_ids(
             ],
         )
         sql = (
-            "SELECT id FROM (SELECT id, embedding <=> %s::vector AS distance FROM knowledge_chunk "
+            "SELECT id, 1 - distance FROM (SELECT id, embedding <=> %s::vector AS distance FROM knowledge_chunk "
             "WHERE organization_id = %s AND source_id = ANY(%s) ORDER BY embedding <=> %s::vector LIMIT %s"
             ") AS hits ORDER BY distance"
         )
         cursor.execute(sql, [literal, organization_id, source_ids, literal, limit])
-        return [row[0] for row in cursor.fetchall()]
-    cursor.execute(sql, [organization_id, source_ids, literal, limit])
-    return [row[0] for row in cursor.fetchall()]
+        return [(row[0], float(row[1])) for row in cursor.fetchall()]
+    cursor.execute(sql, [literal, organization_id, source_ids, limit])
+    return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
 _table_stats: dict[str, object] = {"at": 0.0, "freqs": {}, "rows": 0.0}
@@ -165,19 +173,20 @@ WITH hits AS MATERIALIZED (
 ),
 df AS (SELECT lexeme, count(*) AS n FROM hits GROUP BY lexeme),
 avgl AS (SELECT greatest(avg(len), 1) AS a FROM hits)
-SELECT h.chunk_id FROM hits h JOIN df USING (lexeme) CROSS JOIN avgl
-GROUP BY h.chunk_id
-ORDER BY sum(
+SELECT h.chunk_id, sum(
     ln(1.0::float8 + (greatest(%(n)s, df.n) - df.n + 0.5::float8) / (df.n + 0.5::float8))
     * h.tf * 2.2::float8 / (h.tf + 1.2::float8 * (0.25::float8 + 0.75::float8 * h.len / avgl.a))
-) DESC, h.chunk_id
+) AS score
+FROM hits h JOIN df USING (lexeme) CROSS JOIN avgl
+GROUP BY h.chunk_id
+ORDER BY score DESC, h.chunk_id
 LIMIT %(limit)s
 """
 
 
-def lexical_ids(
+def lexical_hits(
     cursor, *, organization_id: int, source_ids: list[int], scope: SearchScope, limit: int
-) -> list[int]:
+) -> Hits:
     searched_chunks = scope.searched_chunks
     lexemes = budgeted_lexemes(scope.lexemes, searched_chunks=searched_chunks)
     if not lexemes:
@@ -190,13 +199,13 @@ def lexical_ids(
         )  # fmt: skip
     else:
         cursor.execute(
-            "SELECT id FROM knowledge_chunk, to_tsquery('simple', ("
+            "SELECT id, ts_rank_cd(search_vector, q, 1) AS score FROM knowledge_chunk, to_tsquery('simple', ("
             "SELECT string_agg(quote_literal(l), ' | ') FROM unnest(%s::text[]) AS l)) AS q "
             "WHERE organization_id = %s AND source_id = ANY(%s) AND search_vector @@ q "
-            "ORDER BY ts_rank_cd(search_vector, q, 1) DESC LIMIT %s",
+            "ORDER BY score DESC LIMIT %s",
             [lexemes, organization_id, source_ids, limit],
         )
-    return [row[0] for row in cursor.fetchall()]
+    return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
 def ranked_ids(
@@ -222,10 +231,10 @@ def ranked_ids(
         "scope": scope,
         "limit": limit,
     }
-    pending: Future[list[int]] | None = None
+    pending: Future[Hits] | None = None
     if lexical and vector and not connection.in_atomic_block:
         pending = _second_connection.submit(_lexical_on_own_connection, **lexical_args)
-    vec: list[int] = []
+    vec: Hits = []
     try:
         if vector:
             exact = use_exact_scan(scope.searched_chunks)
@@ -233,7 +242,7 @@ def ranked_ids(
                 query_vector = embed_search_query(query)
             # The index path tunes the scan with SET LOCAL, which needs a transaction of its own.
             with transaction.atomic() if not exact else nullcontext(), connection.cursor() as cursor:
-                vec = vector_ids(
+                vec = vector_hits(
                     cursor,
                     organization_id=organization_id,
                     source_ids=source_ids,
@@ -242,34 +251,56 @@ def ranked_ids(
                     exact=exact,
                 )
     finally:
-        lex: list[int] = pending.result() if pending is not None else []
+        lex: Hits = pending.result() if pending is not None else []
     if lexical and pending is None:
         with connection.cursor() as cursor:
-            lex = lexical_ids(cursor, **lexical_args)
-    return RankedIds(vector=vec, lexical=lex)
+            lex = lexical_hits(cursor, **lexical_args)
+    return RankedIds(
+        vector=[pk for pk, _ in vec], lexical=[pk for pk, _ in lex],
+        vector_scores=[score for _, score in vec], lexical_scores=[score for _, score in lex],
+    )  # fmt: skip
 
 
 # Threads that keep their own database connection for the full-text half of a search.
 _second_connection = ThreadPoolExecutor(max_workers=4, thread_name_prefix="parlor-lexical")
 
 
-def _lexical_on_own_connection(**kwargs) -> list[int]:
+def _lexical_on_own_connection(**kwargs) -> Hits:
     replace_broken_connection()
     with connection.cursor() as cursor:
-        return lexical_ids(cursor, **kwargs)
+        return lexical_hits(cursor, **kwargs)
 
 
-def fuse(ranked: RankedIds, *, vector_weight: float | None = None, k: int = RRF_K) -> dict[int, float]:
-    """Weighted reciprocal-rank fusion, normalised so a chunk ranked first by both methods scores 1.0."""
+def fuse(
+    ranked: RankedIds, *, vector_weight: float | None = None, method: str | None = None, k: int = RRF_K
+) -> dict[int, float]:
+    """Each candidate's fused score in [0, 1], where 1.0 is a chunk ranked first by both methods.
+
+    ``"score"``: each method's scores are min-max normalised over its candidates and weighted, so how far
+    ahead a candidate is counts, not only its place (SciFact nDCG@10 +0.0xx over ranks, BENCHMARKS.md).
+    ``"rank"``: weighted reciprocal-rank fusion, which ignores the gaps. A method that did not return a
+    chunk adds nothing for it.
+    """
     w_vec = settings.KNOWLEDGE_VECTOR_WEIGHT if vector_weight is None else vector_weight
-    w_lex = 1.0 - w_vec
-    scores: dict[int, float] = {}
-    for rank, chunk_id in enumerate(ranked.vector, start=1):
-        scores[chunk_id] = scores.get(chunk_id, 0.0) + w_vec / (k + rank)
-    for rank, chunk_id in enumerate(ranked.lexical, start=1):
-        scores[chunk_id] = scores.get(chunk_id, 0.0) + w_lex / (k + rank)
-    best = 1.0 / (k + 1)
-    return {chunk_id: score / best for chunk_id, score in scores.items()}
+    method = method or settings.KNOWLEDGE_FUSION
+    parts = ((ranked.vector, ranked.vector_scores, w_vec), (ranked.lexical, ranked.lexical_scores, 1 - w_vec))
+    fused: dict[int, float] = {}
+    for ids, scores, weight in parts:
+        for chunk_id, value in zip(ids, _normalised(ids, scores, method=method, k=k), strict=True):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * value
+    return fused
+
+
+def _normalised(ids: list[int], scores: list[float], *, method: str, k: int) -> list[float]:
+    """One method's candidates mapped to [0, 1], the best to 1.0."""
+    if method == "rank" or len(scores) != len(ids):  # (RankedIds built without scores: ranks only)
+        return [(k + 1) / (k + rank) for rank in range(1, len(ids) + 1)]
+    if not scores:
+        return []
+    high, low = max(scores), min(scores)
+    if high - low < 1e-12:
+        return [1.0] * len(scores)
+    return [(value - low) / (high - low) for value in scores]
 
 
 def hybrid_search(

@@ -8,7 +8,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded import embedded_database_url, embedded_redis_url
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(env_str("PARLOR_DATA_DIR", str(BASE_DIR / ".parlor")))
@@ -295,12 +295,12 @@ KNOWLEDGE_FETCH_TIMEOUT = env_float("KNOWLEDGE_FETCH_TIMEOUT", 15.0)  # seconds 
 KNOWLEDGE_FETCH_MAX_BYTES = env_int("KNOWLEDGE_FETCH_MAX_BYTES", 5 * 1024 * 1024)
 KNOWLEDGE_ALLOW_PRIVATE_URLS = env_bool("KNOWLEDGE_ALLOW_PRIVATE_URLS", False)  # SSRF guard off: tests only
 KNOWLEDGE_FTS_CONFIG = env_str("KNOWLEDGE_FTS_CONFIG", "english")
-KNOWLEDGE_LEXICAL_RANKING = env_str("KNOWLEDGE_LEXICAL_RANKING", "bm25")  # or "ts_rank_cd"
+KNOWLEDGE_LEXICAL_RANKING = env_choice("KNOWLEDGE_LEXICAL_RANKING", "bm25", ("bm25", "ts_rank_cd"))
 # Lexemes matching more rows than this are too common to rank by.
 KNOWLEDGE_FTS_MAX_RANKED_ROWS = env_int("KNOWLEDGE_FTS_MAX_RANKED_ROWS", 3000)
-KNOWLEDGE_VECTOR_WEIGHT = env_float(
-    "KNOWLEDGE_VECTOR_WEIGHT", 0.4
-)  # best on SciFact and NFCorpus (BENCHMARKS.md)
+KNOWLEDGE_VECTOR_WEIGHT = env_float("KNOWLEDGE_VECTOR_WEIGHT", 0.5)  # SciFact, NFCorpus: BENCHMARKS.md
+# "score": min-max normalised scores, weighted; "rank": weighted reciprocal-rank fusion (BENCHMARKS.md).
+KNOWLEDGE_FUSION = env_choice("KNOWLEDGE_FUSION", "score", ("score", "rank"))
 KNOWLEDGE_CANDIDATES = env_int("KNOWLEDGE_CANDIDATES", 40)
 KNOWLEDGE_EXACT_SCAN_MAX = env_int("KNOWLEDGE_EXACT_SCAN_MAX", 1000)
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 200)

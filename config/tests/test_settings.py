@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -70,11 +70,17 @@ def test_env_helpers_parse_and_fail_loudly(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("PARLOR_T_INT", "many")
     with pytest.raises(ImproperlyConfigured, match="PARLOR_T_INT must be an integer"):
         env_int("PARLOR_T_INT", 1)
+    monkeypatch.setenv("PARLOR_T_CHOICE", " Rank ")
+    assert env_choice("PARLOR_T_CHOICE", "score", ("score", "rank")) == "rank"
+    monkeypatch.setenv("PARLOR_T_CHOICE", "rrf")
+    with pytest.raises(ImproperlyConfigured, match="PARLOR_T_CHOICE must be one of score, rank; got 'rrf'"):
+        env_choice("PARLOR_T_CHOICE", "score", ("score", "rank"))
     # A blank value (as in a copied .env.example) keeps the default.
     monkeypatch.setenv("PARLOR_T_BLANK", "  ")
     assert env_str("PARLOR_T_BLANK", "fallback") == "fallback"
     assert env_bool("PARLOR_T_BLANK", True) is True
     assert env_list("PARLOR_T_BLANK", ["x"]) == ["x"]
+    assert env_choice("PARLOR_T_BLANK", "score", ("score", "rank")) == "score"
 
 
 def test_secret_can_come_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from django.db import connection, transaction
 
 from knowledge import retrieval
 from knowledge.models import Chunk, ChunkTerm, SourceKind
-from knowledge.retrieval import hybrid_search, vector_ids
+from knowledge.retrieval import hybrid_search, vector_hits
 from knowledge.services import faq_match, source_ingest
 from knowledge.tests.factories import make_organization, make_source
 
@@ -118,7 +118,7 @@ def test_restriction_to_a_one_percent_source_keeps_recall_on_the_hnsw_path(one_p
     total_hits = 0
     for query in queries:
         with transaction.atomic(), connection.cursor() as cursor:
-            exact = vector_ids(
+            exact = vector_hits(
                 cursor,
                 organization_id=org.pk,
                 source_ids=[small.pk],
@@ -127,7 +127,7 @@ def test_restriction_to_a_one_percent_source_keeps_recall_on_the_hnsw_path(one_p
                 exact=True,
             )
         with transaction.atomic(), connection.cursor() as cursor:
-            approx = vector_ids(
+            approx = vector_hits(
                 cursor,
                 organization_id=org.pk,
                 source_ids=[small.pk],
@@ -136,7 +136,7 @@ def test_restriction_to_a_one_percent_source_keeps_recall_on_the_hnsw_path(one_p
                 exact=False,
             )
         assert len(approx) == 10
-        total_hits += len(set(exact) & set(approx))
+        total_hits += len({pk for pk, _ in exact} & {pk for pk, _ in approx})
     assert total_hits / (10 * len(queries)) >= 0.9
 
 
@@ -236,7 +236,25 @@ def test_bm25_prefers_the_chunk_that_is_about_the_rare_word():
         scope = retrieval.search_scope(
             cursor, organization_id=org.pk, source_ids=[about.pk, mention.pk], query="waterproof gaiters"
         )
-        ranked = retrieval.lexical_ids(
+        ranked = retrieval.lexical_hits(
             cursor, organization_id=org.pk, source_ids=[about.pk, mention.pk], scope=scope, limit=10
         )
-    assert [Chunk.objects.get(pk=pk).source_id for pk in ranked] == [about.pk, mention.pk]
+    assert [Chunk.objects.get(pk=pk).source_id for pk, _ in ranked] == [about.pk, mention.pk]
+    assert ranked[0][1] > ranked[1][1] > 0
+
+
+def test_score_fusion_counts_how_far_ahead_a_passage_is_where_rank_fusion_sees_only_places():
+    # A is far ahead of B by meaning and only just behind B by words; B is second by meaning.
+    ranked = retrieval.RankedIds(
+        vector=[1, 2, 3], vector_scores=[0.9, 0.3, 0.2], lexical=[2, 1, 3], lexical_scores=[5.0, 4.95, 1.0]
+    )
+    by_score = retrieval.fuse(ranked, vector_weight=0.4, method="score")
+    by_rank = retrieval.fuse(ranked, vector_weight=0.4, method="rank")
+    assert max(by_score, key=by_score.get) == 1
+    assert max(by_rank, key=by_rank.get) == 2
+    both_first = retrieval.RankedIds(
+        vector=[7, 8], vector_scores=[0.8, 0.5], lexical=[7], lexical_scores=[3.0]
+    )
+    for method in ("score", "rank"):
+        fused = retrieval.fuse(both_first, vector_weight=0.4, method=method)
+        assert fused[7] == pytest.approx(1.0) and 0 <= fused[8] < 1
