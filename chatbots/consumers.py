@@ -165,8 +165,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if isinstance(event, Delta):
                     await self.send_json({"type": "delta", "text": event.text})
                 elif isinstance(event, Accepted):
-                    if self.conversation is None:
-                        self.conversation = await Conversation.objects.aget(pk=event.conversation_id)
+                    self.conversation = event.conversation
                 elif isinstance(event, Sources):
                     await self.send_json({"type": "sources", "sources": event.sources})
                 elif isinstance(event, Finished):

@@ -17,6 +17,7 @@ import ctypes
 import os
 import threading
 import time
+from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -282,3 +283,17 @@ def embed_search_query(text: str) -> list[float]:
     questions repeat across visitors. Embedding is most of a message's CPU cost, so it is worth caching.
     """
     return list(_query_vector(serving_model_name(), text))
+
+
+QueryVector = (
+    list[float] | Future[list[float]] | None
+)  # known, being computed elsewhere, or not yet asked for
+
+
+def query_vector_for(text: str, query_vector: QueryVector) -> list[float]:
+    """The question's vector: the one given, the one being computed (waited for), or embedded now."""
+    if query_vector is None:
+        return embed_search_query(text)
+    if isinstance(query_vector, Future):
+        return query_vector.result()
+    return query_vector

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from config.db import replace_broken_connection
-from knowledge.embedders import embed_search_query
+from knowledge.embedders import QueryVector, query_vector_for
 
 RRF_K = 60
 
@@ -216,12 +216,12 @@ def ranked_ids(
     limit: int,
     vector: bool = True,
     lexical: bool = True,
-    query_vector: list[float] | None = None,
+    query_vector: QueryVector = None,
 ) -> RankedIds:
     """The candidates of each method, best first (used by hybrid_search and the evaluation).
 
-    Outside a transaction the full-text half runs on a second connection while this one embeds the query
-    and searches vectors: the two halves take similar time, so a message waits for one, not both.
+    Outside a transaction the full-text half runs on a second connection while this one waits for (or
+    computes) the query's vector and searches vectors: a message waits for the slower half, not both.
     """
     with connection.cursor() as cursor:
         scope = search_scope(cursor, organization_id=organization_id, source_ids=source_ids, query=query)
@@ -238,15 +238,14 @@ def ranked_ids(
     try:
         if vector:
             exact = use_exact_scan(scope.searched_chunks)
-            if query_vector is None:
-                query_vector = embed_search_query(query)
+            vector_of_query = query_vector_for(query, query_vector)
             # The index path tunes the scan with SET LOCAL, which needs a transaction of its own.
             with transaction.atomic() if not exact else nullcontext(), connection.cursor() as cursor:
                 vec = vector_hits(
                     cursor,
                     organization_id=organization_id,
                     source_ids=source_ids,
-                    query_vector=query_vector,
+                    query_vector=vector_of_query,
                     limit=limit,
                     exact=exact,
                 )
@@ -310,13 +309,13 @@ def hybrid_search(
     query: str,
     top_k: int = 6,
     min_score: float = 0.0,
-    query_vector: list[float] | None = None,
+    query_vector: QueryVector = None,
 ) -> list[RetrievedChunk]:
     """The ``top_k`` best passages of the given sources of one organization for ``query``.
 
     ``score`` is the fused reciprocal-rank score in [0, 1] (1.0: first for both vector and full-text
     search); passages below ``min_score`` are dropped. Sources of other organizations are never searched,
-    whatever ``source_ids`` contains. ``query_vector``: the query's embedding, when the caller has it.
+    whatever ``source_ids`` contains. ``query_vector``: the query's embedding, or a future of it, when the caller has one.
     """
     from knowledge.models import Chunk
 

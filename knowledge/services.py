@@ -23,12 +23,13 @@ from django.utils import timezone
 
 from knowledge.chunking import ChunkDraft, chunk_blocks
 from knowledge.embedders import (
+    QueryVector,
     active_embedder,
     active_model_name,
-    embed_search_query,
     faq_min_similarity,
     forget_serving_model,
     get_embedder,
+    query_vector_for,
     serving_model_name,
 )
 from knowledge.exceptions import IngestError, TransientIngestError
@@ -370,12 +371,12 @@ def _normalise(text: str) -> str:
 
 
 def faq_match(
-    *, organization_id: int, source_ids: list[int], question: str, query_vector: list[float] | None = None
+    *, organization_id: int, source_ids: list[int], question: str, query_vector: QueryVector = None
 ) -> FaqAnswer | None:
     """The FAQ answer whose question matches ``question`` closely enough to answer directly, if any.
 
-    ``query_vector``: the question's vector when the caller already has it (the chat pipeline embeds the
-    question while it stores the message)."""
+    ``query_vector``: the question's vector, or a future of it, when the caller has one (the chat pipeline
+    starts embedding the question as soon as the message arrives)."""
     question = (question or "").strip()
     if not question or not source_ids:
         return None
@@ -391,7 +392,7 @@ def faq_match(
     from pgvector.django import CosineDistance
 
     model = serving_model_name()
-    vector = query_vector if query_vector is not None else embed_search_query(question)
+    vector = query_vector_for(question, query_vector)
     best = (
         pairs.filter(embedding_model=model, embedding__isnull=False)
         .annotate(distance=CosineDistance("embedding", vector))

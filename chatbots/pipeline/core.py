@@ -2,23 +2,26 @@
 
 Order matters and is part of the contract: validate → refuse early (paused bot, rate limits, busy
 conversation) → persist the user's message → FAQ or retrieval → prompt within budget → stream from the
-provider → persist the answer (also when the caller goes away mid-stream).
+provider → persist the answer (also when the caller goes away mid-stream). Retrieval only reads, so it
+starts while the message is being stored; nothing is answered before the message is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
 from chatbots.llm import Completed, LLMUnavailable, TextDelta, stream_chat
-from chatbots.models import Bot, MessageStatus
+from chatbots.models import Bot, Conversation, MessageStatus
 from chatbots.pipeline import store
 from chatbots.pipeline.blocking import in_thread_pool
 from chatbots.pipeline.errors import BotPaused, ChatError, ConversationBusy, InvalidMessage, MessageTooLong
@@ -28,7 +31,8 @@ from chatbots.pipeline.ratelimit import (
     release_conversation_slot,
 )
 from chatbots.selectors import bot_knowledge_sources
-from knowledge.embedders import embed_search_query
+from config.db import replace_broken_connection
+from knowledge.embedders import QueryVector, embed_search_query
 from knowledge.retrieval import RetrievedChunk, hybrid_search
 from knowledge.services import FaqAnswer, faq_match
 
@@ -51,8 +55,12 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Accepted:
-    conversation_id: uuid.UUID
+    conversation: Conversation
     user_message_id: int
+
+    @property
+    def conversation_id(self) -> uuid.UUID:
+        return self.conversation.pk
 
 
 @dataclass(frozen=True)
@@ -130,16 +138,12 @@ def validate_text(text: object) -> str:
 class Knowledge:
     faq: FaqAnswer | None
     passages: list[RetrievedChunk]
-    history: list[dict[str, str]]
     sources: list[dict[str, Any]]
 
 
-def gather_knowledge(
-    *, bot: Bot, question: str, query_vector: list[float] | None, conversation_id: uuid.UUID,
-    before_message_id: int, history: list[dict[str, str]] | None, new_conversation: bool = False,
-) -> Knowledge:  # fmt: skip
+def gather_knowledge(*, bot: Bot, question: str, query_vector: QueryVector) -> Knowledge:
     """What the answer is built from, in one trip to the thread pool: a matching FAQ, or the retrieved
-    passages and the recent turns."""
+    passages. ``query_vector`` is usually still being computed: the full-text search starts without it."""
     source_ids, has_faqs = bot_knowledge_sources(bot)
     faq = None
     if has_faqs:
@@ -150,16 +154,12 @@ def gather_knowledge(
     if faq is not None:
         source = {"source_id": faq.source_id, "title": faq.question, "url": None, "page": None,
                   "snippet": faq.answer[:280]}  # fmt: skip
-        return Knowledge(faq=faq, passages=[], history=[], sources=[source])
+        return Knowledge(faq=faq, passages=[], sources=[source])
     passages = hybrid_search(
         organization_id=bot.organization_id, source_ids=source_ids, query=question,
         top_k=bot.retrieval_top_k, min_score=bot.retrieval_min_score, query_vector=query_vector,
     )  # fmt: skip
-    if history is None and not new_conversation:
-        history = store.recent_turns(
-            conversation_id=conversation_id, before_message_id=before_message_id, turns=bot.history_turns
-        )
-    return Knowledge(faq=None, passages=passages, history=history or [], sources=_dedupe_sources(passages))
+    return Knowledge(faq=None, passages=passages, sources=_dedupe_sources(passages))
 
 
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -175,9 +175,24 @@ def _preparation_slots() -> asyncio.Semaphore:
     return _slots[loop]
 
 
-async def _embed_question(text: str) -> list[float]:
+# Embeddings get threads of their own: a retrieval thread waits for its question's vector, which must
+# never queue behind retrieval threads in the same pool.
+_embedding_threads = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="parlor-embed")
+
+
+def _embed_question(text: str) -> list[float]:
+    replace_broken_connection()  # the serving model's name is read from the database now and then
+    return embed_search_query(text)
+
+
+async def _prepare_knowledge(bot: Bot, text: str) -> Knowledge:
+    """Embedding the question, the FAQ match and both searches, started as soon as the message arrives.
+
+    The question is embedded on one thread while another looks up the bot's sources and runs the
+    full-text search, so the slower of the two sets the pace."""
     async with _preparation_slots():
-        return await in_thread_pool(embed_search_query)(text)
+        query_vector = _embedding_threads.submit(_embed_question, text)
+        return await in_thread_pool(gather_knowledge)(bot=bot, question=text, query_vector=query_vector)
 
 
 def _in_background(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
@@ -235,15 +250,15 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         raise BotPaused()
 
     refusal: ChatError | None = None
-    query_vector: asyncio.Future[list[float]] | None = None
+    prepared: asyncio.Future[Knowledge] | None = None
     try:
         await check_rate_limits(_rate_limits(request))
     except ChatError as exc:
         refusal = exc
     else:
-        # Embedding the question is the largest single cost before the first token: it runs on another
-        # core while the message is stored.
-        query_vector = _in_background(_embed_question(text))
+        # Retrieval (embedding included) is most of the time before the first token: it runs on other
+        # threads while the message is stored.
+        prepared = _in_background(_prepare_knowledge(bot, text))
     user_message = await in_thread_pool(store.user_message_record)(
         bot=bot,
         conversation_id=request.conversation_id,
@@ -267,13 +282,13 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     saved_id: int | None = None
     finished = False
     try:
-        yield Accepted(conversation_id=conversation_id, user_message_id=user_message.pk)
-        async with _preparation_slots():
-            knowledge = await in_thread_pool(gather_knowledge)(
-                bot=bot, question=text, query_vector=await query_vector, conversation_id=conversation_id,
-                before_message_id=user_message.pk, history=request.history,
-                new_conversation=not request.conversation_id,
-            )  # fmt: skip
+        yield Accepted(conversation=user_message.conversation, user_message_id=user_message.pk)
+        history = request.history or []
+        if request.history is None and request.conversation_id:
+            history = await in_thread_pool(store.recent_turns)(
+                conversation_id=conversation_id, before_message_id=user_message.pk, turns=bot.history_turns
+            )
+        knowledge = await prepared
         record.sources = knowledge.sources
         if knowledge.faq is not None:
             pieces = _faq_answer(knowledge.faq, record)
@@ -281,7 +296,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
             record.provider = "fallback_reply"
             pieces = _fixed_reply(bot.fallback_reply)
         else:
-            messages = [*knowledge.history, {"role": "user", "content": text}]
+            messages = [*history, {"role": "user", "content": text}]
             pieces = _model_answer(bot, messages, knowledge.passages, record)
         async for piece in pieces:
             if record.first_token_ms is None:
