@@ -123,7 +123,7 @@ def main() -> int:
         parse_s = time.perf_counter() - t0
         sample = drafts[: args.embed_sample]
         t0 = time.perf_counter()
-        embedder.embed_passages([embedding_text(d) for d in sample])
+        embedder.embed_passages([embedding_text(d.heading, d.content) for d in sample])
         rate = len(sample) / (time.perf_counter() - t0)
         total = parse_s + len(drafts) / rate
         results[filename] = (drafts, parse_s, rate)

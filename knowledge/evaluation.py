@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
+
 from knowledge.parsing import Block
 from knowledge.retrieval import RankedIds, fuse, ranked_ids
 
@@ -112,7 +114,7 @@ def evaluate(
     organization_id: int,
     source_ids: list[int],
     doc_of: dict[int, str],
-    candidates: int = 100,
+    candidates: int | None = None,
     vector_weights: tuple[float, ...] = (0.5,),
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, MethodScores], float]:
@@ -124,7 +126,10 @@ def evaluate(
     started = time.perf_counter()
     for n, (query_id, text) in enumerate(dataset.queries.items(), start=1):
         ranked: RankedIds = ranked_ids(
-            organization_id=organization_id, source_ids=source_ids, query=text, limit=candidates
+            organization_id=organization_id,
+            source_ids=source_ids,
+            query=text,
+            limit=candidates or settings.KNOWLEDGE_CANDIDATES,
         )
         rels = dataset.qrels[query_id]
         rankings = {

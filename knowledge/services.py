@@ -221,8 +221,9 @@ def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
     raise IngestError(f"Unknown source kind {source.kind!r}.")
 
 
-def embedding_text(draft: ChunkDraft) -> str:
-    return f"{draft.heading}\n{draft.content}" if draft.heading else draft.content
+def embedding_text(heading: str, content: str) -> str:
+    """What a chunk's vector is computed from: its heading gives a passage its context."""
+    return f"{heading}\n{content}" if heading else content
 
 
 def _embed(
@@ -244,7 +245,9 @@ def _embed(
     for offset in range(0, len(missing), batch):
         indexes = missing[offset : offset + batch]
         for i, vector in zip(
-            indexes, embedder.embed_passages([embedding_text(drafts[i]) for i in indexes]), strict=True
+            indexes,
+            embedder.embed_passages([embedding_text(drafts[i].heading, drafts[i].content) for i in indexes]),
+            strict=True,
         ):
             vectors[i] = vector
         progress(start + int((95 - start) * (offset + len(indexes)) / len(missing)))
@@ -412,10 +415,6 @@ def faq_match(
 # --- changing the embedding model --------------------------------------------------------------
 
 
-def _chunk_embedding_text(heading: str, content: str) -> str:
-    return f"{heading}\n{content}" if heading else content
-
-
 def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str], None] = logger.info) -> int:
     """Re-embed every chunk and FAQ question with ``model``, then switch the index over in one transaction.
 
@@ -437,7 +436,7 @@ def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str],
             )
             if not rows:
                 return count
-            vectors = embedder.embed_passages([_chunk_embedding_text(h, c) for _, h, c in rows])
+            vectors = embedder.embed_passages([embedding_text(h, c) for _, h, c in rows])
             Chunk.objects.bulk_update(
                 [
                     Chunk(pk=pk, embedding_next=vector)
