@@ -1,4 +1,4 @@
-"""Hybrid retrieval: pgvector cosine search + BM25 over PostgreSQL full-text, fused by reciprocal rank.
+"""Hybrid retrieval: pgvector cosine search + BM25 over PostgreSQL full-text, fused by score (or rank).
 
 One function serves the chat pipeline and the evaluation command, so the benchmark measures what
 visitors get.
@@ -276,7 +276,8 @@ def fuse(
     """Each candidate's fused score in [0, 1], where 1.0 is a chunk ranked first by both methods.
 
     ``"score"``: each method's scores are min-max normalised over its candidates and weighted, so how far
-    ahead a candidate is counts, not only its place (SciFact nDCG@10 +0.0xx over ranks, BENCHMARKS.md).
+    ahead a candidate is counts, not only its place (SciFact nDCG@10 0.726 vs 0.713 for the best rank
+    fusion, BENCHMARKS.md).
     ``"rank"``: weighted reciprocal-rank fusion, which ignores the gaps. A method that did not return a
     chunk adds nothing for it.
     """
