@@ -1,6 +1,6 @@
 """Retrieval latency (p50/p95) and HNSW recall@10 against exact search, at 10k and 100k chunks.
 
-    .venv/bin/python bench/retrieval_bench.py [--sizes 10000,100000] [--queries 200]
+    .venv/bin/python bench/retrieval_bench.py [--sizes 10000,100000] [--queries 200] [--ef-search 40,100,200]
 
 Uses its own embedded database (``parlor_bench_retrieval``). Chunks get synthetic but clustered vectors
 (cluster centre + noise: closer to real embeddings than uniform noise, which is HNSW's worst case) and
@@ -108,7 +108,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(size: int, queries: int, rng: random.Random) -> dict:
+def run(size: int, queries: int, rng: random.Random, ef_searches: list[int]) -> dict:
     from django.conf import settings
     from django.db import connection, transaction
 
@@ -120,18 +120,24 @@ def run(size: int, queries: int, rng: random.Random) -> dict:
     started = time.perf_counter()
     big, small, centres, words, weights, index_s = make_corpus(org, size, rng)
     load_s = time.perf_counter() - started
-    out = {"size": size, "load_s": load_s, "index_s": index_s}
-    for label, source_ids in (
-        ("all chunks (HNSW, iterative scan)", [big.pk, small.pk]),
-        ("1% of chunks (exact scan)", [small.pk]),
-    ):
+    out = {"size": size, "load_s": load_s, "index_s": index_s, "rows": []}
+    # The same questions for every setting: query words are Zipf-distributed like the text, minus the 50
+    # most common (stop words, which the "english" configuration drops from real queries anyway).
+    questions = []
+    for _ in range(queries):
+        centre = centres[rng.randrange(len(centres))]
+        questions.append(
+            (
+                normalise([c + rng.gauss(0, 0.8 / DIM**0.5) for c in centre]),
+                " ".join(rng.choices(words[50:], weights[50:], k=6)),
+            )
+        )
+    cases = [(f"all chunks (HNSW, ef_search {ef})", [big.pk, small.pk], ef) for ef in ef_searches]
+    cases.append(("1% of chunks (exact scan)", [small.pk], ef_searches[0]))
+    for label, source_ids, ef in cases:
+        settings.KNOWLEDGE_HNSW_EF_SEARCH = ef
         latencies, recalls = [], []
-        for _ in range(queries):
-            centre = centres[rng.randrange(len(centres))]
-            qvec = normalise([c + rng.gauss(0, 0.8 / DIM**0.5) for c in centre])
-            # query words: Zipf-distributed like the text, minus the 50 most common (stop words, which
-            # the "english" configuration drops from real queries anyway)
-            qtext = " ".join(rng.choices(words[50:], weights[50:], k=6))
+        for qvec, qtext in questions:
             t0 = time.perf_counter()
             ranked = ranked_ids(
                 organization_id=org.pk, source_ids=source_ids, query=qtext, limit=40, query_vector=qvec
@@ -148,11 +154,14 @@ def run(size: int, queries: int, rng: random.Random) -> dict:
                     exact=True,
                 )
             recalls.append(len({pk for pk, _ in exact} & set(ranked.vector[:10])) / 10)
-        out[label] = {
-            "p50": statistics.median(latencies),
-            "p95": percentile(latencies, 0.95),
-            "recall": statistics.mean(recalls),
-        }
+        out["rows"].append(
+            {
+                "label": label,
+                "p50": statistics.median(latencies),
+                "p95": percentile(latencies, 0.95),
+                "recall": statistics.mean(recalls),
+            }
+        )
     return out
 
 
@@ -160,8 +169,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--ef-search", default="", help="comma-separated hnsw.ef_search values (default: the setting)"
+    )
     args = parser.parse_args()
     setup_django()
+    from django.conf import settings
+
+    ef_searches = [int(v) for v in args.ef_search.split(",") if v] or [settings.KNOWLEDGE_HNSW_EF_SEARCH]
     rng = random.Random(42)
     from knowledge.embedders import get_embedder
 
@@ -178,11 +193,10 @@ def main() -> int:
     print("| chunks | bot owns | hybrid SQL p50 | p95 | vector recall@10 vs exact |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for size in (int(s) for s in args.sizes.split(",")):
-        result = run(size, args.queries, rng)
-        for label in ("all chunks (HNSW, iterative scan)", "1% of chunks (exact scan)"):
-            r = result[label]
+        result = run(size, args.queries, rng, ef_searches)
+        for r in result["rows"]:
             print(
-                f"| {size:,} | {label} | {r['p50']:.1f} ms | {r['p95']:.1f} ms | {r['recall']:.3f} |",
+                f"| {size:,} | {r['label']} | {r['p50']:.1f} ms | {r['p95']:.1f} ms | {r['recall']:.3f} |",
                 flush=True,
             )
         print(
