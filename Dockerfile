@@ -19,10 +19,12 @@ RUN uv sync --frozen --no-dev --no-install-project
 
 COPY . .
 # collectstatic needs settings that load without a real database or secret; use throwaway build values.
-RUN DEBUG=false \
+# The same step derives the default embedder's int8 model file (.parlor/models), so containers start ready.
+RUN export DEBUG=false \
     SECRET_KEY=build-only-collectstatic-key-0123456789abcdefghijklmnopqrstuvwxyzABCDEFG \
     ALLOWED_HOSTS=build DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
-    python manage.py collectstatic --noinput \
+    && python manage.py collectstatic --noinput \
+    && python manage.py shell -c "from knowledge.embedders import get_embedder; get_embedder()" \
     && chown -R parlor:parlor /app
 
 USER parlor

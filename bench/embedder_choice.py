@@ -1,11 +1,11 @@
 """Compare the bundled embedders on speed and on English, Spanish and German questions.
 
-    .venv/bin/python bench/embedder_choice.py [--distractors 400]
+    .venv/bin/python bench/embedder_choice.py [--distractors 400] [--models all-minilm-l6-v2-q8,...]
 
 The corpus is SciFact's judged documents for the 19 claims in ``bench/data/scifact_translated_queries.jsonl``
 (translated by hand) plus random distractors; each model embeds it and the claims in the three languages,
 and vector-only nDCG@10 is computed per language. Speed: one query at a time (p50 over 100 questions)
-and passages per second in ingestion batches. Prints a Markdown table for BENCHMARKS.md.
+and passages per second through embed_passages. Prints a Markdown table for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ SCIFACT = Path(os.environ.get("PARLOR_EVAL_DIR", ROOT.parent / "shared" / "eval"
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--distractors", type=int, default=400)
+    parser.add_argument("--models", default="", help="comma-separated (default: both MiniLM forms and e5)")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
@@ -34,7 +35,7 @@ def main() -> int:
     django.setup()
     import numpy as np
 
-    from knowledge.embedders import LOCAL_E5, LOCAL_MINILM, get_embedder
+    from knowledge.embedders import LOCAL_MODELS, get_embedder
     from knowledge.evaluation import load_beir, ndcg_at_10
 
     dataset = load_beir(SCIFACT)
@@ -50,7 +51,7 @@ def main() -> int:
     texts = [f"{dataset.corpus[d][0]}\n{dataset.corpus[d][1]}" for d in doc_ids]
 
     rows = []
-    for name in (LOCAL_MINILM, LOCAL_E5):
+    for name in args.models.split(",") if args.models else LOCAL_MODELS[:3]:
         embedder = get_embedder(name)
         embedder.embed_query("warm up")
         started = time.perf_counter()

@@ -137,9 +137,13 @@ def main() -> int:
         from django.core.management import call_command
 
         from accounts.models import Organization
+        from knowledge.embedders import active_model_name, configured_model_name
+        from knowledge.models import EmbeddingState
         from knowledge.services import source_create, source_ingest
 
         call_command("migrate", verbosity=0)
+        active_model_name()  # this bench's own database indexes with the configured model, as a new deployment
+        EmbeddingState.objects.update(active_model=configured_model_name())
         org = Organization.objects.create(name="ingest bench", slug=f"ingest-bench-{time.time_ns()}")
         source = source_create(
             organization=org, kind="file", title="manual", file=ContentFile(pdf, name="manual.pdf")
