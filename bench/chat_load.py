@@ -106,12 +106,19 @@ def seed(chunks: int, llm_base_url: str) -> dict[str, str]:
     from accounts.models import Organization
     from chatbots.models import Bot
     from chatbots.services import bot_create
-    from knowledge.embedders import active_model_name
-    from knowledge.models import Chunk, Source, SourceKind, SourceStatus
+    from knowledge.embedders import active_model_name, configured_model_name, forget_serving_model
+    from knowledge.models import Chunk, EmbeddingState, Source, SourceKind, SourceStatus
 
+    # The bench's own database serves the configured model, as a new deployment does: questions are
+    # embedded with it on every message.
+    model = configured_model_name()
+    if active_model_name() != model:
+        EmbeddingState.objects.update(active_model=model)
+        forget_serving_model()
     org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     source = Source.objects.filter(organization=org, title="bench corpus (clustered)").first()
-    if source is None or source.chunk_count != chunks:
+    stale = source is not None and source.chunks.exclude(embedding_model=model).exists()
+    if source is None or source.chunk_count != chunks or stale:
         Source.objects.filter(organization=org).delete()
         source = Source.objects.create(
             organization=org,
@@ -121,7 +128,6 @@ def seed(chunks: int, llm_base_url: str) -> dict[str, str]:
             chunk_count=chunks,
         )
         rng = np.random.default_rng(7)
-        model = active_model_name()
         texts = corpus_texts(chunks)
         # Clustered vectors (topic centre + noise), as in bench/retrieval_bench.py: real embeddings cluster,
         # while uniform random ones are the HNSW index's worst case.

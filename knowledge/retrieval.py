@@ -172,7 +172,7 @@ WITH hits AS MATERIALIZED (
     WHERE lexeme = ANY(%(lexemes)s) AND organization_id = %(org)s AND source_id = ANY(%(sources)s)
 ),
 df AS (SELECT lexeme, count(*) AS n FROM hits GROUP BY lexeme),
-avgl AS (SELECT greatest(avg(len), 1) AS a FROM hits)
+avgl AS MATERIALIZED (SELECT greatest(avg(len), 1) AS a FROM hits)
 SELECT h.chunk_id, sum(
     ln(1.0::float8 + (greatest(%(n)s, df.n) - df.n + 0.5::float8) / (df.n + 0.5::float8))
     * h.tf * 2.2::float8 / (h.tf + 1.2::float8 * (0.25::float8 + 0.75::float8 * h.len / avgl.a))
