@@ -276,8 +276,8 @@ def fuse(
     """Each candidate's fused score in [0, 1], where 1.0 is a chunk ranked first by both methods.
 
     ``"score"``: each method's scores are min-max normalised over its candidates and weighted, so how far
-    ahead a candidate is counts, not only its place (SciFact nDCG@10 0.726 vs 0.713 for the best rank
-    fusion, BENCHMARKS.md).
+    ahead a candidate is counts, not only its place (SciFact nDCG@10 0.727 vs 0.701 at the default
+    weight, BENCHMARKS.md).
     ``"rank"``: weighted reciprocal-rank fusion, which ignores the gaps. A method that did not return a
     chunk adds nothing for it.
     """
