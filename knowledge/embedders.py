@@ -17,6 +17,7 @@ Changing a deployment's model: set ``EMBEDDING_BACKEND``/``EMBEDDING_MODEL`` and
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import threading
 import time
@@ -125,10 +126,26 @@ def _derive_int8_products(shipped: Path, target: Path) -> None:
         options.log_severity_level = 3
         onnxruntime.InferenceSession(str(shipped), sess_options=options, providers=["CPUExecutionProvider"])
         quantized = Path(work) / "quantized.onnx"
-        quantize_dynamic(
-            folded, quantized, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True
-        )
+        # The quantizer logs progress and advice (meant for static quantization) on the root logger:
+        # dozens of lines that do not belong in a first start's output. Failures still raise.
+        quiet = _FromQuantizer()
+        logging.getLogger().addFilter(quiet)
+        try:
+            quantize_dynamic(
+                folded,
+                quantized,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+            )
+        finally:
+            logging.getLogger().removeFilter(quiet)
         os.replace(quantized, target)
+
+
+class _FromQuantizer(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "onnxruntime/quantization" not in record.pathname.replace(os.sep, "/")
 
 
 class LocalMiniLMEmbedder:
