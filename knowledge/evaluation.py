@@ -114,7 +114,6 @@ def evaluate(
     organization_id: int,
     source_ids: list[int],
     doc_of: dict[int, str],
-    candidates: int | None = None,
     vector_weights: tuple[float, ...] = (0.5,),
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, MethodScores], float]:
@@ -129,7 +128,7 @@ def evaluate(
             organization_id=organization_id,
             source_ids=source_ids,
             query=text,
-            limit=candidates or settings.KNOWLEDGE_CANDIDATES,
+            limit=settings.KNOWLEDGE_CANDIDATES,  # as many as a chat message ranks
         )
         rels = dataset.qrels[query_id]
         rankings = {

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -50,8 +50,8 @@ class RankedIds:
 
     vector: list[int]
     lexical: list[int]
-    vector_scores: list[float] = field(default_factory=list)
-    lexical_scores: list[float] = field(default_factory=list)
+    vector_scores: list[float]
+    lexical_scores: list[float]
 
 
 Hits = list[tuple[int, float]]  # (chunk id, score), best first
@@ -293,7 +293,7 @@ def fuse(
 
 def _normalised(ids: list[int], scores: list[float], *, method: str, k: int) -> list[float]:
     """One method's candidates mapped to [0, 1], the best to 1.0."""
-    if method == "rank" or len(scores) != len(ids):  # (RankedIds built without scores: ranks only)
+    if method == "rank":
         return [(k + 1) / (k + rank) for rank in range(1, len(ids) + 1)]
     if not scores:
         return []
