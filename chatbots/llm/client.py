@@ -14,6 +14,7 @@ Cancelling the task that consumes ``stream_chat`` (the visitor left) cancels the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -121,6 +122,7 @@ class Attempt:
                     continue  # blank separators, comments, "event:" lines
                 data = line[5:].strip()
                 if data == "[DONE]":
+                    await _read_to_end(lines)
                     break
                 for text in self._read_chunk(data):
                     self.text.append(text)
@@ -162,6 +164,16 @@ class Attempt:
                 f"{self.endpoint.provider} exceeded the total answer limit of {settings.LLM_TOTAL_TIMEOUT:g}s"
             )
         return f"{self.endpoint.provider} sent no first token within {settings.LLM_FIRST_TOKEN_TIMEOUT:g}s"
+
+
+async def _read_to_end(lines: AsyncIterator[str]) -> None:
+    """Read what follows ``[DONE]`` (the end of the chunked body): only a response read to its end returns
+    its connection to the pool, so the next answer skips the TCP and TLS handshakes. A server that keeps
+    the stream open past ``[DONE]`` just loses its connection."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1.0):
+            async for _ in lines:
+                pass
 
 
 # --- the public entry point -----------------------------------------------------------------------

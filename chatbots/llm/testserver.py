@@ -155,6 +155,7 @@ class FakeLLMServer:
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self.connections = 0  # accepted so far: clients should reuse them (keep-alive)
 
     # --- running -------------------------------------------------------------------------------
     @property
@@ -224,6 +225,7 @@ class FakeLLMServer:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self.connections += 1
         try:
             keep_alive = True
             while keep_alive:
@@ -261,11 +263,10 @@ class FakeLLMServer:
         content_type: str,
         extra: dict[str, str] | None = None,
         length: int | None = None,
-        close: bool = False,
     ) -> bytes:
         lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}", f"Content-Type: {content_type}"]
         lines.append(f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked")
-        lines.append("Connection: close" if close else "Connection: keep-alive")
+        lines.append("Connection: keep-alive")
         lines += [f"{name}: {value}" for name, value in (extra or {}).items()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -476,8 +477,7 @@ class FakeLLMServer:
                 },
             )
             return True
-        await self._stream(record, script, tokens, usage, completion_id, name, reader, writer)
-        return False
+        return await self._stream(record, script, tokens, usage, completion_id, name, reader, writer)
 
     async def _stream(
         self,
@@ -489,8 +489,9 @@ class FakeLLMServer:
         name: str,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-    ) -> None:
-        # The connection closes after a stream, so any byte or EOF from the client now means it went away.
+    ) -> bool:
+        """Stream the answer; True when the connection stays open for the next request (keep-alive, as
+        hosted providers do). A client sends nothing while a response streams, so EOF means it went away."""
         gone = asyncio.ensure_future(reader.read(1))
 
         async def pause(seconds: float) -> None:
@@ -516,7 +517,7 @@ class FakeLLMServer:
             }
 
         try:
-            writer.write(self._head(200, "text/event-stream", {"Cache-Control": "no-cache"}, close=True))
+            writer.write(self._head(200, "text/event-stream", {"Cache-Control": "no-cache"}))
             await writer.drain()
             await pause(script.stall)
             await send(chunk({"role": "assistant", "content": ""}))
@@ -524,7 +525,7 @@ class FakeLLMServer:
                 if index == script.break_after:
                     record.outcome, record.finished = "broken", time.monotonic()
                     writer.transport.abort()
-                    return
+                    return False
                 if index and script.tps:
                     await pause(1 / script.tps)
                 await send(chunk({"content": token}))
@@ -547,6 +548,10 @@ class FakeLLMServer:
             record.outcome = "ok"
         except (ClientGone, ConnectionError):
             record.outcome = "client_disconnected"
+            return False
         finally:
             record.finished = record.finished or time.monotonic()
             gone.cancel()
+        # The reader must be free before the next request is read; EOF or a byte read meanwhile ends it.
+        await asyncio.wait({gone})
+        return gone.cancelled()

@@ -187,6 +187,15 @@ async def test_broken_stream_after_text_ends_the_answer_as_incomplete(fake_llm):
     assert len(requests_for(fake_llm, broken)) == 1
 
 
+async def test_consecutive_answers_reuse_one_provider_connection(fake_llm):
+    bot = fake_bot(fake_llm, model=scripted(reply="fine thanks"))
+    before = fake_llm.connections
+    for _ in range(3):
+        text, completed, _ = await collect(bot)
+        assert text == "fine thanks" and not completed.incomplete
+    assert fake_llm.connections - before == 1, "no new connection (and handshake) per answer"
+
+
 async def test_cancelling_the_consumer_closes_the_upstream_stream(fake_llm):
     slow = scripted(words=500, tps=20)
     bot = fake_bot(fake_llm, model=slow)
