@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
 from config.db import replace_broken_connection
 from knowledge.embedders import QueryVector, query_vector_for
@@ -61,37 +60,44 @@ def _vector_literal(vector: list[float]) -> str:
     return "[" + ",".join(f"{value:.6f}" for value in vector) + "]"
 
 
+# "+ 0" keeps the planner off the HNSW index: the filtered set is small, so it is scanned exactly.
+EXACT_SEARCH_SQL = (
+    "SELECT id, 1 - distance FROM (SELECT id, embedding <=> %(vector)s::vector AS distance "
+    "FROM knowledge_chunk WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) "
+    "AND embedding IS NOT NULL) AS hits ORDER BY distance + 0 LIMIT %(limit)s"
+)
+# The filtered set is large: the planner must walk the HNSW index (it would otherwise sometimes sort the
+# whole filtered set), iteratively until enough rows pass the filter.
+HNSW_SETTINGS_SQL = (
+    "SELECT set_config('enable_sort', 'off', true), "
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+    "set_config('hnsw.ef_search', %(ef_search)s, true), set_config('hnsw.max_scan_tuples', %(max_scan)s, true)"
+)
+HNSW_SEARCH_SQL = (
+    "SELECT id, 1 - distance FROM (SELECT id, embedding <=> %(vector)s::vector AS distance FROM knowledge_chunk "
+    "WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) "
+    "ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s) AS hits ORDER BY distance"
+)
+
+
 def vector_hits(
     cursor, *, organization_id: int, source_ids: list[int], query_vector: list[float], limit: int, exact: bool
 ) -> Hits:
-    literal = _vector_literal(query_vector)
+    params = {
+        "vector": _vector_literal(query_vector),
+        "org": organization_id,
+        "sources": source_ids,
+        "limit": limit,
+    }
     if exact:
-        # "+ 0" keeps the planner off the HNSW index: the filtered set is small, so scan it exactly.
-        sql = (
-            "SELECT id, 1 - distance FROM (SELECT id, embedding <=> %s::vector AS distance "
-            "FROM knowledge_chunk WHERE organization_id = %s AND source_id = ANY(%s) "
-            "AND embedding IS NOT NULL) AS hits ORDER BY distance + 0 LIMIT %s"
-        )
+        cursor.execute(EXACT_SEARCH_SQL, params)
     else:
-        # The caller decided the filtered set is large: make the planner walk the HNSW index (it would
-        # otherwise sometimes sort the whole filtered set), iteratively until enough rows pass the filter.
-        cursor.execute(  # SET LOCAL, four settings in one round trip
-            "SELECT set_config('enable_sort', 'off', true), "
-            "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-            "set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
-            [
-                str(max(int(settings.KNOWLEDGE_HNSW_EF_SEARCH), limit)),
-                str(int(settings.KNOWLEDGE_HNSW_MAX_SCAN_TUPLES)),
-            ],
-        )
-        sql = (
-            "SELECT id, 1 - distance FROM (SELECT id, embedding <=> %s::vector AS distance FROM knowledge_chunk "
-            "WHERE organization_id = %s AND source_id = ANY(%s) ORDER BY embedding <=> %s::vector LIMIT %s"
-            ") AS hits ORDER BY distance"
-        )
-        cursor.execute(sql, [literal, organization_id, source_ids, literal, limit])
-        return [(row[0], float(row[1])) for row in cursor.fetchall()]
-    cursor.execute(sql, [literal, organization_id, source_ids, limit])
+        # One round trip: PostgreSQL runs a multi-statement query as one transaction, so the SET LOCALs
+        # end with it; RESET restores the sort for the rest of an enclosing transaction.
+        params["ef_search"] = str(max(int(settings.KNOWLEDGE_HNSW_EF_SEARCH), limit))
+        params["max_scan"] = str(int(settings.KNOWLEDGE_HNSW_MAX_SCAN_TUPLES))
+        cursor.execute(f"{HNSW_SETTINGS_SQL}; {HNSW_SEARCH_SQL}; RESET enable_sort", params)
+        cursor.nextset()
     return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
@@ -239,8 +245,7 @@ def ranked_ids(
         if vector:
             exact = use_exact_scan(scope.searched_chunks)
             vector_of_query = query_vector_for(query, query_vector)
-            # The index path tunes the scan with SET LOCAL, which needs a transaction of its own.
-            with transaction.atomic() if not exact else nullcontext(), connection.cursor() as cursor:
+            with connection.cursor() as cursor:
                 vec = vector_hits(
                     cursor,
                     organization_id=organization_id,

@@ -156,33 +156,32 @@ def test_plain_hnsw_scan_without_iterative_scan_would_lose_rows(one_percent_corp
         assert len(cursor.fetchall()) < 10
 
 
+def _plan(cursor, sql: str, params: dict) -> str:
+    cursor.execute(f"EXPLAIN {sql}", params)
+    return "\n".join(row[0] for row in cursor.fetchall())
+
+
 def test_both_search_paths_use_the_indexes(one_percent_corpus, settings):
+    """The statements hybrid_search runs, explained: HNSW, the (organization, source) B-tree, postings."""
     org, small, queries = one_percent_corpus
-    literal = retrieval._vector_literal(queries[0])
+    params = {"vector": retrieval._vector_literal(queries[0]), "org": org.pk, "sources": [small.pk],
+              "limit": 40, "ef_search": "200", "max_scan": "40000"}  # fmt: skip
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute(
-            "EXPLAIN SELECT id FROM knowledge_chunk WHERE organization_id = %s AND source_id = ANY(%s) "
-            "ORDER BY embedding <=> %s::vector LIMIT 40",
-            [org.pk, [small.pk], literal],
-        )
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "chunk_embedding_hnsw" in plan
+        cursor.execute(retrieval.HNSW_SETTINGS_SQL, params)
+        assert "chunk_embedding_hnsw" in _plan(cursor, retrieval.HNSW_SEARCH_SQL, params)
+        cursor.execute("RESET enable_sort")  # as vector_hits does
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "EXPLAIN SELECT id FROM knowledge_chunk WHERE organization_id = %s AND source_id = ANY(%s) "
-            "AND embedding IS NOT NULL ORDER BY (embedding <=> %s::vector) + 0 LIMIT 40",
-            [org.pk, [small.pk], literal],
-        )
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "chunk_org_source" in plan or ("source_id" in plan and "Index" in plan)
+        plan = _plan(cursor, retrieval.EXACT_SEARCH_SQL, params)
+    assert "Index Scan" in plan and "Index Cond: (source_id" in plan and "hnsw" not in plan
+    bm25 = {"org": org.pk, "sources": [small.pk], "lexemes": ["boot", "return"], "n": 60, "limit": 40}
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test table: ask whether the GIN index applies
-        cursor.execute(
-            "EXPLAIN SELECT id FROM knowledge_chunk WHERE search_vector @@ to_tsquery('simple', 'boot | return')"
+        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test table: ask whether the indexes apply
+        assert "Index Only Scan" in _plan(cursor, retrieval.BM25_SQL, bm25)
+        plan = _plan(
+            cursor,
+            "SELECT id FROM knowledge_chunk WHERE search_vector @@ to_tsquery('simple', 'boot | return')",
+            {},
         )
-        plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "chunk_search_gin" in plan
 
 
