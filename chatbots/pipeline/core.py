@@ -14,7 +14,7 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,13 +185,11 @@ def _embed_question(text: str) -> list[float]:
     return embed_search_query(text)
 
 
-async def _prepare_knowledge(bot: Bot, text: str) -> Knowledge:
-    """Embedding the question, the FAQ match and both searches, started as soon as the message arrives.
-
-    The question is embedded on one thread while another looks up the bot's sources and runs the
-    full-text search, so the slower of the two sets the pace."""
+async def _prepare_knowledge(bot: Bot, text: str, query_vector: Future[list[float]]) -> Knowledge:
+    """The FAQ match and both searches, while ``query_vector`` is being computed on an embedding thread:
+    another thread looks up the bot's sources and runs the full-text search meanwhile, so the slower of
+    the two sets the pace."""
     async with _preparation_slots():
-        query_vector = _embedding_threads.submit(_embed_question, text)
         return await in_thread_pool(gather_knowledge)(bot=bot, question=text, query_vector=query_vector)
 
 
@@ -257,9 +255,11 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         refusal = exc
     else:
         # Retrieval (embedding included) is most of the time before the first token: it runs on other
-        # threads while the message is stored.
-        prepared = _in_background(_prepare_knowledge(bot, text))
-    user_message = await in_thread_pool(store.user_message_record)(
+        # threads while the message is stored. The question goes to an embedding thread at once (they
+        # serve questions in arrival order); only the searches wait for admission.
+        query_vector = _embedding_threads.submit(_embed_question, text)
+        prepared = _in_background(_prepare_knowledge(bot, text, query_vector))
+    recorded = await in_thread_pool(store.user_message_record)(
         bot=bot,
         conversation_id=request.conversation_id,
         channel=request.channel,
@@ -267,7 +267,9 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         visitor_attributes=request.visitor_attributes,
         text=text,
         refused_code=refusal.code if refusal else "",
+        history_turns=bot.history_turns if request.history is None else 0,
     )
+    user_message = recorded.message
     if refusal:
         raise refusal
     conversation_id = user_message.conversation_id
@@ -283,11 +285,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     finished = False
     try:
         yield Accepted(conversation=user_message.conversation, user_message_id=user_message.pk)
-        history = request.history or []
-        if request.history is None and request.conversation_id:
-            history = await in_thread_pool(store.recent_turns)(
-                conversation_id=conversation_id, before_message_id=user_message.pk, turns=bot.history_turns
-            )
+        history = recorded.history if request.history is None else request.history
         knowledge = await prepared
         record.sources = knowledge.sources
         if knowledge.faq is not None:

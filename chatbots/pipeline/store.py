@@ -29,6 +29,12 @@ def conversation_get(*, bot: Bot, conversation_id: str | uuid.UUID, visitor_id: 
     return conversation
 
 
+@dataclass(frozen=True)
+class RecordedMessage:
+    message: Message
+    history: list[dict[str, str]]  # the conversation's recent turns before the message, oldest first
+
+
 @transaction.atomic
 def user_message_record(
     *,
@@ -39,8 +45,10 @@ def user_message_record(
     visitor_attributes: dict[str, Any] | None,
     text: str,
     refused_code: str = "",
-) -> Message:
-    """Persist the visitor's message before anything else happens (also when it is refused)."""
+    history_turns: int = 0,
+) -> RecordedMessage:
+    """Persist the visitor's message before anything else happens (also when it is refused), and read the
+    ``history_turns`` turns before it in the same trip to the database."""
     if conversation_id:
         conversation = conversation_get(bot=bot, conversation_id=conversation_id, visitor_id=visitor_id)
         Conversation.objects.filter(pk=conversation.pk).update(last_message_at=timezone.now())
@@ -52,7 +60,7 @@ def user_message_record(
             visitor_id=visitor_id,
             visitor_attributes=visitor_attributes or {},
         )
-    return Message.objects.create(
+    message = Message.objects.create(
         organization_id=bot.organization_id,
         conversation=conversation,
         role=MessageRole.USER,
@@ -60,6 +68,12 @@ def user_message_record(
         status=MessageStatus.FAILED if refused_code else MessageStatus.COMPLETE,
         error_code=refused_code,
     )
+    history = []
+    if conversation_id and not refused_code:
+        history = recent_turns(
+            conversation_id=conversation.pk, before_message_id=message.pk, turns=history_turns
+        )
+    return RecordedMessage(message=message, history=history)
 
 
 def user_message_refuse(*, message_id: int, code: str) -> None:
