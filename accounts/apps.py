@@ -7,6 +7,9 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
     default = True
 
+    def ready(self) -> None:
+        from accounts.api import schema  # noqa: F401  (registers the OpenAPI description of API keys)
+
 
 class ParlorAdminConfig(admin_apps.AdminConfig):
     """Replaces ``django.contrib.admin`` in INSTALLED_APPS so ``admin.site`` is a ``ParlorAdminSite``."""

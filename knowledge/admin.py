@@ -17,14 +17,18 @@ from unfold.decorators import action, display
 from accounts.admin_base import TenantScopedAdmin
 from knowledge.exceptions import IngestError
 from knowledge.models import FaqPair, Source, SourceKind, SourceStatus
-from knowledge.parsing import SUPPORTED_EXTENSIONS, extension_of
-from knowledge.services import faq_pairs_from_csv, source_delete, source_request_ingest
+from knowledge.services import (
+    INGEST_FIELDS,
+    faq_pairs_from_csv,
+    source_delete,
+    source_request_ingest,
+    upload_problem,
+)
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
     from django.http import HttpRequest
 
-INGEST_FIELDS = ("kind", "file", "url", "text", "max_pages", "max_depth")
 STATUS_COLOURS = {"queued": "info", "processing": "warning", "ready": "success", "failed": "danger"}
 
 
@@ -41,12 +45,12 @@ class SourceAdminForm(forms.ModelForm):
 
     def clean_file(self):
         upload = self.cleaned_data.get("file")
-        if upload and hasattr(upload, "size"):
-            if extension_of(upload.name) not in SUPPORTED_EXTENSIONS:
-                raise forms.ValidationError("Upload a PDF, DOCX, TXT, Markdown, HTML or CSV file.")
-            if upload.size > settings.KNOWLEDGE_MAX_FILE_BYTES:
-                limit = settings.KNOWLEDGE_MAX_FILE_BYTES / 1e6
-                raise forms.ValidationError(f"The file is larger than {limit:.0f} MB.")
+        if (
+            upload
+            and hasattr(upload, "size")
+            and (problem := upload_problem(name=upload.name, size=upload.size))
+        ):
+            raise forms.ValidationError(problem)
         return upload
 
     def clean_faq_csv(self):

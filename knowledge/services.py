@@ -12,9 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -35,8 +36,10 @@ from knowledge.embedders import (
 from knowledge.exceptions import IngestError, TransientIngestError
 from knowledge.models import Chunk, EmbeddingState, FaqPair, Source, SourceKind, SourceStatus
 from knowledge.parsing import (
+    SUPPORTED_EXTENSIONS,
     Block,
     decode_text,
+    extension_of,
     html_title,
     parse_file,
     parse_html,
@@ -66,6 +69,32 @@ def _enqueue_ingest(source_id: int) -> None:
     transaction.on_commit(lambda: source_ingest_task.delay(source_id))
 
 
+# Changing one of these re-ingests the source.
+INGEST_FIELDS = ("kind", "file", "url", "text", "max_pages", "max_depth")
+
+
+def upload_problem(*, name: str, size: int) -> str:
+    """Why an upload cannot be a source ("" when it can): checked before anything is stored."""
+    if extension_of(name) not in SUPPORTED_EXTENSIONS:
+        return "Upload a PDF, DOCX, TXT, Markdown, HTML or CSV file."
+    if size > settings.KNOWLEDGE_MAX_FILE_BYTES:
+        return f"The file is larger than {settings.KNOWLEDGE_MAX_FILE_BYTES / 1e6:.0f} MB."
+    if size == 0:
+        return "The file is empty."
+    return ""
+
+
+def _faq_pairs_replace(source: Source, pairs: list[tuple[str, str]]) -> None:
+    source.faq_pairs.all().delete()
+    FaqPair.objects.bulk_create(
+        FaqPair(
+            organization_id=source.organization_id, source=source, question=q.strip()[:1000], answer=a.strip()
+        )
+        for q, a in pairs
+        if q.strip() and a.strip()
+    )
+
+
 def source_create(
     *,
     organization,
@@ -78,8 +107,10 @@ def source_create(
     max_pages: int = 50,
     max_depth: int = 3,
     resync_hours: int = 0,
+    bots: Iterable[Any] = (),
 ) -> Source:
-    """Create a source and queue its ingestion (after the surrounding transaction commits)."""
+    """Create a source for ``bots`` (of the same organization) and queue its ingestion (after the
+    surrounding transaction commits)."""
     with transaction.atomic():
         source = Source(
             organization=organization, kind=kind, title=title[:255], url=url, text=text,
@@ -89,13 +120,52 @@ def source_create(
             source.file.save(getattr(file, "name", "upload"), file, save=False)
         source.save()
         if faq_pairs:
-            FaqPair.objects.bulk_create(
-                FaqPair(organization=organization, source=source, question=q.strip(), answer=a.strip())
-                for q, a in faq_pairs
-                if q.strip() and a.strip()
-            )
+            _faq_pairs_replace(source, faq_pairs)
+        source_set_bots(source=source, bots=bots)
         _enqueue_ingest(source.pk)
     return source
+
+
+def source_update(
+    *,
+    source: Source,
+    data: dict[str, Any],
+    faq_pairs: list[tuple[str, str]] | None = None,
+    bots: Iterable[Any] | None = None,
+) -> Source:
+    """Change a source's settings (``data``: model fields), replace its FAQ pairs or the bots it serves.
+    A change to what is ingested queues a re-ingestion; the old chunks serve until the new ones commit."""
+    with transaction.atomic():
+        old_file = source.file.name if source.file else ""
+        changed = {name for name, value in data.items() if name != "file" and getattr(source, name) != value}
+        for name, value in data.items():
+            if name != "file":
+                setattr(source, name, value)
+        if data.get("file") is not None:
+            upload = data["file"]
+            source.file.save(getattr(upload, "name", "upload"), upload, save=False)
+            changed.add("file")
+        source.save()
+        if faq_pairs is not None:
+            _faq_pairs_replace(source, faq_pairs)
+            changed.add("faq_pairs")
+        if bots is not None:
+            source_set_bots(source=source, bots=bots)
+        if changed & {*INGEST_FIELDS, "faq_pairs"}:
+            source_request_ingest(source=source)
+            source.refresh_from_db()
+        if "file" in changed and old_file and old_file != source.file.name:
+            storage = source.file.storage
+            transaction.on_commit(lambda: storage.delete(old_file))
+    return source
+
+
+def source_set_bots(*, source: Source, bots: Iterable[Any]) -> None:
+    """The bots that answer from ``source``; bots of another organization are refused."""
+    bots = list(bots)
+    if any(bot.organization_id != source.organization_id for bot in bots):
+        raise ValueError("A source can only serve bots of its own organization.")
+    source.bots.set(bots)
 
 
 def source_request_ingest(*, source: Source) -> None:

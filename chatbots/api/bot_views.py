@@ -10,34 +10,22 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from accounts.models import Organization
-from accounts.selectors import WRITE_ROLES, active_organization, active_role
+from accounts.api.scope import request_api_key, request_organization, require_writer
 from chatbots.api.bot_serializers import BotSerializer, ConnectionReportSerializer
 from chatbots.models import Bot
 from chatbots.services import bot_create, bot_delete, bot_test_connection, bot_update
 
 
-def _api_key(request: Request):  # type: ignore[no-untyped-def]
-    return request.auth if getattr(request.auth, "is_api_key", False) else None
-
-
-def _organization(request: Request) -> Organization:
-    organization = active_organization(request)
-    if organization is None:
-        raise NotFound("You do not belong to an organization.")
-    return organization
-
-
 def bots_for_request(request: Request) -> QuerySet[Bot]:
     """The bots the caller may see: its organization's, narrowed to an API key's bots."""
-    bots = Bot.objects.filter(organization=_organization(request)).order_by("name", "pk")
-    api_key = _api_key(request)
+    bots = Bot.objects.filter(organization=request_organization(request)).order_by("name", "pk")
+    api_key = request_api_key(request)
     if api_key is not None and api_key.bot_ids:
         bots = bots.filter(pk__in=api_key.bot_ids)
     return bots
@@ -48,16 +36,6 @@ def bot_for_request(request: Request, public_id: str) -> Bot:
     if bot is None:
         raise NotFound("No such bot.")
     return bot
-
-
-def _require_writer(request: Request, *, creating: bool = False) -> None:
-    api_key = _api_key(request)
-    if api_key is not None:
-        if creating and api_key.bot_ids:
-            raise PermissionDenied("This API key is limited to certain bots and cannot create bots.")
-        return  # read-only keys are refused by the ApiKeyScope permission already
-    if active_role(request) not in WRITE_ROLES:
-        raise PermissionDenied("Only owners and admins can change bots.")
 
 
 def _validation_error(exc: DjangoValidationError) -> serializers.ValidationError:
@@ -73,13 +51,13 @@ class BotListView(APIView):
 
     @extend_schema(request=BotSerializer, responses={201: BotSerializer})
     def post(self, request: Request) -> Response:
-        _require_writer(request, creating=True)
+        require_writer(request, what="bots", bot_limited_keys=False)
         payload = BotSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data, api_key, fallback_api_key = payload.split()
         try:
             bot = bot_create(
-                organization=_organization(request),
+                organization=request_organization(request),
                 api_key=api_key,
                 fallback_api_key=fallback_api_key,
                 **data,
@@ -97,7 +75,7 @@ class BotDetailView(APIView):
     @extend_schema(request=BotSerializer, responses=BotSerializer)
     def patch(self, request: Request, public_id: str) -> Response:
         bot = bot_for_request(request, public_id)
-        _require_writer(request)
+        require_writer(request, what="bots")
         payload = BotSerializer(bot, data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         data, api_key, fallback_api_key = payload.split()
@@ -110,7 +88,7 @@ class BotDetailView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, public_id: str) -> Response:
         bot = bot_for_request(request, public_id)
-        _require_writer(request)
+        require_writer(request, what="bots")
         bot_delete(bot=bot)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -119,6 +97,6 @@ class BotTestConnectionView(APIView):
     @extend_schema(request=None, responses=ConnectionReportSerializer(many=True))
     def post(self, request: Request, public_id: str) -> Response:
         bot = bot_for_request(request, public_id)
-        _require_writer(request)
+        require_writer(request, what="bots")
         reports = bot_test_connection(bot=bot)
         return Response(ConnectionReportSerializer(reports, many=True).data)

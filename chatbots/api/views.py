@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,6 +28,7 @@ class ApiKeyView(APIView):
 class ConversationMessagesView(ApiKeyView):
     """GET /api/v1/conversations/<id>/messages: the whole conversation, oldest first."""
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, conversation_id: str) -> Response:
         conversation = conversation_for_api_key(api_key=request.auth, conversation_id=conversation_id)
         return Response(
@@ -46,6 +49,7 @@ class FeedbackInput(serializers.Serializer):
 class MessageFeedbackView(ApiKeyView):
     """POST /api/v1/messages/<id>/feedback: {"conversation_id", "value": "up"|"down"|"", "comment"?}"""
 
+    @extend_schema(request=FeedbackInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, message_id: int) -> Response:
         data = FeedbackInput(data=request.data)
         data.is_valid(raise_exception=True)

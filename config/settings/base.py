@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "channels",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served by Parlor itself (no CDN)
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -268,6 +270,18 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "accounts.api.exception_handler.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Parlor API",
+    "DESCRIPTION": "Bots, knowledge sources and chat. Authenticate with 'Authorization: Bearer <API key>'.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "ENUM_NAME_OVERRIDES": {"ProviderEnum": "chatbots.models.Provider"},
 }
 
 # --- LLM and embedding defaults ----------------------------------------------------------------

@@ -1,0 +1,135 @@
+"""Knowledge sources over the API: what a developer sends to add knowledge and reads to watch it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import URLValidator
+from rest_framework import serializers
+
+from knowledge.exceptions import IngestError
+from knowledge.models import Source, SourceKind
+from knowledge.services import faq_pairs_from_csv, upload_problem
+
+REMOTE_KINDS = (SourceKind.URL, SourceKind.WEBSITE)
+
+
+class FaqPairSerializer(serializers.Serializer):
+    question = serializers.CharField(max_length=1000)
+    answer = serializers.CharField(max_length=20_000)
+
+
+class BotPublicIds(serializers.ListField):
+    """Written as a list of bot public ids; read from the source's bots."""
+
+    def to_representation(self, bots: Any) -> list[str]:
+        return sorted(bot.public_id for bot in bots.all())
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    """A source, its ingestion status and the bots that answer from it."""
+
+    bots = BotPublicIds(
+        child=serializers.CharField(max_length=40), required=False,
+        help_text="Public ids of the bots that answer from this source (of your organization).",
+    )  # fmt: skip
+    faq_pairs = FaqPairSerializer(
+        many=True, required=False,
+        help_text="FAQ sources: the question/answer pairs (replaces all pairs when changed).",
+    )  # fmt: skip
+    faq_csv = serializers.FileField(
+        write_only=True, required=False,
+        help_text="FAQ sources: a CSV with columns question and answer, added to faq_pairs (multipart).",
+    )  # fmt: skip
+    file_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Source
+        fields = [
+            "id", "kind", "title", "file", "file_name", "url", "text", "faq_pairs", "faq_csv", "bots",
+            "max_pages", "max_depth", "resync_hours", "status", "progress", "status_reason", "chunk_count",
+            "token_count", "page_count", "synced_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = [
+            "id", "status", "progress", "status_reason", "chunk_count", "token_count", "page_count",
+            "synced_at", "created_at", "updated_at",
+        ]  # fmt: skip
+        extra_kwargs = {
+            "file": {"write_only": True, "required": False},
+            "text": {"required": False},
+            "url": {"required": False, "validators": [URLValidator(schemes=["http", "https"])]},
+            "max_pages": {"min_value": 1, "max_value": 10_000},
+            "max_depth": {"min_value": 0, "max_value": 10},
+            "resync_hours": {"max_value": 24 * 365},
+            "title": {
+                "required": False,
+                "help_text": "Defaults to the file name, the address or the text's start.",
+            },
+        }
+
+    def get_file_name(self, source: Source) -> str:
+        return source.file.name.rsplit("/", 1)[-1] if source.file else ""
+
+    def to_representation(self, source: Source) -> dict[str, Any]:
+        data = super().to_representation(source)
+        if source.kind == SourceKind.FAQ:
+            data["faq_pairs"] = [{"question": p.question, "answer": p.answer} for p in source.faq_pairs.all()]
+        else:
+            data.pop("faq_pairs")
+        return data
+
+    def validate_file(self, upload: Any) -> Any:
+        if upload is not None and (problem := upload_problem(name=upload.name, size=upload.size)):
+            raise serializers.ValidationError(problem)
+        return upload
+
+    def validate_faq_csv(self, upload: Any) -> list[tuple[str, str]]:
+        try:
+            return faq_pairs_from_csv(upload.read())
+        except IngestError as exc:
+            raise serializers.ValidationError(exc.reason) from None
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        source: Source | None = self.instance
+        if source is not None and "kind" in data and data["kind"] != source.kind:
+            raise serializers.ValidationError(
+                {"kind": "The kind of a source cannot change; add a new source."}
+            )
+        kind = data.get("kind", source.kind if source else None)
+        pairs = [(p["question"], p["answer"]) for p in data.pop("faq_pairs", None) or []]
+        if "faq_csv" in data:
+            pairs += data.pop("faq_csv")
+        if pairs or "faq_pairs" in self.initial_data:
+            if kind != SourceKind.FAQ:
+                raise serializers.ValidationError(
+                    {"faq_pairs": "Only FAQ sources have question/answer pairs."}
+                )
+            data["faq_pairs"] = pairs
+
+        def missing(field: str) -> bool:
+            value = data.get(field, getattr(source, field) if source else None)
+            return not (value.strip() if isinstance(value, str) else value)
+
+        if kind == SourceKind.FILE and missing("file"):
+            raise serializers.ValidationError({"file": "Upload a file (multipart/form-data)."})
+        if kind in REMOTE_KINDS and missing("url"):
+            raise serializers.ValidationError({"url": "Enter the address."})
+        if kind == SourceKind.TEXT and missing("text"):
+            raise serializers.ValidationError({"text": "Enter the text."})
+        if kind == SourceKind.FAQ and not data.get("faq_pairs") and (source is None or "faq_pairs" in data):
+            raise serializers.ValidationError({"faq_pairs": "Add at least one question and answer."})
+        if data.get("resync_hours") and kind not in REMOTE_KINDS:
+            raise serializers.ValidationError({"resync_hours": "Only URL and website sources are re-synced."})
+        if source is None and not (data.get("title") or "").strip():
+            data["title"] = _default_title(kind, data)
+        return data
+
+
+def _default_title(kind: str, data: dict[str, Any]) -> str:
+    if kind == SourceKind.FILE:
+        return data["file"].name
+    if kind in REMOTE_KINDS:
+        return data["url"]
+    if kind == SourceKind.TEXT:
+        return " ".join(data["text"].split())[:80]
+    return f"FAQ: {data['faq_pairs'][0][0]}"[:255]
