@@ -152,7 +152,7 @@ def run(size: int, queries: int, rng: random.Random, ef_searches: list[int]) -> 
                     query_vector=qvec,
                     limit=10,
                     exact=True,
-                )
+                ).hits
             recalls.append(len({pk for pk, _ in exact} & set(ranked.vector[:10])) / 10)
         out["rows"].append(
             {

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection, transaction
 
 from knowledge import retrieval
+from knowledge.embedders import embed_search_query
 from knowledge.models import Chunk, ChunkTerm, SourceKind
 from knowledge.retrieval import hybrid_search, vector_hits
 from knowledge.services import faq_match, source_ingest
@@ -125,7 +126,7 @@ def test_restriction_to_a_one_percent_source_keeps_recall_on_the_hnsw_path(one_p
                 query_vector=query,
                 limit=10,
                 exact=True,
-            )
+            ).hits
         with transaction.atomic(), connection.cursor() as cursor:
             approx = vector_hits(
                 cursor,
@@ -134,7 +135,7 @@ def test_restriction_to_a_one_percent_source_keeps_recall_on_the_hnsw_path(one_p
                 query_vector=query,
                 limit=10,
                 exact=False,
-            )
+            ).hits
         assert len(approx) == 10
         total_hits += len({pk for pk, _ in exact} & {pk for pk, _ in approx})
     assert total_hits / (10 * len(queries)) >= 0.9
@@ -169,11 +170,21 @@ def test_both_search_paths_use_the_indexes(one_percent_corpus, settings):
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(retrieval.HNSW_SETTINGS_SQL, params)
         assert "chunk_embedding_hnsw" in _plan(cursor, retrieval.HNSW_SEARCH_SQL, params)
+        with_postings = retrieval.vector_search_sql(exact=False, with_lexical=True)
+        plan = _plan(cursor, with_postings, {**params, "lexemes": ["boot"]})
+        assert "chunk_embedding_hnsw" in plan and "chunkterm" in plan
         cursor.execute("RESET enable_sort")  # as vector_hits does
     with transaction.atomic(), connection.cursor() as cursor:
         plan = _plan(cursor, retrieval.EXACT_SEARCH_SQL, params)
     assert "Index Scan" in plan and "Index Cond: (source_id" in plan and "hnsw" not in plan
-    bm25 = {"org": org.pk, "sources": [small.pk], "lexemes": ["boot", "return"], "n": 60, "limit": 40}
+    bm25 = {
+        "org": org.pk,
+        "sources": [small.pk],
+        "lexemes": ["boot", "return"],
+        "n": 60,
+        "limit": 40,
+        "vector": None,
+    }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test table: ask whether the indexes apply
         assert "Index Only Scan" in _plan(cursor, retrieval.BM25_SQL, bm25)
@@ -237,9 +248,89 @@ def test_bm25_prefers_the_chunk_that_is_about_the_rare_word():
         )
         ranked = retrieval.lexical_hits(
             cursor, organization_id=org.pk, source_ids=[about.pk, mention.pk], scope=scope, limit=10
-        )
+        ).hits
     assert [Chunk.objects.get(pk=pk).source_id for pk, _ in ranked] == [about.pk, mention.pk]
     assert ranked[0][1] > ranked[1][1] > 0
+
+
+def test_each_method_scores_the_candidates_only_the_other_found_as_it_would_have_ranked_them():
+    org = make_organization()
+    sources = [
+        _ingest_text(org, "Returns", "Boots can be returned within 30 days of delivery for a refund."),
+        _ingest_text(org, "Gaiters", "Gaiters keep snow out of your boots on winter hikes."),
+        _ingest_text(org, "Socks", "Merino socks stay warm when wet and do not itch."),
+        _ingest_text(org, "Care", "Clean boots with a soft brush and let them dry slowly."),
+    ]
+    ids = [source.pk for source in sources]
+    question = "can I return boots and get my money back"
+    top = retrieval.ranked_ids(organization_id=org.pk, source_ids=ids, query=question, limit=1)
+    everything = retrieval.ranked_ids(organization_id=org.pk, source_ids=ids, query=question, limit=10)
+    cosine = dict(zip(everything.vector, everything.vector_scores, strict=True))
+    bm25 = dict(zip(everything.lexical, everything.lexical_scores, strict=True))
+    (by_meaning,), (by_words,) = top.vector, top.lexical
+    if by_meaning == by_words:
+        assert top.extra_vector_scores == {} and top.extra_lexical_scores == {}
+    else:
+        assert top.extra_vector_scores == {by_words: pytest.approx(cosine[by_words], abs=1e-5)}
+        assert top.extra_lexical_scores == {by_meaning: pytest.approx(bm25.get(by_meaning, 0.0))}
+    # with more candidates, each method fills in the other's: every candidate is scored by both
+    assert set(everything.extra_vector_scores) == set(everything.lexical) - set(everything.vector)
+    assert set(everything.extra_lexical_scores) == set(everything.vector) - set(everything.lexical)
+    care = Chunk.objects.get(source=sources[3]).pk  # shares only "boots": a BM25 score of its own, > 0
+    assert bm25.get(care, everything.extra_lexical_scores.get(care, 0.0)) > 0
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_each_half_returns_what_scores_its_hits_on_the_other_side(exact):
+    org = make_organization()
+    ids = [
+        _ingest_text(org, title, text).pk
+        for title, text in (
+            ("Returns", "Boots can be returned within 30 days of delivery for a refund."),
+            ("Gaiters", "Gaiters keep snow out of your boots on winter hikes."),
+            ("Socks", "Merino socks stay warm when wet and do not itch."),
+            ("Refunds", "Refunds reach your card within five working days."),
+        )
+    ]
+    question = "refund for boots"
+    vector = embed_search_query(question)
+    with connection.cursor() as cursor:
+        scope = retrieval.search_scope(cursor, organization_id=org.pk, source_ids=ids, query=question)
+        lexical = retrieval.lexical_hits(
+            cursor, organization_id=org.pk, source_ids=ids, scope=scope, limit=10, query_vector=vector
+        )
+        search = {
+            "organization_id": org.pk,
+            "source_ids": ids,
+            "query_vector": vector,
+            "limit": 10,
+            "exact": exact,
+        }
+        ranking = retrieval.vector_hits(cursor, lexemes=scope.searched_lexemes, **search)
+        plain = retrieval.vector_hits(cursor, **search)
+    assert [pk for pk, _ in ranking.hits] == [pk for pk, _ in plain.hits] and len(plain.hits) == 4
+    cosine = dict(plain.hits)
+    assert lexical.cosines == pytest.approx({pk: cosine[pk] for pk, _ in lexical.hits}, abs=1e-5)
+    for pk, bm25 in lexical.hits:  # BM25 from the vector side's postings = BM25 of the full-text search
+        assert lexical.score_of(ranking.postings[pk]) == pytest.approx(bm25)
+    assert len(lexical.hits) < 4 and set(ranking.postings) == {pk for pk, _ in lexical.hits}
+
+
+def test_a_candidate_only_one_method_found_keeps_the_other_methods_filled_in_score():
+    # 1 is first by meaning and missed the full-text list, but its filled-in BM25 is nearly the best.
+    filled = retrieval.RankedIds(
+        vector=[1, 2], vector_scores=[0.9, 0.8], lexical=[2, 3], lexical_scores=[5.0, 1.0],
+        extra_vector_scores={3: 0.1}, extra_lexical_scores={1: 4.9},
+    )  # fmt: skip
+    unfilled = retrieval.RankedIds(
+        vector=[1, 2], vector_scores=[0.9, 0.8], lexical=[2, 3], lexical_scores=[5.0, 1.0]
+    )
+    by_filled, by_unfilled = (
+        retrieval.fuse(r, vector_weight=0.4, method="score") for r in (filled, unfilled)
+    )
+    assert max(by_filled, key=by_filled.get) == 1
+    assert max(by_unfilled, key=by_unfilled.get) == 2
+    assert all(0.0 <= value <= 1.0 for value in by_filled.values())
 
 
 def test_score_fusion_counts_how_far_ahead_a_passage_is_where_rank_fusion_sees_only_places():
