@@ -48,7 +48,7 @@ def user_message_record(
     history_turns: int = 0,
 ) -> RecordedMessage:
     """Persist the visitor's message before anything else happens (also when it is refused), and read the
-    ``history_turns`` turns before it in the same trip to the database."""
+    ``history_turns`` turns before it in the same transaction (one trip to a worker thread)."""
     if conversation_id:
         conversation = conversation_get(bot=bot, conversation_id=conversation_id, visitor_id=visitor_id)
         Conversation.objects.filter(pk=conversation.pk).update(last_message_at=timezone.now())
