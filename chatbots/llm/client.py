@@ -168,10 +168,10 @@ class Attempt:
 
 async def _read_to_end(lines: AsyncIterator[str]) -> None:
     """Read what follows ``[DONE]`` (the end of the chunked body): only a response read to its end returns
-    its connection to the pool, so the next answer skips the TCP and TLS handshakes. A server that keeps
-    the stream open past ``[DONE]`` just loses its connection."""
+    its connection to the pool, so the next answer skips the TCP and TLS handshakes. The end follows
+    ``[DONE]`` at once; a server that keeps the stream open past it just loses its connection."""
     with contextlib.suppress(Exception):
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(0.25):
             async for _ in lines:
                 pass
 
