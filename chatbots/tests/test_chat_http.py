@@ -191,3 +191,39 @@ async def test_key_limited_to_other_bots_or_read_only_cannot_chat(llm_server) ->
         )
         assert feedback.status_code == 403
     assert not await Message.objects.filter(role=MessageRole.USER).aexists()
+
+
+async def test_every_transport_gives_the_same_grounded_answer_with_the_same_sources(llm_server) -> None:
+    """As a new API user would try them: WebSocket, JSON, Server-Sent Events, OpenAI-compatible."""
+    from chatbots.tests.test_chat_websocket import collect_answer, connect
+
+    bot, key = await setup_bot(llm_server)
+    socket = await connect(bot)
+    await socket.receive_json_from(timeout=10)  # ready
+    await socket.send_json_to({"type": "message", "text": QUESTION})
+    over_socket = await collect_answer(socket)
+    await socket.disconnect()
+    async with client(key) as http:
+        url = f"/api/v1/bots/{bot.public_id}/messages"
+        as_json = (await http.post(url, json={"message": QUESTION})).json()
+        events = parse_sse((await http.post(url, json={"message": QUESTION, "stream": True})).text)
+    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key=key, http_client=client())
+    completion = await sdk.chat.completions.create(
+        model=bot.public_id, messages=[{"role": "user", "content": QUESTION}]
+    )
+    await sdk.close()
+
+    answers = {
+        "websocket": (over_socket["text"], over_socket["sources"]),
+        "json": (as_json["answer"], as_json["sources"]),
+        "sse": ("".join(d["text"] for name, d in events if name == "delta"),
+                next(d["sources"] for name, d in events if name == "sources")),
+        "openai": (completion.choices[0].message.content, completion.model_extra["sources"]),
+    }  # fmt: skip
+    assert all(text == REPLY for text, _ in answers.values()), answers
+    sources = [source_list for _, source_list in answers.values()]
+    assert sources[0] and sources[0][0]["title"] == "Returns and shipping"
+    assert all(source_list == sources[0] for source_list in sources), answers
+    # the passages the answer is grounded in reached the model every time
+    prompts = [json.dumps(r.messages) for r in llm_server.requests if r.path.endswith("/chat/completions")]
+    assert len(prompts) == 4 and all("30 days" in prompt for prompt in prompts)
