@@ -235,6 +235,8 @@ class FakeLLMServer:
                 keep_alive = await self._dispatch(*request, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, ClientGone):
             pass
+        except asyncio.CancelledError:
+            pass  # the server stops: kept-alive connections end here, quietly
         finally:
             self._handlers.discard(task)
             with contextlib.suppress(Exception):
