@@ -316,6 +316,26 @@ def test_each_half_returns_what_scores_its_hits_on_the_other_side(exact):
     assert len(lexical.hits) < 4 and set(ranking.postings) == {pk for pk, _ in lexical.hits}
 
 
+def test_the_ts_rank_alternative_scores_every_candidate_by_both_methods_too(settings):
+    settings.KNOWLEDGE_LEXICAL_RANKING = "ts_rank_cd"
+    org = make_organization()
+    sources = [
+        _ingest_text(org, "Returns", "Boots can be returned within 30 days of delivery for a refund."),
+        _ingest_text(org, "Gaiters", "Gaiters keep snow out of your boots on winter hikes."),
+        _ingest_text(org, "Socks", "Merino socks stay warm when wet and do not itch."),
+    ]
+    ids = [source.pk for source in sources]
+    question = "return boots for a refund"
+    top = retrieval.ranked_ids(organization_id=org.pk, source_ids=ids, query=question, limit=1)
+    everything = retrieval.ranked_ids(organization_id=org.pk, source_ids=ids, query=question, limit=10)
+    ts_rank = dict(zip(everything.lexical, everything.lexical_scores, strict=True))
+    for pk, value in top.extra_lexical_scores.items():
+        assert value == pytest.approx(ts_rank.get(pk, 0.0))
+    assert set(everything.extra_lexical_scores) == set(everything.vector) - set(everything.lexical)
+    found = hybrid_search(organization_id=org.pk, source_ids=ids, query=question)
+    assert found[0].source_id == sources[0].pk
+
+
 def test_a_candidate_only_one_method_found_keeps_the_other_methods_filled_in_score():
     # 1 is first by meaning and missed the full-text list, but its filled-in BM25 is nearly the best.
     filled = retrieval.RankedIds(
