@@ -16,11 +16,12 @@ from unfold.decorators import action, display
 
 from accounts.admin_base import TenantScopedAdmin
 from knowledge.exceptions import IngestError
-from knowledge.models import FaqPair, Source, SourceKind, SourceStatus
+from knowledge.models import FaqPair, Source, SourceStatus
 from knowledge.services import (
     INGEST_FIELDS,
     faq_pairs_from_csv,
     source_delete,
+    source_input_problems,
     source_request_ingest,
     upload_problem,
 )
@@ -64,13 +65,12 @@ class SourceAdminForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        kind = data.get("kind")
-        if kind == SourceKind.FILE and not (data.get("file") or (self.instance and self.instance.file)):
-            self.add_error("file", "Upload a file.")
-        if kind in (SourceKind.URL, SourceKind.WEBSITE) and not data.get("url"):
-            self.add_error("url", "Enter the address.")
-        if kind == SourceKind.TEXT and not (data.get("text") or "").strip():
-            self.add_error("text", "Enter the text.")
+        problems = source_input_problems(
+            kind=data.get("kind"), file=data.get("file") or (self.instance and self.instance.file),
+            url=data.get("url", ""), text=data.get("text", ""), resync_hours=data.get("resync_hours") or 0,
+        )  # fmt: skip
+        for field, message in problems.items():
+            self.add_error(field, message)
         return data
 
 

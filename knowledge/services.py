@@ -84,6 +84,27 @@ def upload_problem(*, name: str, size: int) -> str:
     return ""
 
 
+def source_input_problems(
+    *, kind: str, file: object, url: str, text: str, resync_hours: int, faq_pairs: list | None = None
+) -> dict[str, str]:
+    """What keeps this input from being a source of ``kind``, per field ({} when nothing does); the admin
+    form and the API ask the same. ``faq_pairs`` None: not known here (the admin's inline rows)."""
+    problems = {}
+    if kind == SourceKind.FILE and not file:
+        problems["file"] = "Upload a file."
+    if kind in (SourceKind.URL, SourceKind.WEBSITE) and not (url or "").strip():
+        problems["url"] = "Enter the address."
+    if kind == SourceKind.TEXT and not (text or "").strip():
+        problems["text"] = "Enter the text."
+    if faq_pairs is not None and kind == SourceKind.FAQ and not faq_pairs:
+        problems["faq_pairs"] = "Add at least one question and answer."
+    if faq_pairs and kind != SourceKind.FAQ:
+        problems["faq_pairs"] = "Only FAQ sources have question/answer pairs."
+    if resync_hours and kind not in (SourceKind.URL, SourceKind.WEBSITE):
+        problems["resync_hours"] = "Only URL and website sources are re-synced."
+    return problems
+
+
 def _faq_pairs_replace(source: Source, pairs: list[tuple[str, str]]) -> None:
     source.faq_pairs.all().delete()
     FaqPair.objects.bulk_create(

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from knowledge.exceptions import IngestError
 from knowledge.models import Source, SourceKind
-from knowledge.services import faq_pairs_from_csv, upload_problem
+from knowledge.services import faq_pairs_from_csv, source_input_problems, upload_problem
 
 REMOTE_KINDS = (SourceKind.URL, SourceKind.WEBSITE)
 
@@ -39,7 +39,7 @@ class SourceSerializer(serializers.ModelSerializer):
     )  # fmt: skip
     faq_csv = serializers.FileField(
         write_only=True, required=False,
-        help_text="FAQ sources: a CSV with columns question and answer, added to faq_pairs (multipart).",
+        help_text="FAQ sources: a CSV with columns question and answer (multipart); its pairs join faq_pairs.",
     )  # fmt: skip
     file_name = serializers.SerializerMethodField()
 
@@ -96,30 +96,22 @@ class SourceSerializer(serializers.ModelSerializer):
                 {"kind": "The kind of a source cannot change; add a new source."}
             )
         kind = data.get("kind", source.kind if source else None)
-        pairs = [(p["question"], p["answer"]) for p in data.pop("faq_pairs", None) or []]
-        if "faq_csv" in data:
-            pairs += data.pop("faq_csv")
-        if pairs or "faq_pairs" in self.initial_data:
-            if kind != SourceKind.FAQ:
-                raise serializers.ValidationError(
-                    {"faq_pairs": "Only FAQ sources have question/answer pairs."}
-                )
-            data["faq_pairs"] = pairs
+        pairs = None
+        if "faq_pairs" in data or "faq_csv" in data or source is None:
+            pairs = [(p["question"], p["answer"]) for p in data.pop("faq_pairs", None) or []]
+            pairs += data.pop("faq_csv", [])
+            if pairs or kind == SourceKind.FAQ:
+                data["faq_pairs"] = pairs
 
-        def missing(field: str) -> bool:
-            value = data.get(field, getattr(source, field) if source else None)
-            return not (value.strip() if isinstance(value, str) else value)
+        def current(field: str) -> Any:
+            return data.get(field, getattr(source, field) if source else None)
 
-        if kind == SourceKind.FILE and missing("file"):
-            raise serializers.ValidationError({"file": "Upload a file (multipart/form-data)."})
-        if kind in REMOTE_KINDS and missing("url"):
-            raise serializers.ValidationError({"url": "Enter the address."})
-        if kind == SourceKind.TEXT and missing("text"):
-            raise serializers.ValidationError({"text": "Enter the text."})
-        if kind == SourceKind.FAQ and not data.get("faq_pairs") and (source is None or "faq_pairs" in data):
-            raise serializers.ValidationError({"faq_pairs": "Add at least one question and answer."})
-        if data.get("resync_hours") and kind not in REMOTE_KINDS:
-            raise serializers.ValidationError({"resync_hours": "Only URL and website sources are re-synced."})
+        problems = source_input_problems(
+            kind=kind, file=current("file"), url=current("url"), text=current("text"),
+            resync_hours=current("resync_hours"), faq_pairs=pairs,
+        )  # fmt: skip
+        if problems:
+            raise serializers.ValidationError(problems)
         if source is None and not (data.get("title") or "").strip():
             data["title"] = _default_title(kind, data)
         return data

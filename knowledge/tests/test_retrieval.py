@@ -253,15 +253,21 @@ def test_bm25_prefers_the_chunk_that_is_about_the_rare_word():
     assert ranked[0][1] > ranked[1][1] > 0
 
 
+SHOP = (
+    ("Returns", "Boots can be returned within 30 days of delivery for a refund."),
+    ("Gaiters", "Gaiters keep snow out of your boots on winter hikes."),
+    ("Socks", "Merino socks stay warm when wet and do not itch."),
+    ("Refunds", "Refunds reach your card within five working days."),
+)
+
+
+def _shop(org) -> list[int]:
+    return [_ingest_text(org, title, text).pk for title, text in SHOP]
+
+
 def test_each_method_scores_the_candidates_only_the_other_found_as_it_would_have_ranked_them():
     org = make_organization()
-    sources = [
-        _ingest_text(org, "Returns", "Boots can be returned within 30 days of delivery for a refund."),
-        _ingest_text(org, "Gaiters", "Gaiters keep snow out of your boots on winter hikes."),
-        _ingest_text(org, "Socks", "Merino socks stay warm when wet and do not itch."),
-        _ingest_text(org, "Care", "Clean boots with a soft brush and let them dry slowly."),
-    ]
-    ids = [source.pk for source in sources]
+    ids = _shop(org)
     question = "can I return boots and get my money back"
     top = retrieval.ranked_ids(organization_id=org.pk, source_ids=ids, query=question, limit=1)
     everything = retrieval.ranked_ids(organization_id=org.pk, source_ids=ids, query=question, limit=10)
@@ -276,22 +282,14 @@ def test_each_method_scores_the_candidates_only_the_other_found_as_it_would_have
     # with more candidates, each method fills in the other's: every candidate is scored by both
     assert set(everything.extra_vector_scores) == set(everything.lexical) - set(everything.vector)
     assert set(everything.extra_lexical_scores) == set(everything.vector) - set(everything.lexical)
-    care = Chunk.objects.get(source=sources[3]).pk  # shares only "boots": a BM25 score of its own, > 0
-    assert bm25.get(care, everything.extra_lexical_scores.get(care, 0.0)) > 0
+    gaiters = Chunk.objects.get(source_id=ids[1]).pk  # shares only "boots": a BM25 score of its own, > 0
+    assert bm25.get(gaiters, everything.extra_lexical_scores.get(gaiters, 0.0)) > 0
 
 
 @pytest.mark.parametrize("exact", [True, False])
 def test_each_half_returns_what_scores_its_hits_on_the_other_side(exact):
     org = make_organization()
-    ids = [
-        _ingest_text(org, title, text).pk
-        for title, text in (
-            ("Returns", "Boots can be returned within 30 days of delivery for a refund."),
-            ("Gaiters", "Gaiters keep snow out of your boots on winter hikes."),
-            ("Socks", "Merino socks stay warm when wet and do not itch."),
-            ("Refunds", "Refunds reach your card within five working days."),
-        )
-    ]
+    ids = _shop(org)
     question = "refund for boots"
     vector = embed_search_query(question)
     with connection.cursor() as cursor:
@@ -319,12 +317,7 @@ def test_each_half_returns_what_scores_its_hits_on_the_other_side(exact):
 def test_the_ts_rank_alternative_scores_every_candidate_by_both_methods_too(settings):
     settings.KNOWLEDGE_LEXICAL_RANKING = "ts_rank_cd"
     org = make_organization()
-    sources = [
-        _ingest_text(org, "Returns", "Boots can be returned within 30 days of delivery for a refund."),
-        _ingest_text(org, "Gaiters", "Gaiters keep snow out of your boots on winter hikes."),
-        _ingest_text(org, "Socks", "Merino socks stay warm when wet and do not itch."),
-    ]
-    ids = [source.pk for source in sources]
+    ids = _shop(org)
     question = "return boots for a refund"
     top = retrieval.ranked_ids(organization_id=org.pk, source_ids=ids, query=question, limit=1)
     everything = retrieval.ranked_ids(organization_id=org.pk, source_ids=ids, query=question, limit=10)
@@ -333,7 +326,7 @@ def test_the_ts_rank_alternative_scores_every_candidate_by_both_methods_too(sett
         assert value == pytest.approx(ts_rank.get(pk, 0.0))
     assert set(everything.extra_lexical_scores) == set(everything.vector) - set(everything.lexical)
     found = hybrid_search(organization_id=org.pk, source_ids=ids, query=question)
-    assert found[0].source_id == sources[0].pk
+    assert found[0].source_id == ids[0]
 
 
 def test_a_candidate_only_one_method_found_keeps_the_other_methods_filled_in_score():
