@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.validators import URLValidator
 from rest_framework import serializers
 
@@ -84,6 +85,8 @@ class SourceSerializer(serializers.ModelSerializer):
         return upload
 
     def validate_faq_csv(self, upload: Any) -> list[tuple[str, str]]:
+        if upload.size > settings.KNOWLEDGE_MAX_FILE_BYTES:
+            raise serializers.ValidationError(upload_problem(name=upload.name, size=upload.size))
         try:
             return faq_pairs_from_csv(upload.read())
         except IngestError as exc:

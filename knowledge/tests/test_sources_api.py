@@ -128,6 +128,10 @@ def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(client, settings
         {"kind": "text", "text": "x", "faq_pairs": [{"question": "q", "answer": "a"}]}
     )
     assert "faq_csv" in refused({"kind": "faq", "faq_csv": _file("faq.csv", b"\n\n")}, multipart=True)
+    assert (
+        "larger than"
+        in refused({"kind": "faq", "faq_csv": _file("faq.csv", b"q,a\n" * 30)}, multipart=True)["faq_csv"][0]
+    )
     assert "resync_hours" in refused({"kind": "text", "text": "x", "resync_hours": 24})
     assert "max_pages" in refused({"kind": "website", "url": "https://example.com", "max_pages": 0})
     assert "kind" in refused({"kind": "spreadsheet", "text": "x"})
