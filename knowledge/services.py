@@ -166,7 +166,9 @@ def source_update(
             upload = data["file"]
             source.file.save(getattr(upload, "name", "upload"), upload, save=False)
             changed.add("file")
-        source.save()
+        if fields := [name for name in data if name != "file" or "file" in changed]:
+            # Only these: a running ingestion writes the status and counts meanwhile.
+            source.save(update_fields=[*fields, "updated_at"])
         if faq_pairs is not None:
             _faq_pairs_replace(source, faq_pairs)
             changed.add("faq_pairs")

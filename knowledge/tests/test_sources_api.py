@@ -209,3 +209,22 @@ def test_keys_and_roles_are_scoped(client):
     assert len(client.get(SOURCES).json()["results"]) == 2
     assert client.post(reverse("api-source-resync", args=[used.pk])).status_code == 403
     assert Source.objects.get(pk=used.pk).title == "Used by mine"
+
+
+@pytest.mark.django_db
+def test_a_change_does_not_overwrite_what_a_running_ingestion_wrote():
+    from knowledge.services import source_update
+
+    source = make_source(organization=make_organization(), title="Notes", status="processing", progress=40)
+    stale = Source.objects.get(pk=source.pk)
+    Source.objects.filter(pk=source.pk).update(
+        status="ready", progress=100, chunk_count=3
+    )  # the worker finished
+    source_update(source=stale, data={"title": "Shop notes"})
+    stored = Source.objects.get(pk=source.pk)
+    assert (stored.title, stored.status, stored.progress, stored.chunk_count) == (
+        "Shop notes",
+        "ready",
+        100,
+        3,
+    )
