@@ -222,7 +222,11 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
                 elif isinstance(event, Finished):
                     finish = "length" if event.incomplete else "stop"
                     yield chunk(
-                        {}, finish, sources=event.sources, parlor_conversation_id=str(event.conversation_id)
+                        {},
+                        finish,
+                        sources=event.sources,
+                        parlor_conversation_id=str(event.conversation_id),
+                        parlor_message_id=event.message_id,
                     )
                     if include_usage:
                         usage = {"prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens,
@@ -255,5 +259,6 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
             },
             "sources": finished.sources,
             "parlor_conversation_id": str(finished.conversation_id),
+            "parlor_message_id": finished.message_id,
         }
     )

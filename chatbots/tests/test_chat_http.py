@@ -94,6 +94,12 @@ async def test_openai_sdk_gets_a_grounded_answer(llm_server) -> None:
     assert completion.choices[0].message.content == REPLY
     assert completion.choices[0].finish_reason == "stop" and completion.usage.completion_tokens > 0
     assert completion.model_extra["sources"][0]["title"] == "Returns and shipping"
+    async with client(key) as http:  # the answer can be rated like any other
+        rated = await http.post(
+            f"/api/v1/messages/{completion.model_extra['parlor_message_id']}/feedback",
+            json={"conversation_id": completion.model_extra["parlor_conversation_id"], "value": "up"},
+        )
+    assert rated.status_code == 200 and rated.json()["feedback"] == "up"
 
     stream = await sdk.chat.completions.create(
         model=bot.public_id,
@@ -101,13 +107,16 @@ async def test_openai_sdk_gets_a_grounded_answer(llm_server) -> None:
                   {"role": "user", "content": QUESTION}],
         stream=True, stream_options={"include_usage": True},
     )  # fmt: skip
-    pieces, usage = [], None
+    pieces, usage, message_ids = [], None, []
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             pieces.append(chunk.choices[0].delta.content)
         if chunk.usage:
             usage = chunk.usage
+        if (chunk.model_extra or {}).get("parlor_message_id"):
+            message_ids.append(chunk.model_extra["parlor_message_id"])
     assert "".join(pieces) == REPLY and usage.completion_tokens > 0
+    assert len(message_ids) == 1 and (await Message.objects.aget(pk=message_ids[0])).text == REPLY
     # The client's history reached the model.
     assert {"role": "assistant", "content": "Hello!"} in llm_server.requests[-1].messages
     await sdk.close()
