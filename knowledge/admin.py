@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from django.db.models import QuerySet
     from django.http import HttpRequest
 
+SOURCE_FIELDS = frozenset(field.name for field in Source._meta.concrete_fields)
 STATUS_COLOURS = {"queued": "info", "processing": "warning", "ready": "success", "failed": "danger"}
 
 
@@ -152,7 +153,13 @@ class SourceAdmin(TenantScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Source, form: SourceAdminForm, change: bool) -> None:
         changed = not change or any(name in form.changed_data for name in INGEST_FIELDS)
-        super().save_model(request, obj, form, change)
+        if change:
+            # Only the edited fields: a running ingestion writes the status and counts meanwhile.
+            fields = [name for name in form.changed_data if name in SOURCE_FIELDS]
+            if fields:
+                obj.save(update_fields=[*fields, "updated_at"])
+        else:
+            super().save_model(request, obj, form, change)
         obj._needs_ingest = changed or bool(form.cleaned_data.get("faq_csv"))
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
