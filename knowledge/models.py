@@ -16,6 +16,9 @@ class SourceKind(models.TextChoices):
     FAQ = "faq", "FAQ pairs"
 
 
+REMOTE_KINDS = (SourceKind.URL, SourceKind.WEBSITE)  # fetched from the web, re-synced on a schedule
+
+
 class SourceStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     PROCESSING = "processing", "Processing"
@@ -65,7 +68,7 @@ class Source(models.Model):
 
     @property
     def is_remote(self) -> bool:
-        return self.kind in (SourceKind.URL, SourceKind.WEBSITE)
+        return self.kind in REMOTE_KINDS
 
 
 class FaqPair(models.Model):

@@ -405,8 +405,8 @@ def fuse(
 ) -> dict[int, float]:
     """Each candidate's fused score in [0, 1], where 1.0 is a chunk ranked first by both methods.
 
-    ``"score"``: every candidate of either method is scored by both (its own score, or the one filled in
-    by ``other_method_scores``); each method's scores are min-max normalised over all candidates and
+    ``"score"``: every candidate of either method is scored by both (its own score, or the one ``ranked_ids``
+    filled in from what the other search returned); each method's scores are min-max normalised over all candidates and
     weighted, so how far ahead a candidate is counts, not only its place (SciFact nDCG@10 0.739 vs 0.710
     for rank fusion; NFCorpus 0.360 vs 0.353, BENCHMARKS.md).
     ``"rank"``: weighted reciprocal-rank fusion of each method's own list, which ignores the gaps; a

@@ -34,7 +34,7 @@ from knowledge.embedders import (
     serving_model_name,
 )
 from knowledge.exceptions import IngestError, TransientIngestError
-from knowledge.models import Chunk, EmbeddingState, FaqPair, Source, SourceKind, SourceStatus
+from knowledge.models import REMOTE_KINDS, Chunk, EmbeddingState, FaqPair, Source, SourceKind, SourceStatus
 from knowledge.parsing import (
     SUPPORTED_EXTENSIONS,
     Block,
@@ -92,7 +92,7 @@ def source_input_problems(
     problems = {}
     if kind == SourceKind.FILE and not file:
         problems["file"] = "Upload a file."
-    if kind in (SourceKind.URL, SourceKind.WEBSITE) and not (url or "").strip():
+    if kind in REMOTE_KINDS and not (url or "").strip():
         problems["url"] = "Enter the address."
     if kind == SourceKind.TEXT and not (text or "").strip():
         problems["text"] = "Enter the text."
@@ -100,9 +100,17 @@ def source_input_problems(
         problems["faq_pairs"] = "Add at least one question and answer."
     if faq_pairs and kind != SourceKind.FAQ:
         problems["faq_pairs"] = "Only FAQ sources have question/answer pairs."
-    if resync_hours and kind not in (SourceKind.URL, SourceKind.WEBSITE):
+    if resync_hours and kind not in REMOTE_KINDS:
         problems["resync_hours"] = "Only URL and website sources are re-synced."
     return problems
+
+
+def _default_title(*, kind: str, file, url: str, text: str, faq_pairs: list[tuple[str, str]] | None) -> str:
+    if kind == SourceKind.FILE and file is not None:
+        return getattr(file, "name", "") or "Upload"
+    if kind == SourceKind.FAQ and faq_pairs:
+        return f"FAQ: {faq_pairs[0][0]}"
+    return " ".join((url or text or kind).split())[:80]
 
 
 def _faq_pairs_replace(source: Source, pairs: list[tuple[str, str]]) -> None:
@@ -120,7 +128,7 @@ def source_create(
     *,
     organization,
     kind: str,
-    title: str,
+    title: str = "",
     file=None,
     url: str = "",
     text: str = "",
@@ -131,7 +139,9 @@ def source_create(
     bots: Iterable[Any] = (),
 ) -> Source:
     """Create a source for ``bots`` (of the same organization) and queue its ingestion (after the
-    surrounding transaction commits)."""
+    surrounding transaction commits). A blank ``title`` becomes the file name, the address, the text's
+    start or the first FAQ question."""
+    title = title.strip() or _default_title(kind=kind, file=file, url=url, text=text, faq_pairs=faq_pairs)
     with transaction.atomic():
         source = Source(
             organization=organization, kind=kind, title=title[:255], url=url, text=text,
@@ -202,7 +212,7 @@ def sources_resync_due(*, now=None) -> list[int]:
     now = now or timezone.now()
     due = []
     candidates = Source.objects.filter(
-        kind__in=[SourceKind.URL, SourceKind.WEBSITE], resync_hours__gt=0,
+        kind__in=REMOTE_KINDS, resync_hours__gt=0,
         status__in=[SourceStatus.READY, SourceStatus.FAILED],
     )  # fmt: skip
     for source in candidates:
@@ -268,7 +278,7 @@ def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
         if not pairs:
             raise IngestError("Add at least one question with its answer.")
         return [Block(text=f"Q: {p.question}\nA: {p.answer}", heading=p.question[:500]) for p in pairs], 0
-    if source.kind in (SourceKind.URL, SourceKind.WEBSITE):
+    if source.is_remote:
         from knowledge.fetching import crawl
 
         if not source.url:

@@ -12,8 +12,6 @@ from knowledge.exceptions import IngestError
 from knowledge.models import Source, SourceKind
 from knowledge.services import faq_pairs_from_csv, source_input_problems, upload_problem
 
-REMOTE_KINDS = (SourceKind.URL, SourceKind.WEBSITE)
-
 
 class FaqPairSerializer(serializers.Serializer):
     question = serializers.CharField(max_length=1000)
@@ -115,16 +113,4 @@ class SourceSerializer(serializers.ModelSerializer):
         )  # fmt: skip
         if problems:
             raise serializers.ValidationError(problems)
-        if source is None and not (data.get("title") or "").strip():
-            data["title"] = _default_title(kind, data)
         return data
-
-
-def _default_title(kind: str, data: dict[str, Any]) -> str:
-    if kind == SourceKind.FILE:
-        return data["file"].name
-    if kind in REMOTE_KINDS:
-        return data["url"]
-    if kind == SourceKind.TEXT:
-        return " ".join(data["text"].split())[:80]
-    return f"FAQ: {data['faq_pairs'][0][0]}"[:255]
