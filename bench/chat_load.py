@@ -104,6 +104,7 @@ def seed(chunks: int, llm_base_url: str) -> dict[str, str]:
     from django.db import connection
 
     from accounts.models import Organization
+    from bench.retrieval_bench import sentence_vectors
     from chatbots.models import Bot
     from chatbots.services import bot_create
     from knowledge.embedders import active_model_name, configured_model_name, forget_serving_model
@@ -117,7 +118,10 @@ def seed(chunks: int, llm_base_url: str) -> dict[str, str]:
         forget_serving_model()
     org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     source = Source.objects.filter(organization=org, title="bench corpus (clustered)").first()
-    stale = source is not None and source.chunks.exclude(embedding_model=model).exists()
+    stale = source is not None and (
+        source.chunks.exclude(embedding_model=model).exists()
+        or source.chunks.filter(sentence_embeddings__len=0).exists()  # stored before sentence vectors
+    )
     if source is None or source.chunk_count != chunks or stale:
         Source.objects.filter(organization=org).delete()
         source = Source.objects.create(
@@ -141,7 +145,8 @@ def seed(chunks: int, llm_base_url: str) -> dict[str, str]:
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             Chunk.objects.bulk_create(
                 Chunk(organization=org, source=source, ordinal=start + i, content=texts[start + i],
-                      embedding=vectors[i].tolist(), embedding_model=model, token_count=len(texts[start + i]) // 4)
+                      embedding=vectors[i].tolist(), sentence_embeddings=sentence_vectors(rng, vectors[i]),
+                      embedding_model=model, token_count=len(texts[start + i]) // 4)
                 for i in range(len(vectors))
             )  # fmt: skip
         Chunk.objects.filter(source=source).update(search_vector=SearchVector("content", config="english"))

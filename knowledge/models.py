@@ -1,11 +1,27 @@
 from __future__ import annotations
 
+import re
+
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
 EMBEDDING_DIMENSIONS = 384
+
+
+class HalfVectorArrayField(ArrayField):
+    """``halfvec(n)[]``, read as a list of lists of floats: the driver has no loader for pgvector's types,
+    so the array arrives as its text form."""
+
+    def _from_db_value(self, value, expression, connection):
+        if isinstance(value, str):
+            return [[float(x) for x in body.split(",")] for body in _HALFVEC_BODY.findall(value)]
+        return super()._from_db_value(value, expression, connection)
+
+
+_HALFVEC_BODY = re.compile(r"\[([^\]]*)\]")
 
 
 class SourceKind(models.TextChoices):
@@ -103,9 +119,17 @@ class Chunk(models.Model):
     content_hash = models.CharField(max_length=64, blank=True, db_index=True)
     token_count = models.PositiveIntegerField(default=0)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True)
+    # One vector per sentence (``passage_sentences``), half precision: retrieval scores a chunk by its best
+    # sentence too. Empty for a chunk of one sentence.
+    sentence_embeddings = HalfVectorArrayField(
+        HalfVectorField(dimensions=EMBEDDING_DIMENSIONS), default=list, blank=True
+    )
     embedding_model = models.CharField(max_length=100, blank=True)
     # Filled by `manage.py knowledge_reembed` while the current embedding keeps serving, then swapped in.
     embedding_next = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True)
+    sentence_embeddings_next = HalfVectorArrayField(
+        HalfVectorField(dimensions=EMBEDDING_DIMENSIONS), null=True
+    )
     search_vector = SearchVectorField(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -96,9 +96,27 @@ HIT_TS_RANK_SQL = (
 )
 
 
+# A chunk's similarity to the question blends its own vector's with its best sentence's (a chunk of one
+# sentence, or stored before sentences had vectors, has only the former): a question usually matches one
+# sentence, which the chunk's vector blurs. Shares 0.3 / 0.7: SciFact vector-only nDCG@10 0.641 (chunk
+# alone) → 0.692 (best sentence alone) → 0.697 (0.3 / 0.7), measured ad hoc (BENCHMARKS.md).
+SIMILARITY_SQL = (
+    "(0.3 * (1 - (c.embedding <=> %(vector)s::vector)) + 0.7 * coalesce("
+    "(SELECT max(1 - (s <=> %(vector)s::halfvec)) FROM unnest(c.sentence_embeddings) AS s), "
+    "1 - (c.embedding <=> %(vector)s::vector)))"
+)
+# The nearest chunks by their own vector, rescored by SIMILARITY_SQL.
+RESCORED_SEARCH_SQL = (
+    "SELECT c.id, {similarity} AS score FROM ({search}) AS nearest "
+    "JOIN knowledge_chunk c ON c.id = nearest.id ORDER BY score DESC, c.id"
+)
+
+
 def vector_search_sql(*, exact: bool, with_lexical: bool) -> str:
     """The vector search; ``with_lexical``: plus the rows that let the lexical side score its hits."""
-    search = EXACT_SEARCH_SQL if exact else HNSW_SEARCH_SQL
+    search = RESCORED_SEARCH_SQL.format(
+        similarity=SIMILARITY_SQL, search=EXACT_SEARCH_SQL if exact else HNSW_SEARCH_SQL
+    )
     if not with_lexical:
         return search
     lexical = HIT_POSTINGS_SQL if settings.KNOWLEDGE_LEXICAL_RANKING == "bm25" else HIT_TS_RANK_SQL
@@ -257,16 +275,22 @@ ranked AS MATERIALIZED (
     LIMIT %(limit)s
 )
 SELECT r.chunk_id, r.score, (SELECT json_object_agg(lexeme, w) FROM idf), (SELECT a FROM avgl),
-    1 - (c.embedding <=> %(vector)s::vector)
+    {similarity}
 FROM ranked r JOIN knowledge_chunk c ON c.id = r.chunk_id
 ORDER BY r.score DESC, r.chunk_id
 """
 TS_RANK_SQL = (
-    "SELECT id, ts_rank_cd(search_vector, q, 1) AS score, NULL, NULL, 1 - (embedding <=> %(vector)s::vector) "
-    "FROM knowledge_chunk, to_tsquery('simple', (SELECT string_agg(quote_literal(l), ' | ') "
+    "SELECT id, ts_rank_cd(search_vector, q, 1) AS score, NULL, NULL, {similarity} "
+    "FROM knowledge_chunk c, to_tsquery('simple', (SELECT string_agg(quote_literal(l), ' | ') "
     "FROM unnest(%(lexemes)s::text[]) AS l)) AS q WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) "
     "AND search_vector @@ q ORDER BY score DESC, id LIMIT %(limit)s"
 )
+
+
+def lexical_search_sql(*, with_similarity: bool) -> str:
+    """The full-text search; ``with_similarity``: its hits' SIMILARITY_SQL too (the query's vector given)."""
+    template = BM25_SQL if settings.KNOWLEDGE_LEXICAL_RANKING == "bm25" else TS_RANK_SQL
+    return template.replace("{similarity}", SIMILARITY_SQL if with_similarity else "NULL::float8")
 
 
 @dataclass(frozen=True)
@@ -304,7 +328,7 @@ def lexical_hits(
               "n": scope.searched_chunks, "limit": limit,
               "vector": _vector_literal(query_vector) if query_vector is not None else None}  # fmt: skip
     bm25 = settings.KNOWLEDGE_LEXICAL_RANKING == "bm25"
-    cursor.execute(BM25_SQL if bm25 else TS_RANK_SQL, params)
+    cursor.execute(lexical_search_sql(with_similarity=query_vector is not None), params)
     rows = cursor.fetchall()
     weights, average_length = (rows[0][2], float(rows[0][3])) if rows and bm25 else ({}, 1.0)
     if isinstance(weights, str):  # json arrives as text where the driver leaves it unparsed

@@ -22,8 +22,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from knowledge.chunking import ChunkDraft, chunk_blocks
+from knowledge.chunking import ChunkDraft, chunk_blocks, passage_sentences
 from knowledge.embedders import (
+    Embedder,
     QueryVector,
     active_embedder,
     active_model_name,
@@ -329,30 +330,57 @@ def embedding_text(heading: str, content: str) -> str:
     return f"{heading}\n{content}" if heading else content
 
 
+def chunk_sentences(content: str) -> list[str]:
+    """The sentences of a chunk that get vectors of their own (none with KNOWLEDGE_SENTENCE_VECTORS off)."""
+    return passage_sentences(content) if settings.KNOWLEDGE_SENTENCE_VECTORS else []
+
+
+ChunkVectors = tuple[list[float], list[list[float]]]  # a chunk's own vector, its sentences' vectors
+
+
+def embed_chunks(embedder: Embedder, rows: list[tuple[str, str]]) -> list[ChunkVectors]:
+    """Each (heading, content)'s chunk vector and sentence vectors, in one call to the embedder."""
+    texts: list[str] = []
+    counts: list[int] = []
+    for heading, content in rows:
+        part = [embedding_text(heading, text) for text in (content, *chunk_sentences(content))]
+        texts.extend(part)
+        counts.append(len(part))
+    vectors = embedder.embed_passages(texts)
+    out = []
+    start = 0
+    for count in counts:
+        out.append((vectors[start], vectors[start + 1 : start + count]))
+        start += count
+    return out
+
+
 def _embed(
     source: Source, drafts: list[ChunkDraft], progress: Progress, start: int
-) -> tuple[list[list[float]], str]:
-    """Vectors for ``drafts``; chunks whose content is unchanged keep their stored vector (no re-embedding)."""
+) -> tuple[list[ChunkVectors], str]:
+    """Chunk and sentence vectors for ``drafts``; chunks whose content is unchanged keep their stored
+    vectors (no re-embedding)."""
     model = active_model_name()
-    known = dict(
-        Chunk.objects.filter(source=source, embedding_model=model, embedding__isnull=False).values_list(
-            "content_hash", "embedding"
-        )
-    )
-    vectors: list[list[float] | None] = [
-        list(known[d.content_hash]) if d.content_hash in known else None for d in drafts
-    ]
+    known = {
+        content_hash: (vector, sentence_vectors)
+        for content_hash, vector, sentence_vectors in Chunk.objects.filter(
+            source=source, embedding_model=model, embedding__isnull=False
+        ).values_list("content_hash", "embedding", "sentence_embeddings")
+    }
+    vectors: list[ChunkVectors | None] = []
+    for draft in drafts:
+        stored = known.get(draft.content_hash)
+        # A chunk stored before sentences had vectors gets them now.
+        complete = stored is not None and len(stored[1]) == len(chunk_sentences(draft.content))
+        vectors.append(stored if complete else None)
     missing = [i for i, vector in enumerate(vectors) if vector is None]
     embedder = active_embedder()
     batch = max(1, settings.KNOWLEDGE_EMBED_BATCH)
     for offset in range(0, len(missing), batch):
         indexes = missing[offset : offset + batch]
-        for i, vector in zip(
-            indexes,
-            embedder.embed_passages([embedding_text(drafts[i].heading, drafts[i].content) for i in indexes]),
-            strict=True,
-        ):
-            vectors[i] = vector
+        computed = embed_chunks(embedder, [(drafts[i].heading, drafts[i].content) for i in indexes])
+        for i, pair in zip(indexes, computed, strict=True):
+            vectors[i] = pair
         progress(start + int((95 - start) * (offset + len(indexes)) / len(missing)))
     return vectors, model  # type: ignore[return-value]
 
@@ -395,9 +423,12 @@ def source_ingest_blocks(
                     content_hash=draft.content_hash,
                     token_count=draft.token_estimate,
                     embedding=vector,
+                    sentence_embeddings=sentence_vectors,
                     embedding_model=model,
                 )
-                for ordinal, (draft, vector) in enumerate(zip(drafts, vectors, strict=True))
+                for ordinal, (draft, (vector, sentence_vectors)) in enumerate(
+                    zip(drafts, vectors, strict=True)
+                )
             ],
             batch_size=500,
         )
@@ -526,7 +557,9 @@ def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str],
     Returns the number of chunks re-embedded.
     """
     embedder = get_embedder(model)
-    Chunk.objects.exclude(embedding_next=None).update(embedding_next=None)  # restart cleanly
+    Chunk.objects.exclude(embedding_next=None).update(  # restart cleanly
+        embedding_next=None, sentence_embeddings_next=None
+    )
     done = 0
 
     def embed_pending(limit: int | None) -> int:
@@ -539,13 +572,13 @@ def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str],
             )
             if not rows:
                 return count
-            vectors = embedder.embed_passages([embedding_text(h, c) for _, h, c in rows])
+            vectors = embed_chunks(embedder, [(heading, content) for _, heading, content in rows])
             Chunk.objects.bulk_update(
                 [
-                    Chunk(pk=pk, embedding_next=vector)
-                    for (pk, _, _), vector in zip(rows, vectors, strict=True)
+                    Chunk(pk=pk, embedding_next=vector, sentence_embeddings_next=sentence_vectors)
+                    for (pk, _, _), (vector, sentence_vectors) in zip(rows, vectors, strict=True)
                 ],
-                ["embedding_next"],
+                ["embedding_next", "sentence_embeddings_next"],
             )
             count += len(rows)
             if count % (batch_size * 10) < batch_size:
@@ -559,7 +592,10 @@ def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str],
         if state is None:
             state = EmbeddingState.objects.create(pk=1, active_model=model)
         done += embed_pending(None)  # chunks stored since the loop ended (ingestion now waits for us)
-        Chunk.objects.update(embedding=F("embedding_next"), embedding_model=model, embedding_next=None)
+        Chunk.objects.update(
+            embedding=F("embedding_next"), sentence_embeddings=F("sentence_embeddings_next"),
+            embedding_model=model, embedding_next=None, sentence_embeddings_next=None,
+        )  # fmt: skip
         pairs = list(FaqPair.objects.all())
         for start in range(0, len(pairs), batch_size):
             part = pairs[start : start + batch_size]

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from knowledge.chunking import chunk_blocks
+from knowledge.chunking import chunk_blocks, passage_sentences
 from knowledge.exceptions import IngestError
 from knowledge.parsing import Block, parse_file
 from knowledge.tests.factories import make_docx, make_encrypted_pdf, make_pdf, make_zip_bomb_docx
@@ -102,3 +102,19 @@ def test_long_paragraph_is_split_at_sentences():
     chunks = chunk_blocks([Block(text=text)], max_chars=500)
     assert all(len(c.content) <= 500 for c in chunks)
     assert all(c.content.endswith(".") for c in chunks)
+
+
+def test_a_chunk_has_a_vector_per_sentence_and_line_short_pieces_joining_the_next():
+    content = (
+        "Boots can be returned within 30 days with the receipt. Fig. 2. Refunds reach your card in five "
+        "working days after we receive the parcel.\n- Gaiters: final sale.\n- Socks: packs of three, "
+        "returnable when unopened and in their original box."
+    )
+    assert passage_sentences(content) == [
+        "Boots can be returned within 30 days with the receipt.",
+        "Fig. 2. Refunds reach your card in five working days after we receive the parcel.",
+        "- Gaiters: final sale. - Socks: packs of three, returnable when unopened and in their original box.",
+    ]
+    # a chunk of one sentence: its own vector is that sentence's
+    assert passage_sentences("The warranty lasts two years from the day of purchase, parts included.") == []
+    assert passage_sentences("Short. Also short.") == []

@@ -16,7 +16,11 @@ OTHER_MODEL = "multilingual-e5-small-enpt-q4"
 
 def test_reembed_switches_every_chunk_and_faq_to_the_new_model(settings):
     org = make_organization()
-    text = make_source(organization=org, kind=SourceKind.TEXT, text="Boots can be returned within 30 days.")
+    text = make_source(
+        organization=org,
+        kind=SourceKind.TEXT,
+        text="Boots can be returned within 30 days. Refunds reach your card within five working days.",
+    )
     source_ingest(source_id=text.pk)
     faq = source_create(
         organization=org, kind=SourceKind.FAQ, title="FAQ", faq_pairs=[("Do you ship abroad?", "Yes.")]
@@ -30,6 +34,10 @@ def test_reembed_switches_every_chunk_and_faq_to_the_new_model(settings):
     assert EmbeddingState.objects.get().active_model == OTHER_MODEL != old
     assert set(Chunk.objects.values_list("embedding_model", flat=True)) == {OTHER_MODEL}
     assert not Chunk.objects.exclude(embedding_next=None).exists()
+    assert not Chunk.objects.exclude(sentence_embeddings_next=None).exists()
+    assert [
+        len(v) for v in Chunk.objects.filter(source=text).values_list("sentence_embeddings", flat=True)
+    ] == [2]
     # (the EN+PT variant prunes only the vocabulary, so English vectors are the same: the name proves the switch)
     hits = hybrid_search(organization_id=org.pk, source_ids=[text.pk], query="return boots")
     assert hits and "30 days" in hits[0].content

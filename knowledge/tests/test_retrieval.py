@@ -6,10 +6,11 @@ import pytest
 from django.db import connection, transaction
 
 from knowledge import retrieval
-from knowledge.embedders import embed_search_query
+from knowledge.chunking import passage_sentences
+from knowledge.embedders import active_embedder, embed_search_query
 from knowledge.models import Chunk, ChunkTerm, SourceKind
 from knowledge.retrieval import hybrid_search, vector_hits
-from knowledge.services import faq_match, source_ingest
+from knowledge.services import embedding_text, faq_match, source_ingest
 from knowledge.tests.factories import make_organization, make_source
 
 pytestmark = pytest.mark.django_db
@@ -169,25 +170,29 @@ def test_both_search_paths_use_the_indexes(one_percent_corpus, settings):
               "limit": 40, "ef_search": "200", "max_scan": "40000"}  # fmt: skip
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(retrieval.HNSW_SETTINGS_SQL, params)
-        assert "chunk_embedding_hnsw" in _plan(cursor, retrieval.HNSW_SEARCH_SQL, params)
+        assert "chunk_embedding_hnsw" in _plan(
+            cursor, retrieval.vector_search_sql(exact=False, with_lexical=False), params
+        )
         with_postings = retrieval.vector_search_sql(exact=False, with_lexical=True)
         plan = _plan(cursor, with_postings, {**params, "lexemes": ["boot"]})
         assert "chunk_embedding_hnsw" in plan and "chunkterm" in plan
         cursor.execute("RESET enable_sort")  # as vector_hits does
     with transaction.atomic(), connection.cursor() as cursor:
-        plan = _plan(cursor, retrieval.EXACT_SEARCH_SQL, params)
-    assert "Index Scan" in plan and "Index Cond: (source_id" in plan and "hnsw" not in plan
+        plan = _plan(cursor, retrieval.vector_search_sql(exact=True, with_lexical=False), params)
+    assert "Index Cond: (source_id" in plan and "hnsw" not in plan
+    assert "knowledge_chunk_pkey" in plan  # the nearest chunks' sentences are read by primary key
     bm25 = {
         "org": org.pk,
         "sources": [small.pk],
         "lexemes": ["boot", "return"],
         "n": 60,
         "limit": 40,
-        "vector": None,
+        "vector": retrieval._vector_literal(queries[0]),
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # tiny test table: ask whether the indexes apply
-        assert "Index Only Scan" in _plan(cursor, retrieval.BM25_SQL, bm25)
+        plan = _plan(cursor, retrieval.lexical_search_sql(with_similarity=True), bm25)
+        assert "Index Only Scan" in plan and "knowledge_chunk_pkey" in plan
         plan = _plan(
             cursor,
             "SELECT id FROM knowledge_chunk WHERE search_vector @@ to_tsquery('simple', 'boot | return')",
@@ -361,3 +366,62 @@ def test_score_fusion_counts_how_far_ahead_a_passage_is_where_rank_fusion_sees_o
     for method in ("score", "rank"):
         fused = retrieval.fuse(both_first, vector_weight=0.4, method=method)
         assert fused[7] == pytest.approx(1.0) and 0 <= fused[8] < 1
+
+
+STORE_GUIDE = (
+    "Our flagship store opens at nine on weekdays and at ten on Saturdays. Parking is free for customers "
+    "in the garage behind the building. Boots can be returned within 30 days with the receipt. Gift "
+    "cards are sold at every till and never expire. The café on the first floor serves breakfast until "
+    "eleven."
+)
+
+
+def test_a_chunk_is_also_scored_by_its_best_sentence():
+    """A question that one sentence of a passage answers: the passage's similarity blends its own vector's
+    (0.3) with that sentence's (0.7), computed in SQL from the vectors stored at ingestion."""
+    org = make_organization()
+    source = _ingest_text(org, "Store guide", STORE_GUIDE)
+    chunk = Chunk.objects.get(source=source)
+    sentences = passage_sentences(chunk.content)
+    assert len(sentences) == 5 and len(chunk.sentence_embeddings) == 5
+    expected = active_embedder().embed_passages([embedding_text(chunk.heading, s) for s in sentences])
+    for stored, vector in zip(chunk.sentence_embeddings, expected, strict=True):
+        assert stored == pytest.approx(vector, abs=2e-3)  # half precision
+    question = embed_search_query("How long do I have to return boots?")
+    own = sum(a * b for a, b in zip(question, chunk.embedding, strict=True))
+    by_sentence = [sum(a * b for a, b in zip(question, v, strict=True)) for v in expected]
+    assert max(by_sentence) == by_sentence[2] > own  # the returns sentence matches better than the passage
+    blended = 0.3 * own + 0.7 * by_sentence[2]
+    with connection.cursor() as cursor:
+        for exact in (True, False):
+            ((pk, score),) = vector_hits(
+                cursor, organization_id=org.pk, source_ids=[source.pk], query_vector=question, limit=5,
+                exact=exact,
+            ).hits  # fmt: skip
+            assert pk == chunk.pk and score == pytest.approx(blended, abs=2e-3)
+
+
+def test_a_chunk_stored_before_sentence_vectors_gets_them_when_its_source_is_ingested_again():
+    org = make_organization()
+    source = _ingest_text(org, "Store guide", STORE_GUIDE)
+    chunk = Chunk.objects.get(source=source)
+    Chunk.objects.filter(pk=chunk.pk).update(sentence_embeddings=[])  # as rows written before 0006
+    source_ingest(source_id=source.pk)
+    again = Chunk.objects.get(source=source)
+    assert again.embedding == pytest.approx(chunk.embedding) and len(again.sentence_embeddings) == 5
+
+
+def test_without_sentence_vectors_a_chunk_is_scored_by_its_own_vector(settings):
+    settings.KNOWLEDGE_SENTENCE_VECTORS = False  # faster ingestion, for deployments that choose it
+    org = make_organization()
+    source = _ingest_text(org, "Store guide", STORE_GUIDE)
+    chunk = Chunk.objects.get(source=source)
+    assert chunk.sentence_embeddings == []
+    question = embed_search_query("How long do I have to return boots?")
+    with connection.cursor() as cursor:
+        ((_, score),) = vector_hits(
+            cursor, organization_id=org.pk, source_ids=[source.pk], query_vector=question, limit=5, exact=True
+        ).hits
+    assert score == pytest.approx(
+        sum(a * b for a, b in zip(question, chunk.embedding, strict=True)), abs=1e-5
+    )
