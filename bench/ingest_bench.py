@@ -3,7 +3,8 @@
     .venv/bin/python bench/ingest_bench.py [--pages 300] [--csv-mb 10] [--embed-sample 64] [--full]
 
 Parse and chunk run in full; embedding throughput (chunks/s) is measured on a sample of the chunks with
-the configured embedder, and the end-to-end time is parse + chunk + all chunks / that rate. ``--full``
+the configured embedder (each chunk with its sentences, unless KNOWLEDGE_SENTENCE_VECTORS=false), and the
+end-to-end time is parse + chunk + all chunks / that rate. ``--full``
 also runs the real ``source_ingest`` for the PDF end to end (own embedded database
 ``parlor_bench_ingest``) and reports its wall time.
 """
@@ -101,7 +102,7 @@ def main() -> int:
     from knowledge.chunking import chunk_blocks
     from knowledge.embedders import get_embedder
     from knowledge.parsing import parse_file
-    from knowledge.services import embedding_text
+    from knowledge.services import chunk_sentences, embed_chunks
     from knowledge.tests.factories import make_pdf
 
     settings.KNOWLEDGE_MAX_FILE_BYTES = 100 * 1024 * 1024
@@ -111,8 +112,11 @@ def main() -> int:
     embedder = get_embedder()
     embedder.embed_passages(["warm up"])
     print(f"embedder: {embedder.name}; CPU cores: {os.cpu_count()}")
-    print("| input | size | parse + chunk | chunks | embedding (sample) | estimated total |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(f"sentence vectors: {'on' if settings.KNOWLEDGE_SENTENCE_VECTORS else 'off'}")
+    print(
+        "| input | size | parse + chunk | chunks | sentences per chunk | embedding (sample) | estimated total |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     results = {}
     for label, filename, data, unit_count, unit in (
         (f"{args.pages}-page PDF", "manual.pdf", pdf, args.pages, "pages"),
@@ -123,13 +127,14 @@ def main() -> int:
         parse_s = time.perf_counter() - t0
         sample = drafts[: args.embed_sample]
         t0 = time.perf_counter()
-        embedder.embed_passages([embedding_text(d.heading, d.content) for d in sample])
+        embed_chunks(embedder, [(d.heading, d.content) for d in sample])
         rate = len(sample) / (time.perf_counter() - t0)
+        sentences = sum(len(chunk_sentences(d.content)) for d in sample) / max(1, len(sample))
         total = parse_s + len(drafts) / rate
         results[filename] = (drafts, parse_s, rate)
         print(
             f"| {label} | {len(data) / 1e6:.1f} MB | {parse_s:.1f} s ({unit_count / parse_s:,.0f} {unit}/s) | "
-            f"{len(drafts):,} | {rate:.1f} chunks/s | {total:,.0f} s ({unit_count / total:,.1f} {unit}/s) |",
+            f"{len(drafts):,} | {sentences:.1f} | {rate:.1f} chunks/s | {total:,.0f} s ({unit_count / total:,.1f} {unit}/s) |",
             flush=True,
         )
     if args.full:

@@ -114,12 +114,13 @@ def evaluate(
     organization_id: int,
     source_ids: list[int],
     doc_of: dict[int, str],
-    vector_weights: tuple[float, ...] = (0.5,),
+    vector_weights: tuple[float, ...] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, MethodScores], float]:
     """Scores per method ("vector", "fulltext", "hybrid <fusion> w=…") and the mean seconds per query."""
     results: dict[str, MethodScores] = {"vector": MethodScores(), "fulltext": MethodScores()}
-    hybrids = [(fusion, weight) for fusion in FUSIONS for weight in vector_weights]
+    weights = vector_weights or (settings.KNOWLEDGE_VECTOR_WEIGHT,)
+    hybrids = [(fusion, weight) for fusion in FUSIONS for weight in weights]
     for fusion, weight in hybrids:
         results[f"hybrid {fusion} w={weight:.2f}"] = MethodScores()
     started = time.perf_counter()

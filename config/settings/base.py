@@ -312,7 +312,7 @@ KNOWLEDGE_FTS_CONFIG = env_str("KNOWLEDGE_FTS_CONFIG", "english")
 KNOWLEDGE_LEXICAL_RANKING = env_choice("KNOWLEDGE_LEXICAL_RANKING", "bm25", ("bm25", "ts_rank_cd"))
 # Lexemes matching more rows than this are too common to rank by.
 KNOWLEDGE_FTS_MAX_RANKED_ROWS = env_int("KNOWLEDGE_FTS_MAX_RANKED_ROWS", 3000)
-KNOWLEDGE_VECTOR_WEIGHT = env_float("KNOWLEDGE_VECTOR_WEIGHT", 0.5)  # SciFact, NFCorpus: BENCHMARKS.md
+KNOWLEDGE_VECTOR_WEIGHT = env_float("KNOWLEDGE_VECTOR_WEIGHT", 0.6)  # SciFact, NFCorpus: BENCHMARKS.md
 # "score": min-max normalised scores, weighted; "rank": weighted reciprocal-rank fusion (BENCHMARKS.md).
 KNOWLEDGE_FUSION = env_choice("KNOWLEDGE_FUSION", "score", ("score", "rank"))
 KNOWLEDGE_CANDIDATES = env_int("KNOWLEDGE_CANDIDATES", 40)

@@ -32,7 +32,9 @@ class Command(BaseCommand):
             help="JSONL {_id, text}: evaluate only these queries, with these texts (e.g. translations).",
         )
         parser.add_argument(
-            "--weights", default="0.5", help="Comma-separated vector weights for the fusion, e.g. 0.3,0.5,0.7"
+            "--weights",
+            default=None,
+            help="Comma-separated vector weights for the fusion, e.g. 0.5,0.6,0.7 (default: KNOWLEDGE_VECTOR_WEIGHT)",
         )
 
     def handle(self, *args, directory: Path, max_docs, max_queries, weights: str, queries_file, **options):
@@ -72,7 +74,7 @@ class Command(BaseCommand):
         chunks = Chunk.objects.filter(source_id__in=source_ids)
         self.stdout.write(f"corpus ready: {chunks.count()} chunks; {time.perf_counter() - started:.1f}s")
         doc_of = {pk: url.removeprefix("beir:") for pk, url in chunks.values_list("pk", "url")}
-        vector_weights = tuple(float(w) for w in weights.split(","))
+        vector_weights = tuple(float(w) for w in weights.split(",")) if weights else None
         results, per_query = evaluate(
             dataset=dataset, organization_id=organization.pk, source_ids=source_ids, doc_of=doc_of,
             vector_weights=vector_weights, log=self.stdout.write,
