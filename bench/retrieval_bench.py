@@ -158,14 +158,15 @@ def run(size: int, queries: int, rng: random.Random, ef_searches: list[int]) -> 
             fuse(ranked)
             latencies.append((time.perf_counter() - t0) * 1000)
             with transaction.atomic(), connection.cursor() as cursor:
+                # The same 40 candidates, found by an exact scan, rescored by their sentences alike.
                 exact = vector_hits(
                     cursor,
                     organization_id=org.pk,
                     source_ids=source_ids,
                     query_vector=qvec,
-                    limit=10,
+                    limit=40,
                     exact=True,
-                ).hits
+                ).hits[:10]
             recalls.append(len({pk for pk, _ in exact} & set(ranked.vector[:10])) / 10)
         out["rows"].append(
             {

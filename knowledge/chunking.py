@@ -41,7 +41,7 @@ def passage_sentences(content: str) -> list[str]:
 
     A chunk's vector blurs its sentences together, and the embedder reads only its first 256 word pieces;
     a question usually matches one sentence, so the vector side also scores a chunk by its best sentence
-    (SciFact vector-only nDCG@10 0.641 → 0.69, BENCHMARKS.md). Empty for a chunk of one sentence: its
+    (SciFact vector-only nDCG@10 0.643 → 0.695, BENCHMARKS.md). Empty for a chunk of one sentence: its
     own vector already is that sentence's.
     """
     pieces: list[str] = []

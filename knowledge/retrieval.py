@@ -99,7 +99,7 @@ HIT_TS_RANK_SQL = (
 # A chunk's similarity to the question blends its own vector's with its best sentence's (a chunk of one
 # sentence, or stored before sentences had vectors, has only the former): a question usually matches one
 # sentence, which the chunk's vector blurs. Shares 0.3 / 0.7: SciFact vector-only nDCG@10 0.641 (chunk
-# alone) → 0.692 (best sentence alone) → 0.697 (0.3 / 0.7), measured ad hoc (BENCHMARKS.md).
+# alone) → 0.695 (best sentence alone) → 0.697 (0.3 / 0.7), measured ad hoc (BENCHMARKS.md).
 SIMILARITY_SQL = (
     "(0.3 * (1 - (c.embedding <=> %(vector)s::vector)) + 0.7 * coalesce("
     "(SELECT max(1 - (s <=> %(vector)s::halfvec)) FROM unnest(c.sentence_embeddings) AS s), "
@@ -431,8 +431,8 @@ def fuse(
 
     ``"score"``: every candidate of either method is scored by both (its own score, or the one ``ranked_ids``
     filled in from what the other search returned); each method's scores are min-max normalised over all candidates and
-    weighted, so how far ahead a candidate is counts, not only its place (SciFact nDCG@10 0.739 vs 0.710
-    for rank fusion; NFCorpus 0.360 vs 0.353, BENCHMARKS.md).
+    weighted, so how far ahead a candidate is counts, not only its place (SciFact nDCG@10 0.742 vs 0.703
+    for rank fusion; NFCorpus 0.362 vs 0.342, BENCHMARKS.md).
     ``"rank"``: weighted reciprocal-rank fusion of each method's own list, which ignores the gaps; a
     method that did not return a chunk adds nothing for it.
     """
