@@ -67,8 +67,8 @@ def _vector_literal(vector: list[float]) -> str:
 
 # "+ 0" keeps the planner off the HNSW index: the filtered set is small, so it is scanned exactly.
 EXACT_SEARCH_SQL = (
-    "SELECT id, 1 - distance AS score FROM (SELECT id, embedding <=> %(vector)s::vector AS distance "
-    "FROM knowledge_chunk WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) "
+    "SELECT id, 1 - distance AS score, sentences FROM (SELECT id, embedding <=> %(vector)s::vector AS distance, "
+    "sentence_embeddings AS sentences FROM knowledge_chunk WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) "
     "AND embedding IS NOT NULL) AS hits ORDER BY distance + 0 LIMIT %(limit)s"
 )
 # The filtered set is large: the planner must walk the HNSW index (it would otherwise sometimes sort the
@@ -79,8 +79,8 @@ HNSW_SETTINGS_SQL = (
     "set_config('hnsw.ef_search', %(ef_search)s, true), set_config('hnsw.max_scan_tuples', %(max_scan)s, true)"
 )
 HNSW_SEARCH_SQL = (
-    "SELECT id, 1 - distance AS score FROM (SELECT id, embedding <=> %(vector)s::vector AS distance "
-    "FROM knowledge_chunk WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) "
+    "SELECT id, 1 - distance AS score, sentences FROM (SELECT id, embedding <=> %(vector)s::vector AS distance, "
+    "sentence_embeddings AS sentences FROM knowledge_chunk WHERE organization_id = %(org)s AND source_id = ANY(%(sources)s) "
     "ORDER BY embedding <=> %(vector)s::vector LIMIT %(limit)s) AS hits ORDER BY distance"
 )
 # With the hits, what the lexical side needs to score them too: their postings of the searched lexemes
@@ -100,22 +100,19 @@ HIT_TS_RANK_SQL = (
 # sentence, or stored before sentences had vectors, has only the former): a question usually matches one
 # sentence, which the chunk's vector blurs. Shares 0.3 / 0.7: SciFact vector-only nDCG@10 0.641 (chunk
 # alone) → 0.695 (best sentence alone) → 0.697 (0.3 / 0.7), measured ad hoc (BENCHMARKS.md).
-SIMILARITY_SQL = (
-    "(0.3 * (1 - (c.embedding <=> %(vector)s::vector)) + 0.7 * coalesce("
-    "(SELECT max(1 - (s <=> %(vector)s::halfvec)) FROM unnest(c.sentence_embeddings) AS s), "
-    "1 - (c.embedding <=> %(vector)s::vector)))"
+BLENDED_SIMILARITY_SQL = (
+    "(0.3 * {own} + 0.7 * coalesce("
+    "(SELECT 1 - min(s <=> %(vector)s::halfvec) FROM unnest({sentences}) AS s), {own}))"
 )
-# The nearest chunks by their own vector, rescored by SIMILARITY_SQL.
-RESCORED_SEARCH_SQL = (
-    "SELECT c.id, {similarity} AS score FROM ({search}) AS nearest "
-    "JOIN knowledge_chunk c ON c.id = nearest.id ORDER BY score DESC, c.id"
-)
+# The nearest chunks by their own vector (the index), rescored with their sentences.
+RESCORED_SEARCH_SQL = "SELECT id, {similarity} AS score FROM ({search}) AS nearest ORDER BY score DESC, id"
 
 
 def vector_search_sql(*, exact: bool, with_lexical: bool) -> str:
     """The vector search; ``with_lexical``: plus the rows that let the lexical side score its hits."""
+    similarity = BLENDED_SIMILARITY_SQL.format(own="nearest.score", sentences="nearest.sentences")
     search = RESCORED_SEARCH_SQL.format(
-        similarity=SIMILARITY_SQL, search=EXACT_SEARCH_SQL if exact else HNSW_SEARCH_SQL
+        similarity=similarity, search=EXACT_SEARCH_SQL if exact else HNSW_SEARCH_SQL
     )
     if not with_lexical:
         return search
@@ -288,9 +285,12 @@ TS_RANK_SQL = (
 
 
 def lexical_search_sql(*, with_similarity: bool) -> str:
-    """The full-text search; ``with_similarity``: its hits' SIMILARITY_SQL too (the query's vector given)."""
+    """The full-text search; ``with_similarity``: its hits' blended similarity too (the query's vector given)."""
     template = BM25_SQL if settings.KNOWLEDGE_LEXICAL_RANKING == "bm25" else TS_RANK_SQL
-    return template.replace("{similarity}", SIMILARITY_SQL if with_similarity else "NULL::float8")
+    similarity = BLENDED_SIMILARITY_SQL.format(
+        own="(1 - (c.embedding <=> %(vector)s::vector))", sentences="c.sentence_embeddings"
+    )
+    return template.replace("{similarity}", similarity if with_similarity else "NULL::float8")
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,6 @@ def test_both_search_paths_use_the_indexes(one_percent_corpus, settings):
     with transaction.atomic(), connection.cursor() as cursor:
         plan = _plan(cursor, retrieval.vector_search_sql(exact=True, with_lexical=False), params)
     assert "Index Cond: (source_id" in plan and "hnsw" not in plan
-    assert "knowledge_chunk_pkey" in plan  # the nearest chunks' sentences are read by primary key
     bm25 = {
         "org": org.pk,
         "sources": [small.pk],
