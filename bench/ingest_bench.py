@@ -127,9 +127,11 @@ def main() -> int:
         parse_s = time.perf_counter() - t0
         sample = drafts[: args.embed_sample]
         t0 = time.perf_counter()
-        embed_chunks(embedder, [(d.heading, d.content) for d in sample])
+        embed_chunks(embedder, [(d.heading, d.content, d.tabular) for d in sample])
         rate = len(sample) / (time.perf_counter() - t0)
-        sentences = sum(len(chunk_sentences(d.content)) for d in sample) / max(1, len(sample))
+        sentences = sum(len(chunk_sentences(d.content, tabular=d.tabular)) for d in sample) / max(
+            1, len(sample)
+        )
         total = parse_s + len(drafts) / rate
         results[filename] = (drafts, parse_s, rate)
         print(

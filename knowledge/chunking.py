@@ -26,6 +26,7 @@ class ChunkDraft:
     heading: str
     page: int | None
     url: str
+    tabular: bool = False  # made of table rows only: its rows get no vectors of their own
 
     @property
     def content_hash(self) -> str:
@@ -37,7 +38,7 @@ class ChunkDraft:
 
 
 def passage_sentences(content: str) -> list[str]:
-    """The sentences (and lines: list items, table rows) of a chunk that get vectors of their own.
+    """The sentences (and lines, such as list items) of a chunk that get vectors of their own.
 
     A chunk's vector blurs its sentences together, and the embedder reads only its first 256 word pieces;
     a question usually matches one sentence, so the vector side also scores a chunk by its best sentence
@@ -106,6 +107,7 @@ def chunk_blocks(
                 heading=first.heading or heading_path(),
                 page=first.page,
                 url=first.url,
+                tabular=all(block.kind == "row" for block in current),
             )
         )
         tail: list[Block] = []

@@ -124,6 +124,9 @@ class Chunk(models.Model):
     sentence_embeddings = HalfVectorArrayField(
         HalfVectorField(dimensions=EMBEDDING_DIMENSIONS), default=list, blank=True
     )
+    # Made of table rows only (a CSV, a spreadsheet-like table): rows are records that the chunk's vector and
+    # full-text search match well, and a vector per row would make large tables ~2.5x slower to ingest.
+    tabular = models.BooleanField(default=False)
     embedding_model = models.CharField(max_length=100, blank=True)
     # Filled by `manage.py knowledge_reembed` while the current embedding keeps serving, then swapped in.
     embedding_next = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True)

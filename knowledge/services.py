@@ -330,20 +330,22 @@ def embedding_text(heading: str, content: str) -> str:
     return f"{heading}\n{content}" if heading else content
 
 
-def chunk_sentences(content: str) -> list[str]:
-    """The sentences of a chunk that get vectors of their own (none with KNOWLEDGE_SENTENCE_VECTORS off)."""
-    return passage_sentences(content) if settings.KNOWLEDGE_SENTENCE_VECTORS else []
+def chunk_sentences(content: str, *, tabular: bool) -> list[str]:
+    """The sentences of a chunk that get vectors of their own: none for table rows, nor with
+    KNOWLEDGE_SENTENCE_VECTORS off."""
+    return passage_sentences(content) if settings.KNOWLEDGE_SENTENCE_VECTORS and not tabular else []
 
 
 ChunkVectors = tuple[list[float], list[list[float]]]  # a chunk's own vector, its sentences' vectors
 
 
-def embed_chunks(embedder: Embedder, rows: list[tuple[str, str]]) -> list[ChunkVectors]:
-    """Each (heading, content)'s chunk vector and sentence vectors, in one call to the embedder."""
+def embed_chunks(embedder: Embedder, rows: list[tuple[str, str, bool]]) -> list[ChunkVectors]:
+    """Each (heading, content, tabular)'s chunk vector and sentence vectors, in one call to the embedder."""
     texts: list[str] = []
     counts: list[int] = []
-    for heading, content in rows:
-        part = [embedding_text(heading, text) for text in (content, *chunk_sentences(content))]
+    for heading, content, tabular in rows:
+        sentences = chunk_sentences(content, tabular=tabular)
+        part = [embedding_text(heading, text) for text in (content, *sentences)]
         texts.extend(part)
         counts.append(len(part))
     vectors = embedder.embed_passages(texts)
@@ -371,14 +373,18 @@ def _embed(
     for draft in drafts:
         stored = known.get(draft.content_hash)
         # A chunk stored before sentences had vectors gets them now.
-        complete = stored is not None and len(stored[1]) == len(chunk_sentences(draft.content))
+        complete = stored is not None and len(stored[1]) == len(
+            chunk_sentences(draft.content, tabular=draft.tabular)
+        )
         vectors.append(stored if complete else None)
     missing = [i for i, vector in enumerate(vectors) if vector is None]
     embedder = active_embedder()
     batch = max(1, settings.KNOWLEDGE_EMBED_BATCH)
     for offset in range(0, len(missing), batch):
         indexes = missing[offset : offset + batch]
-        computed = embed_chunks(embedder, [(drafts[i].heading, drafts[i].content) for i in indexes])
+        computed = embed_chunks(
+            embedder, [(drafts[i].heading, drafts[i].content, drafts[i].tabular) for i in indexes]
+        )
         for i, pair in zip(indexes, computed, strict=True):
             vectors[i] = pair
         progress(start + int((95 - start) * (offset + len(indexes)) / len(missing)))
@@ -422,6 +428,7 @@ def source_ingest_blocks(
                     url=draft.url,
                     content_hash=draft.content_hash,
                     token_count=draft.token_estimate,
+                    tabular=draft.tabular,
                     embedding=vector,
                     sentence_embeddings=sentence_vectors,
                     embedding_model=model,
@@ -568,15 +575,15 @@ def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str],
             rows = list(
                 Chunk.objects.filter(embedding_next=None)
                 .order_by("pk")
-                .values_list("pk", "heading", "content")[:batch_size]
+                .values_list("pk", "heading", "content", "tabular")[:batch_size]
             )
             if not rows:
                 return count
-            vectors = embed_chunks(embedder, [(heading, content) for _, heading, content in rows])
+            vectors = embed_chunks(embedder, [row[1:] for row in rows])
             Chunk.objects.bulk_update(
                 [
                     Chunk(pk=pk, embedding_next=vector, sentence_embeddings_next=sentence_vectors)
-                    for (pk, _, _), (vector, sentence_vectors) in zip(rows, vectors, strict=True)
+                    for (pk, *_), (vector, sentence_vectors) in zip(rows, vectors, strict=True)
                 ],
                 ["embedding_next", "sentence_embeddings_next"],
             )

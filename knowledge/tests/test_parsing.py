@@ -118,3 +118,10 @@ def test_a_chunk_has_a_vector_per_sentence_and_line_short_pieces_joining_the_nex
     # a chunk of one sentence: its own vector is that sentence's
     assert passage_sentences("The warranty lasts two years from the day of purchase, parts included.") == []
     assert passage_sentences("Short. Also short.") == []
+
+
+def test_a_chunk_of_table_rows_only_is_tabular():
+    rows = [Block(text=f"Name: Boot {n}; Price: {n} EUR; Colour: brown", kind="row") for n in range(3)]
+    mixed = [Block(text="Our boots, in every size and colour.", kind="para"), *rows]
+    assert [chunk.tabular for chunk in chunk_blocks(rows)] == [True]
+    assert [chunk.tabular for chunk in chunk_blocks(mixed)] == [False]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from django.core.files.base import ContentFile
 from django.db import connection, transaction
 
 from knowledge import retrieval
@@ -10,7 +11,7 @@ from knowledge.chunking import passage_sentences
 from knowledge.embedders import active_embedder, embed_search_query
 from knowledge.models import Chunk, ChunkTerm, SourceKind
 from knowledge.retrieval import hybrid_search, vector_hits
-from knowledge.services import embedding_text, faq_match, source_ingest
+from knowledge.services import embedding_text, faq_match, source_create, source_ingest
 from knowledge.tests.factories import make_organization, make_source
 
 pytestmark = pytest.mark.django_db
@@ -424,3 +425,50 @@ def test_without_sentence_vectors_a_chunk_is_scored_by_its_own_vector(settings):
     assert score == pytest.approx(
         sum(a * b for a, b in zip(question, chunk.embedding, strict=True)), abs=1e-5
     )
+
+
+def test_table_rows_get_no_vectors_of_their_own():
+    """A CSV's chunks are records: matched by the chunk's vector and BM25, without a vector per row."""
+    org = make_organization()
+    names = [
+        "alpine",
+        "ranger",
+        "harbour",
+        "summit",
+        "meadow",
+        "granite",
+        "willow",
+        "canyon",
+        "glacier",
+        "prairie",
+        "delta",
+        "tundra",
+        "fjord",
+        "savanna",
+        "lagoon",
+        "marsh",
+        "ridge",
+        "orchard",
+        "quarry",
+        "grove",
+        "heath",
+        "moor",
+        "cliff",
+        "dune",
+        "brook",
+        "falls",
+        "crest",
+    ]
+    rows = "\n".join(
+        f"{name},{40 + n} EUR,brown leather boot with a rubber sole" for n, name in enumerate(names)
+    )
+    source = source_create(
+        organization=org, kind=SourceKind.FILE, title="Catalogue",
+        file=ContentFile(f"name,price,description\n{rows}\n".encode(), name="catalogue.csv"),
+    )  # fmt: skip
+    source = source_ingest(source_id=source.pk)
+    assert source.status == "ready", source.status_reason
+    chunks = list(Chunk.objects.filter(source=source))
+    assert len(chunks) > 1 and all(chunk.tabular and chunk.sentence_embeddings == [] for chunk in chunks)
+    hits = hybrid_search(organization_id=org.pk, source_ids=[source.pk], query="price of the tundra boot")
+    assert hits and "name: tundra; price: 51 EUR" in hits[0].content
