@@ -322,7 +322,7 @@ KNOWLEDGE_HNSW_MAX_SCAN_TUPLES = env_int("KNOWLEDGE_HNSW_MAX_SCAN_TUPLES", 40000
 # Cosine similarity at which an FAQ answers directly; 0: the embedding model's own calibrated threshold.
 KNOWLEDGE_FAQ_MIN_SIMILARITY = env_float("KNOWLEDGE_FAQ_MIN_SIMILARITY", 0.0)
 KNOWLEDGE_EMBED_BATCH = env_int("KNOWLEDGE_EMBED_BATCH", 32)
-# A vector per sentence too: better retrieval (SciFact +0.05 nDCG@10 by meaning), ~2.4x the embedding work.
+# A vector per sentence too: better retrieval (SciFact +0.05 nDCG@10 by meaning), ~2.35x the embedding work.
 KNOWLEDGE_SENTENCE_VECTORS = env_bool("KNOWLEDGE_SENTENCE_VECTORS", True)
 CELERY_BEAT_SCHEDULE = {
     "knowledge-resync-due-sources": {"task": "knowledge.sources_resync_due", "schedule": 15 * 60},
