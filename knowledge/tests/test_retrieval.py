@@ -368,6 +368,11 @@ def test_score_fusion_counts_how_far_ahead_a_passage_is_where_rank_fusion_sees_o
         assert fused[7] == pytest.approx(1.0) and 0 <= fused[8] < 1
 
 
+def _similarity(a, b) -> float:
+    """Cosine of two unit vectors."""
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
 STORE_GUIDE = (
     "Our flagship store opens at nine on weekdays and at ten on Saturdays. Parking is free for customers "
     "in the garage behind the building. Boots can be returned within 30 days with the receipt. Gift "
@@ -388,8 +393,8 @@ def test_a_chunk_is_also_scored_by_its_best_sentence():
     for stored, vector in zip(chunk.sentence_embeddings, expected, strict=True):
         assert stored == pytest.approx(vector, abs=2e-3)  # half precision
     question = embed_search_query("How long do I have to return boots?")
-    own = sum(a * b for a, b in zip(question, chunk.embedding, strict=True))
-    by_sentence = [sum(a * b for a, b in zip(question, v, strict=True)) for v in expected]
+    own = _similarity(question, chunk.embedding)
+    by_sentence = [_similarity(question, v) for v in expected]
     assert max(by_sentence) == by_sentence[2] > own  # the returns sentence matches better than the passage
     blended = 0.3 * own + 0.7 * by_sentence[2]
     with connection.cursor() as cursor:
@@ -422,9 +427,7 @@ def test_without_sentence_vectors_a_chunk_is_scored_by_its_own_vector(settings):
         ((_, score),) = vector_hits(
             cursor, organization_id=org.pk, source_ids=[source.pk], query_vector=question, limit=5, exact=True
         ).hits
-    assert score == pytest.approx(
-        sum(a * b for a, b in zip(question, chunk.embedding, strict=True)), abs=1e-5
-    )
+    assert score == pytest.approx(_similarity(question, chunk.embedding), abs=1e-5)
 
 
 def test_table_rows_get_no_vectors_of_their_own():

@@ -40,12 +40,6 @@ def wait_ready(client, headers, source_id: int, timeout: float = 60) -> dict:
     raise AssertionError(f"source {source_id} still {body['status']} after {timeout}s")
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
 @pytest.mark.django_db(transaction=True)
 def test_api_key_adds_text_pdf_and_faq_sources_that_a_bot_answers_from(client, celery_worker, media):
     org = make_organization(name="Acme")

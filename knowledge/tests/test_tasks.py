@@ -25,12 +25,6 @@ def _wait_for(source_id: int, statuses=("ready", "failed"), timeout: float = 60)
     raise AssertionError(f"source {source_id} still {source.status} after {timeout}s")
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
 def test_uploaded_pdf_becomes_ready_with_pages_and_counts(celery_worker, media):
     pdf = make_pdf(["Boots can be returned within 30 days.", "Shipping to Austria takes two days."])
     source = source_create(
