@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
@@ -149,7 +149,7 @@ class InvitationAdmin(TenantScopedAdmin):
     @admin.action(description="Revoke selected invitations")
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         if not self.has_delete_permission(request):
-            raise PermissionError("Not allowed.")
+            raise PermissionDenied("Not allowed.")
         for invitation in queryset:
             invitation_revoke(invitation=invitation)
         messages.success(request, "Invitations revoked.")
@@ -157,7 +157,7 @@ class InvitationAdmin(TenantScopedAdmin):
     @admin.action(description="Send selected invitations again (new link, new expiry)")
     def resend(self, request: HttpRequest, queryset: Any) -> None:
         if not self.has_delete_permission(request):
-            raise PermissionError("Not allowed.")
+            raise PermissionDenied("Not allowed.")
         sent = 0
         for invitation in queryset.filter(accepted_at=None):
             try:
@@ -286,7 +286,7 @@ class ApiKeyAdmin(TenantScopedAdmin):
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
         if not self.has_change_permission(request):
-            raise PermissionError("Not allowed.")
+            raise PermissionDenied("Not allowed.")
         for api_key in queryset:
             api_key_revoke(api_key=api_key)
         messages.success(request, "API keys revoked.")

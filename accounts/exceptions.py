@@ -1,24 +1,10 @@
-"""Domain errors. The API exception handler turns ``ApplicationError`` into a JSON 400 (or its status)."""
+"""Account errors: subclasses of the one ``ApplicationError`` (config/errors.py)."""
 
 from __future__ import annotations
 
+from config.errors import ApplicationError, PermissionDenied
 
-class ApplicationError(Exception):
-    """A business rule said no; ``message`` is safe to show to the user."""
-
-    status_code = 400
-    code = "invalid"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-
-
-class PermissionDenied(ApplicationError):
-    status_code = 403
-    code = "permission_denied"
+__all__ = ["ApplicationError", "InvitationInvalid", "PermissionDenied"]
 
 
 class InvitationInvalid(ApplicationError):

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -14,22 +13,35 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chatbots.appearance import widget_appearance
+from chatbots.exceptions import (
+    BotNotFound,
+    BotPaused,
+    ConversationBusy,
+    ConversationNotFound,
+    InternalError,
+    InvalidFrame,
+    InvalidMessage,
+    LLMUnavailableError,
+    MessageNotFound,
+    OriginNotAllowed,
+)
 from chatbots.models import Bot, Channel, Conversation
 from chatbots.origins import socket_origin_allowed
+from chatbots.payloads import message_payload
 from chatbots.pipeline import (
     Accepted,
-    ChatError,
     ChatRequest,
     Delta,
     Finished,
     Sources,
     answer_message,
-    store,
+    validate_visitor_id,
 )
-from chatbots.pipeline.errors import BotNotFound, ConversationNotFound, MessageNotFound, OriginNotAllowed
-from chatbots.selectors import bot_get_public_cached, bot_widget_config
+from chatbots.selectors import bot_get_public_cached, conversation_get_for_visitor, conversation_messages
+from chatbots.services import message_feedback_set
+from config.errors import ApplicationError, error_frame
 
-VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 CLOSE_NOT_FOUND = 4404
 CLOSE_FORBIDDEN = 4403
 logger = logging.getLogger(__name__)
@@ -54,8 +66,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        visitor = (query.get("visitor") or [""])[0]
-        self.visitor_id = visitor if VISITOR_ID.match(visitor) else ""
+        try:
+            self.visitor_id = validate_visitor_id((query.get("visitor") or [""])[0])
+        except InvalidMessage:
+            self.visitor_id = ""  # anonymous: a new conversation, nothing resumed
         self.conversation = None
         # Accept first so a refusal can say why in a frame the widget understands, then close.
         await self.accept()
@@ -67,7 +81,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise OriginNotAllowed()
             conversation_id = (query.get("conversation") or [""])[0]
             if conversation_id:
-                self.conversation = await sync_to_async(store.conversation_get)(
+                self.conversation = await sync_to_async(conversation_get_for_visitor)(
                     bot=self.bot, conversation_id=conversation_id, visitor_id=self.visitor_id
                 )
         except (BotNotFound, ConversationNotFound, OriginNotAllowed) as exc:
@@ -77,16 +91,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_json(
             {
                 "type": "ready",
-                "conversation_id": str(self.conversation.pk) if self.conversation else None,
-                "greeting": self.bot.greeting,
-                "suggested_questions": list(self.bot.suggested_questions or []),
-                "bot": bot_widget_config(self.bot),
+                "conversation_id": self._conversation_id(),
+                "bot": widget_appearance(self.bot).as_dict(),
             }
         )
-        if self.bot.status != "active":
-            await self.send_json(
-                {"type": "error", "code": "bot_paused", "message": "This chatbot is paused."}
-            )
+        if not self.bot.is_active:
+            await self.send_error(BotPaused())
 
     async def disconnect(self, code: int) -> None:
         # The visitor left: stop the answer; the pipeline stores what was streamed, marked incomplete.
@@ -96,30 +106,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.answer_task
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None or len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES:
-            await self._send_code("invalid_frame", "Frames must be JSON text under the size limit.")
-            return
         try:
-            frame = json.loads(text_data)
-        except ValueError:
-            await self._send_code("invalid_frame", "Frames must be JSON objects.")
-            return
-        kind = frame.get("type") if isinstance(frame, dict) else None
+            await self._dispatch(_parse_frame(text_data))
+        except ApplicationError as exc:
+            await self.send_error(exc)
+
+    async def _dispatch(self, frame: dict[str, Any]) -> None:
         handler = {
             "message": self.on_message,
             "feedback": self.on_feedback,
             "ping": self.on_ping,
             "history": self.on_history,
-        }.get(kind)  # type: ignore[arg-type]
+        }.get(frame.get("type"))  # type: ignore[arg-type]
         if handler is None:
-            await self._send_code(
-                "invalid_frame", "Unknown frame type; use message, feedback, history or ping."
-            )
-            return
-        try:
-            await handler(frame)
-        except ChatError as exc:
-            await self.send_error(exc)
+            raise InvalidFrame("Unknown frame type; use message, feedback, history or ping.")
+        await handler(frame)
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_json({"type": "pong"})
@@ -127,7 +128,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_history(self, frame: dict[str, Any]) -> None:
         messages = []
         if self.conversation is not None:
-            messages = await sync_to_async(store.conversation_history)(conversation=self.conversation)
+            messages = await sync_to_async(_transcript)(self.conversation)
         await self.send_json(
             {"type": "history", "conversation_id": self._conversation_id(), "messages": messages}
         )
@@ -137,7 +138,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise MessageNotFound()
         value = frame.get("value") or ""
         comment = frame.get("comment") or ""
-        await sync_to_async(store.feedback_record)(
+        await sync_to_async(message_feedback_set)(
             conversation=self.conversation, message_id=frame["message_id"], value=value, comment=str(comment)
         )
         await self.send_json(
@@ -146,8 +147,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         if self.answer_task and not self.answer_task.done():
-            await self._send_code("busy", "Please wait until the current answer has finished.")
-            return
+            raise ConversationBusy()
         request = ChatRequest(
             bot=self.bot,
             text=frame.get("text"),  # validated by the pipeline
@@ -169,32 +169,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 elif isinstance(event, Sources):
                     await self.send_json({"type": "sources", "sources": event.sources})
                 elif isinstance(event, Finished):
-                    if event.error_code == "llm_unavailable":
-                        await self._send_code("llm_unavailable", event.error_message)
-                    await self.send_json(
-                        {
-                            "type": "done",
-                            "message_id": event.message_id,
-                            "conversation_id": str(event.conversation_id),
-                            "usage": {
-                                "prompt_tokens": event.prompt_tokens,
-                                "completion_tokens": event.completion_tokens,
-                            },
-                            "incomplete": event.incomplete,
-                            "offline": event.offline,
-                        }
-                    )
-        except ChatError as exc:
+                    await self._send_done(event)
+        except ApplicationError as exc:
             await self.send_error(exc)
         except Exception:
             # A bug must not leave the visitor waiting: say so and end the answer (what streamed so far
             # is already stored by the pipeline, marked incomplete).
             logger.exception("chat answer failed for bot %s", self.bot.public_id)
-            await self._send_code("internal_error", "Something went wrong on our side. Please try again.")
-            await self.send_json(
-                {"type": "done", "message_id": None, "conversation_id": self._conversation_id(),
-                 "usage": {"prompt_tokens": 0, "completion_tokens": 0}, "incomplete": True, "offline": False}
-            )  # fmt: skip
+            await self.send_error(InternalError())
+            await self._send_done(Finished.failed(self.conversation.pk if self.conversation else None))
+
+    async def _send_done(self, event: Finished) -> None:
+        if event.provider_unavailable:
+            await self.send_error(LLMUnavailableError(event.error_message))
+        await self.send_json({"type": "done", **event.done_payload()})
 
     def _conversation_id(self) -> str | None:
         return str(self.conversation.pk) if self.conversation else None
@@ -202,11 +190,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content))
 
-    async def send_error(self, exc: ChatError) -> None:
-        await self._send_code(exc.code, exc.message, exc.retry_after)
+    async def send_error(self, exc: ApplicationError) -> None:
+        await self.send_json(error_frame(exc))
 
-    async def _send_code(self, code: str, message: str, retry_after: int | None = None) -> None:
-        frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
-        if retry_after is not None:
-            frame["retry_after"] = retry_after
-        await self.send_json(frame)
+
+def _parse_frame(text_data: str | None) -> dict[str, Any]:
+    if text_data is None or len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES:
+        raise InvalidFrame("Frames must be JSON text under the size limit.")
+    try:
+        frame = json.loads(text_data)
+    except ValueError:
+        raise InvalidFrame("Frames must be JSON objects.") from None
+    if not isinstance(frame, dict):
+        raise InvalidFrame("Frames must be JSON objects.")
+    return frame
+
+
+def _transcript(conversation: Conversation) -> list[dict[str, Any]]:
+    return [message_payload(message) for message in conversation_messages(conversation=conversation)]

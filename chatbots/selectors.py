@@ -1,18 +1,25 @@
-"""Reads of bots and conversations for the public chat surfaces (widget, chat page, chat APIs)."""
+"""Reads of bots and conversations for the chat surfaces (widget, chat page, chat APIs) and the admin."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection
+from django.db.models import QuerySet
 
-from chatbots.models import Bot, Conversation
-from chatbots.pipeline.errors import BotNotFound, ConversationNotFound
+from chatbots.exceptions import BotNotFound, ConversationNotFound
+from chatbots.llm.events import Turn
+from chatbots.models import Bot, Conversation, Message, MessageStatus
 
 BOT_CACHE_SECONDS = 5.0  # a change in the admin reaches open widgets within this many seconds
 _bot_cache: dict[str, tuple[float, Bot]] = {}
+HISTORY_STATUSES = (MessageStatus.COMPLETE, MessageStatus.INCOMPLETE)
+
+
+# --- bots ------------------------------------------------------------------------------------------
 
 
 def bot_get_public(*, public_id: str) -> Bot:
@@ -34,25 +41,35 @@ async def bot_get_public_cached(*, public_id: str) -> Bot:
     return bot
 
 
-def bot_widget_config(bot: Bot) -> dict[str, Any]:
-    """What the widget needs to draw itself; nothing secret."""
-    return {
-        "public_id": bot.public_id,
-        "name": bot.name,
-        "status": bot.status,
-        "greeting": bot.greeting,
-        "suggested_questions": list(bot.suggested_questions or []),
-        "title": bot.widget_title or bot.name,
-        "primary_color": bot.widget_primary_color,
-        "position": bot.widget_position,
-        "launcher_text": bot.widget_launcher_text,
-        "avatar_url": bot.widget_avatar_url,
-        "theme": bot.widget_theme,
-        "language": bot.language,
-    }
+def bot_source_ids(*, bot: Bot) -> list[int]:
+    """The ids of the knowledge sources the bot answers from. Plain SQL over the bot's own relation: it is
+    on every message's critical path, and compiling the ORM query cost more than running it
+    (bench/chat_load.py)."""
+    table = Bot.sources.through._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT source_id FROM {table} WHERE bot_id = %s ORDER BY source_id", [bot.pk])  # noqa: S608
+        return [row[0] for row in cursor.fetchall()]
 
 
-def conversation_for_api_key(*, api_key: Any, conversation_id: Any) -> Conversation:
+# --- conversations ---------------------------------------------------------------------------------
+
+
+def conversation_get_for_visitor(
+    *, bot: Bot, conversation_id: str | uuid.UUID, visitor_id: str = ""
+) -> Conversation:
+    """The bot's conversation with that id; another bot's (or tenant's) id is simply not found.
+
+    A widget conversation also has to match the visitor it was started by, when both are known."""
+    try:
+        conversation = Conversation.objects.get(pk=conversation_id, bot=bot)
+    except (Conversation.DoesNotExist, ValueError, TypeError):
+        raise ConversationNotFound() from None
+    if visitor_id and conversation.visitor_id and conversation.visitor_id != visitor_id:
+        raise ConversationNotFound()
+    return conversation
+
+
+def conversation_get_for_api_key(*, api_key: Any, conversation_id: Any) -> Conversation:
     """A conversation of the key's organization and of a bot the key may use; anything else is 404."""
     try:
         conversation = Conversation.objects.select_related("bot").get(
@@ -65,15 +82,23 @@ def conversation_for_api_key(*, api_key: Any, conversation_id: Any) -> Conversat
     return conversation
 
 
-def bot_knowledge_sources(bot: Bot) -> tuple[list[int], bool]:
-    """The ids of the bot's knowledge sources, and whether any of them holds FAQ pairs (one query: the FAQ
-    lookup is skipped for bots without FAQs). Plain SQL: it is on every message's critical path, and
-    compiling the ORM query cost more than running it (bench/chat_load.py)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT t.source_id, EXISTS (SELECT 1 FROM knowledge_faqpair f WHERE f.source_id = t.source_id) "
-            "FROM chatbots_bot_sources t WHERE t.bot_id = %s ORDER BY t.source_id",
-            [bot.pk],
+def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
+    """The whole conversation, oldest first (refused messages included)."""
+    return conversation.messages.order_by("created_at", "id")
+
+
+def conversation_recent_turns(
+    *, conversation_id: uuid.UUID, before_message_id: int, turns: int
+) -> list[Turn]:
+    """The last ``turns`` exchanges before a message, oldest first, for the prompt."""
+    if turns <= 0:
+        return []
+    rows = list(
+        Message.objects.filter(
+            conversation_id=conversation_id, pk__lt=before_message_id, status__in=HISTORY_STATUSES
         )
-        rows = cursor.fetchall()
-    return [pk for pk, _ in rows], any(has_faq for _, has_faq in rows)
+        .exclude(text="")
+        .order_by("-created_at", "-id")
+        .values("role", "text")[: turns * 2]
+    )
+    return [Turn(role=row["role"], content=row["text"]) for row in reversed(rows)]

@@ -1,10 +1,15 @@
-"""Writes to bots: create, update (with write-only provider keys), test the connection, rotate encryption."""
+"""Writes of chatbots: bots (create, update with write-only provider keys, test the connection, rotate
+encryption) and conversations (the visitor's messages, the answers, feedback)."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,14 +17,19 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.exceptions import ApplicationError
 from accounts.models import Organization
 from chatbots import crypto
+from chatbots.exceptions import InvalidMessage, MessageNotFound
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
 from chatbots.llm.endpoints import new_client
+from chatbots.llm.events import Turn
 from chatbots.llm.presets import PRESETS, Provider
-from chatbots.models import Bot
+from chatbots.models import Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
+from chatbots.selectors import conversation_get_for_visitor, conversation_recent_turns
+from knowledge.selectors import SourcePayload
 
 # Fields a customer may set through the admin or the API (keys go through their own arguments).
 BOT_EDITABLE_FIELDS = (
@@ -187,3 +197,125 @@ def bot_rotate_encryption() -> int:
 def bot_delete(*, bot: Bot) -> None:
     """Delete a bot with its conversations and messages (knowledge sources stay: they may serve others)."""
     bot.delete()
+
+
+# --- conversations and messages --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedMessage:
+    message: Message
+    history: list[Turn]  # the conversation's recent turns before the message, oldest first
+
+
+@transaction.atomic
+def user_message_create(
+    *,
+    bot: Bot,
+    conversation_id: str | None,
+    channel: str,
+    visitor_id: str,
+    visitor_attributes: dict[str, Any] | None,
+    text: str,
+    refused_code: str = "",
+    history_turns: int = 0,
+) -> RecordedMessage:
+    """Persist the visitor's message before anything else happens (also when it is refused), and read the
+    ``history_turns`` turns before it in the same transaction (one trip to a worker thread)."""
+    if conversation_id:
+        conversation = conversation_get_for_visitor(
+            bot=bot, conversation_id=conversation_id, visitor_id=visitor_id
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=timezone.now())
+    else:
+        conversation = Conversation.objects.create(
+            organization_id=bot.organization_id,
+            bot=bot,
+            channel=channel,
+            visitor_id=visitor_id,
+            visitor_attributes=visitor_attributes or {},
+        )
+    message = Message.objects.create(
+        organization_id=bot.organization_id,
+        conversation=conversation,
+        role=MessageRole.USER,
+        text=text,
+        status=MessageStatus.FAILED if refused_code else MessageStatus.COMPLETE,
+        error_code=refused_code,
+    )
+    history = []
+    if conversation_id and not refused_code:
+        history = conversation_recent_turns(
+            conversation_id=conversation.pk, before_message_id=message.pk, turns=history_turns
+        )
+    return RecordedMessage(message=message, history=history)
+
+
+def user_message_refuse(*, message_id: int, code: str) -> None:
+    Message.objects.filter(pk=message_id).update(status=MessageStatus.FAILED, error_code=code)
+
+
+@dataclass
+class AnswerRecord:
+    """What the pipeline learns about an answer while it streams; stored by ``assistant_message_create``."""
+
+    text: str = ""
+    status: str = MessageStatus.COMPLETE
+    error_code: str = ""
+    sources: list[SourcePayload] = dataclasses.field(default_factory=list)
+    answered_from_faq: bool = False
+    model: str = ""
+    provider: str = ""
+    offline: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: Decimal | None = None
+    latency_ms: int | None = None
+    first_token_ms: int | None = None
+    user_notice: str = ""  # shown to the visitor, not stored
+
+
+def assistant_message_create(
+    *, conversation_id: uuid.UUID, organization_id: int, record: AnswerRecord
+) -> Message:
+    message = Message.objects.create(
+        organization_id=organization_id,
+        conversation_id=conversation_id,
+        role=MessageRole.ASSISTANT,
+        text=record.text,
+        status=record.status,
+        error_code=record.error_code,
+        sources=record.sources,
+        answered_from_faq=record.answered_from_faq,
+        model=record.model,
+        provider=record.provider,
+        offline=record.offline,
+        prompt_tokens=record.prompt_tokens,
+        completion_tokens=record.completion_tokens,
+        cost_usd=record.cost_usd,
+        latency_ms=record.latency_ms,
+        first_token_ms=record.first_token_ms,
+    )
+    Conversation.objects.filter(pk=conversation_id).update(last_message_at=timezone.now())
+    return message
+
+
+MAX_FEEDBACK_COMMENT_CHARS = 2000
+
+
+def message_feedback_set(
+    *, conversation: Conversation, message_id: int, value: str, comment: str = ""
+) -> Message:
+    """Thumbs up/down (or "" to withdraw) on one of this conversation's assistant messages."""
+    if value not in (Feedback.UP, Feedback.DOWN, Feedback.NONE):
+        raise InvalidMessage("Feedback must be 'up', 'down' or empty.")
+    if len(comment) > MAX_FEEDBACK_COMMENT_CHARS:
+        raise InvalidMessage(
+            f"The feedback comment is too long (at most {MAX_FEEDBACK_COMMENT_CHARS} characters)."
+        )
+    updated = Message.objects.filter(
+        pk=message_id, conversation=conversation, role=MessageRole.ASSISTANT
+    ).update(feedback=value, feedback_comment=comment, feedback_at=timezone.now())
+    if not updated:
+        raise MessageNotFound()
+    return Message.objects.get(pk=message_id)

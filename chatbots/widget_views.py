@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,126 +22,20 @@ from django.template.loader import render_to_string
 from django.views.decorators.clickjacking import xframe_options_exempt, xframe_options_sameorigin
 from django.views.decorators.http import require_GET
 
+from chatbots.appearance import language_for, widget_appearance, widget_texts
+from chatbots.exceptions import BotNotFound
 from chatbots.models import Bot
 from chatbots.origins import allowed_origins, normalize_origin, origin_allowed
-from chatbots.pipeline.errors import BotNotFound
 from chatbots.selectors import bot_get_public
 
 LOADER_STATIC_PATH = "parlor/widget.js"
-DEFAULT_COLOR = "#4f46e5"
-MAX_MESSAGE_CHARS = 4000
-# What a CSP source expression from an admin-entered origin may look like (no spaces, quotes or ';').
-_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-_TEXTS = {
-    "en": {
-        "unknown_title": "This chat is not available",
-        "unknown_body": "The chatbot you are looking for does not exist or was removed.",
-        "paused_title": "This assistant is paused",
-        "paused_body": "It is not answering at the moment. Please come back later.",
-        "open_chat": "Open chat",
-        "close_chat": "Close chat",
-    },
-    "de": {
-        "unknown_title": "Dieser Chat ist nicht verfügbar",
-        "unknown_body": "Den gesuchten Chatbot gibt es nicht oder er wurde entfernt.",
-        "paused_title": "Dieser Assistent ist pausiert",
-        "paused_body": "Er antwortet gerade nicht. Bitte versuchen Sie es später erneut.",
-        "open_chat": "Chat öffnen",
-        "close_chat": "Chat schließen",
-    },
-    "fr": {
-        "unknown_title": "Ce chat n’est pas disponible",
-        "unknown_body": "Le chatbot que vous cherchez n’existe pas ou a été supprimé.",
-        "paused_title": "Cet assistant est en pause",
-        "paused_body": "Il ne répond pas pour le moment. Revenez plus tard.",
-        "open_chat": "Ouvrir le chat",
-        "close_chat": "Fermer le chat",
-    },
-    "es": {
-        "unknown_title": "Este chat no está disponible",
-        "unknown_body": "El chatbot que buscas no existe o se ha eliminado.",
-        "paused_title": "Este asistente está en pausa",
-        "paused_body": "Ahora no responde. Vuelve más tarde.",
-        "open_chat": "Abrir el chat",
-        "close_chat": "Cerrar el chat",
-    },
-}
-
 
 # --- Bot settings as the widget sees them ----------------------------------------------------------
-# getattr with defaults: the widget keeps working whatever appearance fields a bot has.
-
-
-def _field(bot: Bot, name: str, default: Any) -> Any:
-    value = getattr(bot, name, default)
-    return default if value in (None, "") else value
 
 
 def frame_ancestors(bot: Bot) -> str:
     origins = allowed_origins(bot)
     return " ".join(origins) if origins else "*"  # ["*"] joins to "*" as well
-
-
-def language_for(bot: Bot, request: HttpRequest) -> str:
-    """The bot's interface language, or the visitor's browser language when the bot says "auto"."""
-    language = str(_field(bot, "language", "auto")).split("-")[0].lower()
-    return language if language in _TEXTS else language_for_request(request)
-
-
-def language_for_request(request: HttpRequest) -> str:
-    for part in request.headers.get("Accept-Language", "").split(","):
-        code = part.split(";")[0].strip().split("-")[0].lower()
-        if code in _TEXTS:
-            return code
-    return "en"
-
-
-def _contrast_text(color: str) -> str:
-    value = int(color[1:], 16)
-    r, g, b = (value >> 16) & 255, (value >> 8) & 255, value & 255
-    return "#111827" if (0.299 * r + 0.587 * g + 0.114 * b) / 255 > 0.6 else "#ffffff"
-
-
-@dataclass(frozen=True)
-class WidgetAppearance:
-    bot: str
-    title: str
-    status: str
-    primary_color: str
-    on_primary_color: str
-    position: str
-    launcher_text: str
-    avatar_url: str
-    theme: str
-    language: str
-    greeting: str
-    suggested_questions: list[str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def widget_appearance(bot: Bot) -> WidgetAppearance:
-    color = str(_field(bot, "widget_primary_color", DEFAULT_COLOR))
-    if not _COLOR_RE.match(color):
-        color = DEFAULT_COLOR
-    suggested = _field(bot, "suggested_questions", []) or []
-    avatar = str(_field(bot, "widget_avatar_url", ""))
-    return WidgetAppearance(
-        bot=bot.public_id,
-        title=str(_field(bot, "widget_title", bot.name)),
-        status=str(_field(bot, "status", "active")),
-        primary_color=color,
-        on_primary_color=_contrast_text(color),
-        position=str(_field(bot, "widget_position", "right")),
-        launcher_text=str(_field(bot, "widget_launcher_text", "")),
-        avatar_url=avatar if avatar.startswith(("https://", "http://")) else "",
-        theme=str(_field(bot, "widget_theme", "auto")),
-        language=str(_field(bot, "language", "auto")),
-        greeting=str(_field(bot, "greeting", "")),
-        suggested_questions=[str(q) for q in suggested if str(q).strip()][:6],
-    )
 
 
 def _find_bot(public_id: str) -> Bot | None:
@@ -151,10 +44,6 @@ def _find_bot(public_id: str) -> Bot | None:
         return bot_get_public(public_id=public_id)
     except BotNotFound:
         return None
-
-
-def _is_paused(bot: Bot) -> bool:
-    return str(_field(bot, "status", "active")) == "paused"
 
 
 def chat_config(
@@ -167,7 +56,6 @@ def chat_config(
         "preview": preview,
         "host_origin": host_origin,
         "ws_path": f"/ws/chat/{bot.public_id}/",
-        "max_message_chars": int(getattr(settings, "CHAT_MAX_MESSAGE_CHARS", MAX_MESSAGE_CHARS)),
     }
 
 
@@ -183,8 +71,8 @@ def _csp(*, ancestors: str, request: HttpRequest) -> str:
 
 
 def _unavailable(request: HttpRequest, bot: Bot | None, *, ancestors: str) -> HttpResponse:
-    language = language_for(bot, request) if bot else language_for_request(request)
-    texts = _TEXTS[language]
+    language = language_for(bot, request)
+    texts = widget_texts(language)
     paused = bot is not None
     context = {
         "language": language,
@@ -259,7 +147,7 @@ def widget_config(request: HttpRequest, public_id: str) -> JsonResponse:
         response = JsonResponse({"error": "bot_not_found"}, status=404)
     else:
         origin = request.headers.get("Origin")
-        texts = _TEXTS[language_for(bot, request)]
+        texts = widget_texts(language_for(bot, request))
         response = JsonResponse(
             {
                 **widget_appearance(bot).as_dict(),
@@ -305,7 +193,7 @@ def chat_page(request: HttpRequest, public_id: str) -> HttpResponse:
     bot = _find_bot(public_id)
     if bot is None:
         return _unavailable(request, None, ancestors="'self'")
-    if _is_paused(bot):
+    if not bot.is_active:
         return _unavailable(request, bot, ancestors="'self'")
     preview = request.GET.get("preview") == "1"
     context = {

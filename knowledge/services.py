@@ -1,4 +1,4 @@
-"""Knowledge services: create, ingest, re-sync and delete sources; FAQ matching.
+"""Knowledge services: create, ingest, re-sync and delete sources (reads for chat are in selectors.py).
 
 Ingestion is one pipeline for every kind of source: load blocks (parse a file / fetch pages / take text
 or FAQ pairs) → structure-aware chunks → embeddings in batches (re-using the vectors of unchanged chunks,
@@ -13,7 +13,6 @@ import csv
 import io
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -25,14 +24,10 @@ from django.utils import timezone
 from knowledge.chunking import ChunkDraft, chunk_blocks, passage_sentences
 from knowledge.embedders import (
     Embedder,
-    QueryVector,
     active_embedder,
     active_model_name,
-    faq_min_similarity,
     forget_serving_model,
     get_embedder,
-    query_vector_for,
-    serving_model_name,
 )
 from knowledge.exceptions import IngestError, TransientIngestError
 from knowledge.models import REMOTE_KINDS, Chunk, EmbeddingState, FaqPair, Source, SourceKind, SourceStatus
@@ -51,14 +46,6 @@ from knowledge.parsing import (
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class FaqAnswer:
-    question: str
-    answer: str
-    source_id: int
-    score: float
 
 
 # --- creating and scheduling -------------------------------------------------------------------
@@ -505,52 +492,6 @@ def source_delete(*, source: Source) -> None:
         source.delete()  # chunks and FAQ pairs cascade
         if file_name and storage is not None:
             transaction.on_commit(lambda: storage.delete(file_name))
-
-
-# --- FAQ matching ------------------------------------------------------------------------------
-
-
-def _normalise(text: str) -> str:
-    return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
-
-
-def faq_match(
-    *, organization_id: int, source_ids: list[int], question: str, query_vector: QueryVector = None
-) -> FaqAnswer | None:
-    """The FAQ answer whose question matches ``question`` closely enough to answer directly, if any.
-
-    ``query_vector``: the question's vector, or a future of it, when the caller has one (the chat pipeline
-    starts embedding the question as soon as the message arrives)."""
-    question = (question or "").strip()
-    if not question or not source_ids:
-        return None
-    pairs = FaqPair.objects.filter(
-        organization_id=organization_id, source_id__in=source_ids, source__status=SourceStatus.READY
-    )
-    if not pairs.exists():
-        return None
-    wanted = _normalise(question)
-    for pair in pairs.only("question", "answer", "source_id"):
-        if _normalise(pair.question) == wanted:
-            return FaqAnswer(question=pair.question, answer=pair.answer, source_id=pair.source_id, score=1.0)
-    from pgvector.django import CosineDistance
-
-    model = serving_model_name()
-    vector = query_vector_for(question, query_vector)
-    best = (
-        pairs.filter(embedding_model=model, embedding__isnull=False)
-        .annotate(distance=CosineDistance("embedding", vector))
-        .order_by("distance")
-        .first()
-    )
-    if best is None:
-        return None
-    similarity = 1.0 - float(best.distance)
-    if similarity < faq_min_similarity(model):
-        return None
-    return FaqAnswer(
-        question=best.question, answer=best.answer, source_id=best.source_id, score=round(similarity, 4)
-    )
 
 
 # --- changing the embedding model --------------------------------------------------------------

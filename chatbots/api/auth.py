@@ -9,15 +9,9 @@ from django.http import HttpRequest
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.api.authentication import ApiKeyAuthentication
+from chatbots.exceptions import BotNotFound, ForbiddenByApiKey, NotAuthenticated
 from chatbots.models import Bot
-from chatbots.pipeline.errors import BotNotFound, ChatError, ForbiddenByApiKey
 from chatbots.selectors import bot_get_public
-
-
-class NotAuthenticated(ChatError):
-    code = "not_authenticated"
-    http_status = 401
-    default_message = "Send a valid API key as 'Authorization: Bearer <key>'."
 
 
 def _authenticate(request: HttpRequest) -> Any:

@@ -6,10 +6,9 @@ to the key's bots, and read-only keys only read. Another organization's bot is s
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,10 +37,6 @@ def bot_for_request(request: Request, public_id: str) -> Bot:
     return bot
 
 
-def _validation_error(exc: DjangoValidationError) -> serializers.ValidationError:
-    return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-
-
 class BotListView(APIView):
     @extend_schema(responses=BotSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -55,15 +50,12 @@ class BotListView(APIView):
         payload = BotSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data, api_key, fallback_api_key = payload.split()
-        try:
-            bot = bot_create(
-                organization=request_organization(request),
-                api_key=api_key,
-                fallback_api_key=fallback_api_key,
-                **data,
-            )
-        except DjangoValidationError as exc:
-            raise _validation_error(exc) from None
+        bot = bot_create(
+            organization=request_organization(request),
+            api_key=api_key,
+            fallback_api_key=fallback_api_key,
+            **data,
+        )
         return Response(BotSerializer(bot).data, status=status.HTTP_201_CREATED)
 
 
@@ -79,10 +71,7 @@ class BotDetailView(APIView):
         payload = BotSerializer(bot, data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         data, api_key, fallback_api_key = payload.split()
-        try:
-            bot = bot_update(bot=bot, data=data, api_key=api_key, fallback_api_key=fallback_api_key)
-        except DjangoValidationError as exc:
-            raise _validation_error(exc) from None
+        bot = bot_update(bot=bot, data=data, api_key=api_key, fallback_api_key=fallback_api_key)
         return Response(BotSerializer(bot).data)
 
     @extend_schema(responses={204: None})

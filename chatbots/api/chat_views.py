@@ -6,8 +6,8 @@ its events; none of them knows how an answer is made.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,21 +19,19 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from chatbots.api.auth import api_key_bot_async
+from chatbots.exceptions import InvalidMessage, LLMUnavailableError
+from chatbots.llm.events import Turn
 from chatbots.models import Channel
-from chatbots.pipeline import Accepted, ChatError, ChatRequest, Delta, Finished, Sources, answer_message
-from chatbots.pipeline.errors import InvalidMessage
-
-VISITOR_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
-
-
-def chat_error_response(exc: ChatError) -> JsonResponse:
-    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.retry_after is not None:
-        error["retry_after"] = exc.retry_after
-    response = JsonResponse({"error": error}, status=exc.http_status)
-    if exc.retry_after is not None:
-        response["Retry-After"] = str(exc.retry_after)
-    return response
+from chatbots.pipeline import (
+    Accepted,
+    ChatRequest,
+    Delta,
+    Finished,
+    Sources,
+    answer_message,
+    validate_visitor_id,
+)
+from config.errors import ApplicationError, error_body, error_response
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
@@ -54,16 +52,6 @@ def _client_ip(request: HttpRequest) -> str:
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def _finished_payload(event: Finished) -> dict[str, Any]:
-    return {
-        "message_id": event.message_id,
-        "conversation_id": str(event.conversation_id),
-        "usage": {"prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens},
-        "incomplete": event.incomplete,
-        "offline": event.offline,
-    }
 
 
 def _streaming(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
@@ -95,21 +83,18 @@ async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
     try:
         body = _json_body(request)
         _api_key, bot = await api_key_bot_async(request=request, public_id=public_id, write=True)
-        visitor = body.get("visitor_id") or ""
-        if visitor and not (isinstance(visitor, str) and VISITOR_ID.match(visitor)):
-            raise InvalidMessage("visitor_id must be up to 64 letters, digits or _.:@-")
         chat_request = ChatRequest(
             bot=bot,
             text=body.get("message"),
             channel=Channel.API,
-            visitor_id=visitor,
+            visitor_id=validate_visitor_id(body.get("visitor_id")),
             conversation_id=str(body["conversation_id"]) if body.get("conversation_id") else None,
             api_key_id=_api_key.pk,
             client_ip=_client_ip(request),
         )
         accepted, events = await _start(chat_request)
-    except ChatError as exc:
-        return chat_error_response(exc)
+    except ApplicationError as exc:
+        return error_response(exc)
 
     wants_stream = body.get("stream") is True or "text/event-stream" in request.headers.get("Accept", "")
     if wants_stream:
@@ -123,39 +108,50 @@ async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
                 elif isinstance(event, Sources):
                     yield _sse("sources", {"sources": event.sources})
                 elif isinstance(event, Finished):
-                    if event.error_code == "llm_unavailable":
-                        yield _sse("error", {"code": event.error_code, "message": event.error_message})
-                    yield _sse("done", _finished_payload(event))
+                    if event.provider_unavailable:
+                        yield _sse("error", dict(error_body(LLMUnavailableError(event.error_message))))
+                    yield _sse("done", dict(event.done_payload()))
 
         return _streaming(stream())
 
     finished = await _until_finished(events)
-    payload = {
-        **_finished_payload(finished),
+    payload: dict[str, Any] = {
+        **finished.done_payload(),
         "answer": finished.text,
         "sources": finished.sources,
         "user_message_id": accepted.user_message_id,
     }
-    if finished.error_code == "llm_unavailable":
-        payload["error"] = {"code": finished.error_code, "message": finished.error_message}
+    if finished.provider_unavailable:
+        payload["error"] = error_body(LLMUnavailableError(finished.error_message))
     return JsonResponse(payload, status=200)
 
 
-def _openai_error(message: str, status: int, code: str, retry_after: int | None = None) -> JsonResponse:
+def _openai_error(exc: ApplicationError) -> JsonResponse:
+    """An error in OpenAI's shape, which its clients parse: ``{"error": {"message", "type", "code"}}``."""
+    kind = "invalid_request_error" if exc.http_status < 500 else "server_error"
     response = JsonResponse(
-        {"error": {"message": message, "type": "invalid_request_error" if status < 500 else "server_error",
-                   "code": code}}, status=status,
-    )  # fmt: skip
-    if retry_after is not None:
-        response["Retry-After"] = str(retry_after)
+        {"error": {"message": exc.message, "type": kind, "code": exc.code}}, status=exc.http_status
+    )
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
     return response
 
 
-def _openai_messages(raw: Any) -> tuple[str, list[dict[str, str]]]:
+def _openai_visitor_id(user: Any) -> str:
+    """OpenAI's ``user`` is free text; one that is not a valid visitor id is stored by its digest."""
+    if not isinstance(user, str) or not user:
+        return ""
+    try:
+        return validate_visitor_id(user)
+    except InvalidMessage:
+        return "user-" + hashlib.sha256(user.encode()).hexdigest()[:32]
+
+
+def _openai_messages(raw: Any) -> tuple[str, list[Turn]]:
     """The last user message is the question; earlier user/assistant turns are the history."""
     if not isinstance(raw, list) or not raw:
         raise InvalidMessage("'messages' must be a non-empty list.")
-    turns: list[dict[str, str]] = []
+    turns: list[Turn] = []
     for item in raw:
         if not isinstance(item, dict) or item.get("role") not in ("system", "user", "assistant", "developer"):
             raise InvalidMessage("Each message needs a role of system, user or assistant.")
@@ -167,7 +163,7 @@ def _openai_messages(raw: Any) -> tuple[str, list[dict[str, str]]]:
         if not isinstance(content, str):
             raise InvalidMessage("Message content must be text.")
         if item["role"] in ("user", "assistant"):
-            turns.append({"role": item["role"], "content": content})
+            turns.append(Turn(role=item["role"], content=content))
     if not turns or turns[-1]["role"] != "user":
         raise InvalidMessage("The last message must come from the user.")
     return turns[-1]["content"], turns[:-1]
@@ -188,20 +184,19 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
             raise InvalidMessage("'model' must be the public id of a Parlor bot.")
         question, history = _openai_messages(body.get("messages"))
         api_key, bot = await api_key_bot_async(request=request, public_id=model, write=True)
-        user = body.get("user") if isinstance(body.get("user"), str) else ""
         _accepted, events = await _start(
             ChatRequest(
                 bot=bot,
                 text=question,
                 channel=Channel.OPENAI,
-                visitor_id=user[:64],
+                visitor_id=_openai_visitor_id(body.get("user")),
                 api_key_id=api_key.pk,
                 client_ip=_client_ip(request),
                 history=history,
             )
         )
-    except ChatError as exc:
-        return _openai_error(exc.message, exc.http_status, exc.code, exc.retry_after)
+    except ApplicationError as exc:
+        return _openai_error(exc)
 
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())

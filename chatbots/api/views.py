@@ -11,18 +11,13 @@ from rest_framework.views import APIView
 
 from accounts.api.authentication import ApiKeyAuthentication
 from chatbots.models import Feedback
-from chatbots.pipeline import store
-from chatbots.pipeline.errors import ChatError
-from chatbots.selectors import conversation_for_api_key
+from chatbots.payloads import message_payload
+from chatbots.selectors import conversation_get_for_api_key, conversation_messages
+from chatbots.services import MAX_FEEDBACK_COMMENT_CHARS, message_feedback_set
 
 
 class ApiKeyView(APIView):
     authentication_classes = [ApiKeyAuthentication]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ChatError):
-            return Response({"error": {"code": exc.code, "message": exc.message}}, status=exc.http_status)
-        return super().handle_exception(exc)
 
 
 class ConversationMessagesView(ApiKeyView):
@@ -30,12 +25,13 @@ class ConversationMessagesView(ApiKeyView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, conversation_id: str) -> Response:
-        conversation = conversation_for_api_key(api_key=request.auth, conversation_id=conversation_id)
+        conversation = conversation_get_for_api_key(api_key=request.auth, conversation_id=conversation_id)
+        messages = conversation_messages(conversation=conversation)
         return Response(
             {
                 "conversation_id": str(conversation.pk),
                 "bot": conversation.bot.public_id,
-                "messages": store.conversation_history(conversation=conversation),
+                "messages": [message_payload(message) for message in messages],
             }
         )
 
@@ -43,7 +39,9 @@ class ConversationMessagesView(ApiKeyView):
 class FeedbackInput(serializers.Serializer):
     conversation_id = serializers.UUIDField()
     value = serializers.ChoiceField(choices=[Feedback.UP, Feedback.DOWN, ""], allow_blank=True)
-    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    comment = serializers.CharField(
+        required=False, allow_blank=True, max_length=MAX_FEEDBACK_COMMENT_CHARS, default=""
+    )
 
 
 class MessageFeedbackView(ApiKeyView):
@@ -53,13 +51,13 @@ class MessageFeedbackView(ApiKeyView):
     def post(self, request: Request, message_id: int) -> Response:
         data = FeedbackInput(data=request.data)
         data.is_valid(raise_exception=True)
-        conversation = conversation_for_api_key(
+        conversation = conversation_get_for_api_key(
             api_key=request.auth, conversation_id=data.validated_data["conversation_id"]
         )
-        message = store.feedback_record(
+        message = message_feedback_set(
             conversation=conversation,
             message_id=message_id,
             value=data.validated_data["value"],
             comment=data.validated_data["comment"],
         )
-        return Response(store.message_as_dict(message))
+        return Response(message_payload(message))

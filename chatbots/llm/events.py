@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, TypedDict, runtime_checkable
+
+
+class Turn(TypedDict):
+    """One earlier message of the conversation as the model sees it."""
+
+    role: Literal["user", "assistant"]
+    content: str
 
 
 @runtime_checkable

@@ -1,6 +1,8 @@
 """The one chat pipeline behind every transport (see core.answer_message)."""
 
-from chatbots.pipeline.core import Accepted, ChatRequest, Delta, Finished, Sources, answer_message
-from chatbots.pipeline.errors import ChatError
+from chatbots.pipeline.core import answer_message, validate_visitor_id
+from chatbots.pipeline.events import Accepted, ChatEvent, ChatRequest, Delta, Finished, Sources
 
-__all__ = ["Accepted", "ChatError", "ChatRequest", "Delta", "Finished", "Sources", "answer_message"]
+__all__ = [
+    "Accepted", "ChatEvent", "ChatRequest", "Delta", "Finished", "Sources", "answer_message", "validate_visitor_id",
+]  # fmt: skip

@@ -10,106 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
-import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
+from chatbots.exceptions import BotPaused, ChatError, ConversationBusy, InvalidMessage, MessageTooLong
 from chatbots.llm import Completed, LLMUnavailable, TextDelta, stream_chat
-from chatbots.models import Bot, Conversation, MessageStatus
-from chatbots.pipeline import store
+from chatbots.llm.events import Turn
+from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline.blocking import in_thread_pool
-from chatbots.pipeline.errors import BotPaused, ChatError, ConversationBusy, InvalidMessage, MessageTooLong
+from chatbots.pipeline.events import Accepted, ChatEvent, ChatRequest, Delta, Finished, Sources
 from chatbots.pipeline.ratelimit import (
     acquire_conversation_slot,
     check_rate_limits,
     release_conversation_slot,
 )
-from chatbots.selectors import bot_knowledge_sources
+from chatbots.selectors import bot_source_ids
+from chatbots.services import AnswerRecord, assistant_message_create, user_message_create, user_message_refuse
 from config.db import replace_broken_connection
 from knowledge.embedders import QueryVector, embed_search_query
-from knowledge.retrieval import RetrievedChunk, hybrid_search
-from knowledge.services import FaqAnswer, faq_match
+from knowledge.retrieval import RetrievedChunk
+from knowledge.selectors import FaqAnswer, Knowledge, knowledge_for_question
 
 FAQ_CHUNK_CHARS = 24  # an FAQ answer is streamed in small pieces so every transport behaves the same
-
-
-@dataclass
-class ChatRequest:
-    bot: Bot
-    text: str
-    channel: str
-    visitor_id: str = ""
-    conversation_id: str | None = None
-    api_key_id: int | None = None
-    client_ip: str = ""
-    visitor_attributes: dict[str, Any] | None = None
-    # The OpenAI-compatible endpoint brings its own history instead of a stored conversation.
-    history: list[dict[str, str]] | None = None
-
-
-@dataclass(frozen=True)
-class Accepted:
-    conversation: Conversation
-    user_message_id: int
-
-    @property
-    def conversation_id(self) -> uuid.UUID:
-        return self.conversation.pk
-
-
-@dataclass(frozen=True)
-class Delta:
-    text: str
-
-
-@dataclass(frozen=True)
-class Sources:
-    sources: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Finished:
-    message_id: int
-    conversation_id: uuid.UUID
-    text: str
-    sources: list[dict[str, Any]]
-    prompt_tokens: int
-    completion_tokens: int
-    incomplete: bool
-    offline: bool
-    error_code: str = ""
-    error_message: str = ""
-
-
-ChatEvent = Accepted | Delta | Sources | Finished
-
-
-def source_payload(chunk: RetrievedChunk) -> dict[str, Any]:
-    snippet = " ".join(chunk.content.split())
-    return {
-        "source_id": chunk.source_id,
-        "title": chunk.source_title,
-        "url": chunk.url,
-        "page": chunk.page,
-        "snippet": snippet[:280] + ("…" if len(snippet) > 280 else ""),
-    }
-
-
-def _dedupe_sources(chunks: list[RetrievedChunk]) -> list[dict[str, Any]]:
-    seen: set[tuple[int, int | None]] = set()
-    out = []
-    for chunk in chunks:
-        key = (chunk.source_id, chunk.page)
-        if key not in seen:
-            seen.add(key)
-            out.append(source_payload(chunk))
-    return out
 
 
 def _rate_limits(request: ChatRequest) -> list[tuple[str, str]]:
@@ -123,6 +51,19 @@ def _rate_limits(request: ChatRequest) -> list[tuple[str, str]]:
     return limits
 
 
+VISITOR_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+
+
+def validate_visitor_id(value: object) -> str:
+    """A visitor id chosen by the widget or an API client: up to 64 letters, digits or ``_.:@-``;
+    ``""`` when none was given."""
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not VISITOR_ID.match(value):
+        raise InvalidMessage("A visitor id is up to 64 letters, digits or _.:@-")
+    return value
+
+
 def validate_text(text: object) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InvalidMessage("Please type a message.")
@@ -134,32 +75,13 @@ def validate_text(text: object) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Knowledge:
-    faq: FaqAnswer | None
-    passages: list[RetrievedChunk]
-    sources: list[dict[str, Any]]
-
-
 def gather_knowledge(*, bot: Bot, question: str, query_vector: QueryVector) -> Knowledge:
     """What the answer is built from, in one trip to the thread pool: a matching FAQ, or the retrieved
     passages. ``query_vector`` is usually still being computed: the full-text search starts without it."""
-    source_ids, has_faqs = bot_knowledge_sources(bot)
-    faq = None
-    if has_faqs:
-        faq = faq_match(
-            organization_id=bot.organization_id, source_ids=source_ids, question=question,
-            query_vector=query_vector,
-        )  # fmt: skip
-    if faq is not None:
-        source = {"source_id": faq.source_id, "title": faq.question, "url": None, "page": None,
-                  "snippet": faq.answer[:280]}  # fmt: skip
-        return Knowledge(faq=faq, passages=[], sources=[source])
-    passages = hybrid_search(
-        organization_id=bot.organization_id, source_ids=source_ids, query=question,
+    return knowledge_for_question(
+        organization_id=bot.organization_id, source_ids=bot_source_ids(bot=bot), question=question,
         top_k=bot.retrieval_top_k, min_score=bot.retrieval_min_score, query_vector=query_vector,
     )  # fmt: skip
-    return Knowledge(faq=None, passages=passages, sources=_dedupe_sources(passages))
 
 
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -204,7 +126,7 @@ async def _fixed_reply(text: str) -> AsyncIterator[str]:
     yield text
 
 
-async def _faq_answer(faq: FaqAnswer, record: store.AssistantRecord) -> AsyncIterator[str]:
+async def _faq_answer(faq: FaqAnswer, record: AnswerRecord) -> AsyncIterator[str]:
     """An FAQ answer, streamed in small pieces so every transport behaves as for a model's answer."""
     record.answered_from_faq = True
     record.provider = "faq"
@@ -213,7 +135,7 @@ async def _faq_answer(faq: FaqAnswer, record: store.AssistantRecord) -> AsyncIte
 
 
 async def _model_answer(
-    bot: Bot, messages: list[dict[str, str]], passages: list[RetrievedChunk], record: store.AssistantRecord
+    bot: Bot, messages: list[Turn], passages: list[RetrievedChunk], record: AnswerRecord
 ) -> AsyncIterator[str]:
     """The provider's answer; usage, cost and how it ended go into ``record``."""
     try:
@@ -259,7 +181,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         # serve questions in arrival order); only the searches wait for admission.
         query_vector = _embedding_threads.submit(_embed_question, text)
         prepared = _in_background(_prepare_knowledge(bot, text, query_vector))
-    recorded = await in_thread_pool(store.user_message_record)(
+    recorded = await in_thread_pool(user_message_create)(
         bot=bot,
         conversation_id=request.conversation_id,
         channel=request.channel,
@@ -275,12 +197,10 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     conversation_id = user_message.conversation_id
     slot_key = str(conversation_id)
     if not await acquire_conversation_slot(slot_key, ttl_seconds=int(settings.LLM_TOTAL_TIMEOUT) + 30):
-        await in_thread_pool(store.user_message_refuse)(
-            message_id=user_message.pk, code=ConversationBusy.code
-        )
+        await in_thread_pool(user_message_refuse)(message_id=user_message.pk, code=ConversationBusy.code)
         raise ConversationBusy()
 
-    record = store.AssistantRecord()
+    record = AnswerRecord()
     saved_id: int | None = None
     finished = False
     try:
@@ -294,7 +214,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
             record.provider = "fallback_reply"
             pieces = _fixed_reply(bot.fallback_reply)
         else:
-            messages = [*history, {"role": "user", "content": text}]
+            messages = [*history, Turn(role="user", content=text)]
             pieces = _model_answer(bot, messages, knowledge.passages, record)
         async for piece in pieces:
             if record.first_token_ms is None:
@@ -310,7 +230,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         record.latency_ms = int((time.monotonic() - started) * 1000)
         try:
             saved = await asyncio.shield(
-                in_thread_pool(store.assistant_message_save)(
+                in_thread_pool(assistant_message_create)(
                     conversation_id=conversation_id, organization_id=bot.organization_id, record=record
                 )
             )
@@ -324,7 +244,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         message_id=saved_id,
         conversation_id=conversation_id,
         text=record.text,
-        sources=record.sources or [],
+        sources=record.sources,
         prompt_tokens=record.prompt_tokens,
         completion_tokens=record.completion_tokens,
         incomplete=record.status != MessageStatus.COMPLETE,

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from chatbots.pipeline.errors import RateLimited
+from chatbots.exceptions import RateLimited
 
 logger = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ async def test_answer_streams_with_sources_and_is_stored(llm_server) -> None:
     ws = await connect(bot)
     ready = await ws.receive_json_from()
     assert ready["type"] == "ready" and ready["conversation_id"] is None
-    assert ready["greeting"] == bot.greeting and ready["bot"]["public_id"] == bot.public_id
+    assert ready["bot"]["greeting"] == bot.greeting and ready["bot"]["bot"] == bot.public_id
     await ws.send_json_to({"type": "message", "text": "How long do I have to return boots?"})
     answer = await collect_answer(ws)
     await ws.disconnect(timeout=15)
@@ -308,7 +308,7 @@ async def test_unexpected_failure_ends_the_answer_with_an_error_and_keeps_the_qu
         raise RuntimeError("index on fire")
 
     # Fault injection at the retrieval boundary: the consumer must not leave the visitor waiting.
-    monkeypatch.setattr("chatbots.pipeline.core.hybrid_search", broken_search)
+    monkeypatch.setattr("knowledge.selectors.hybrid_search", broken_search)
     ws = await connect(bot)
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "Where is my order?"})

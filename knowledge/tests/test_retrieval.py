@@ -11,7 +11,8 @@ from knowledge.chunking import passage_sentences
 from knowledge.embedders import active_embedder, embed_search_query
 from knowledge.models import Chunk, ChunkTerm, SourceKind
 from knowledge.retrieval import hybrid_search, vector_hits
-from knowledge.services import embedding_text, faq_match, source_create, source_ingest
+from knowledge.selectors import faq_match
+from knowledge.services import embedding_text, source_create, source_ingest
 from knowledge.tests.factories import make_organization, make_source
 
 pytestmark = pytest.mark.django_db

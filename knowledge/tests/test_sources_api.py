@@ -13,7 +13,7 @@ from accounts.models import Role
 from accounts.services import api_key_create
 from accounts.tests.factories import add_member
 from chatbots.models import Bot
-from chatbots.selectors import bot_knowledge_sources
+from chatbots.selectors import bot_source_ids
 from knowledge.models import Chunk, FaqPair, Source
 from knowledge.retrieval import hybrid_search
 from knowledge.tests.factories import make_organization, make_pdf, make_source
@@ -76,8 +76,8 @@ def test_api_key_adds_text_pdf_and_faq_sources_that_a_bot_answers_from(client, c
     assert ready["pdf"]["page_count"] == 2 and ready["pdf"]["chunk_count"] >= 1
     assert ready["text"]["token_count"] > 0 and ready["text"]["synced_at"]
 
-    source_ids, has_faqs = bot_knowledge_sources(bot)
-    assert sorted(source_ids) == sorted(r.json()["id"] for r in (text, upload, faq)) and has_faqs
+    source_ids = bot_source_ids(bot=bot)
+    assert sorted(source_ids) == sorted(r.json()["id"] for r in (text, upload, faq))
     found = hybrid_search(
         organization_id=org.pk, source_ids=source_ids, query="How long does shipping to Austria take?"
     )

@@ -1,19 +1,17 @@
-"""Refusals the chat pipeline can give; every transport turns them into its own error shape."""
+"""Chat errors: refusals of the chat pipeline and its surfaces, subclasses of the one ``ApplicationError``
+(config/errors.py) that every transport turns into its own shape in one place."""
 
 from __future__ import annotations
 
+from config.errors import ApplicationError
 
-class ChatError(Exception):
+
+class ChatError(ApplicationError):
     """A refusal with a stable ``code``, a message safe to show to a visitor and an HTTP status."""
 
     code = "chat_error"
     http_status = 400
     default_message = "The message could not be answered."
-
-    def __init__(self, message: str | None = None, *, retry_after: int | None = None):
-        super().__init__(message or self.default_message)
-        self.message = message or self.default_message
-        self.retry_after = retry_after
 
 
 class BotNotFound(ChatError):
@@ -74,3 +72,29 @@ class MessageTooLong(ChatError):
     code = "message_too_long"
     http_status = 413
     default_message = "The message is too long."
+
+
+class NotAuthenticated(ChatError):
+    code = "not_authenticated"
+    http_status = 401
+    default_message = "Send a valid API key as 'Authorization: Bearer <key>'."
+
+
+class InvalidFrame(ChatError):
+    code = "invalid_frame"
+    http_status = 400
+    default_message = "Frames must be JSON objects under the size limit."
+
+
+class LLMUnavailableError(ChatError):
+    """No model could answer (after retries and the fallback model); the message says what to do."""
+
+    code = "llm_unavailable"
+    http_status = 503
+    default_message = "The assistant cannot answer right now. Please try again in a moment."
+
+
+class InternalError(ChatError):
+    code = "internal_error"
+    http_status = 500
+    default_message = "Something went wrong on our side. Please try again."

@@ -1,0 +1,30 @@
+"""A stored message as visitors and API clients read it back (socket ``history`` frame, REST API)."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from chatbots.models import Message
+from knowledge.selectors import SourcePayload
+
+
+class MessagePayload(TypedDict):
+    id: int
+    role: str
+    text: str
+    status: str
+    sources: list[SourcePayload]
+    feedback: str | None
+    created_at: str
+
+
+def message_payload(message: Message) -> MessagePayload:
+    return {
+        "id": message.pk,
+        "role": message.role,
+        "text": message.text,
+        "status": message.status,
+        "sources": message.sources,
+        "feedback": message.feedback or None,
+        "created_at": message.created_at.isoformat(),
+    }

@@ -1,0 +1,133 @@
+"""What chat needs from knowledge, in one read: an FAQ answer, or ranked passages with their sources.
+
+The chat pipeline, the evaluation commands and the API call ``knowledge_for_question``; nothing outside
+this app reads chunks or FAQ pairs. Knowledge serves a set of source ids and does not know who asks
+(which sources a bot answers from is owned by ``chatbots``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypedDict
+
+from pgvector.django import CosineDistance
+
+from knowledge.embedders import QueryVector, faq_min_similarity, query_vector_for, serving_model_name
+from knowledge.models import FaqPair, SourceStatus
+from knowledge.retrieval import RetrievedChunk, hybrid_search
+
+SNIPPET_CHARS = 280
+
+
+class SourcePayload(TypedDict):
+    """A source as visitors and API clients see it under an answer (stored with the message)."""
+
+    source_id: int
+    title: str
+    url: str | None
+    page: int | None
+    snippet: str
+
+
+def snippet_of(text: str) -> str:
+    """A passage's first ``SNIPPET_CHARS`` characters on one line, with an ellipsis when cut."""
+    flat = " ".join(text.split())
+    return flat[:SNIPPET_CHARS] + ("…" if len(flat) > SNIPPET_CHARS else "")
+
+
+@dataclass(frozen=True)
+class FaqAnswer:
+    question: str
+    answer: str
+    source_id: int
+    score: float
+
+    def as_source(self) -> SourcePayload:
+        return {"source_id": self.source_id, "title": self.question, "url": None, "page": None,
+                "snippet": snippet_of(self.answer)}  # fmt: skip
+
+
+def passage_source(chunk: RetrievedChunk) -> SourcePayload:
+    return {"source_id": chunk.source_id, "title": chunk.source_title, "url": chunk.url, "page": chunk.page,
+            "snippet": snippet_of(chunk.content)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What an answer is built from: a matching FAQ (then no passages), or the retrieved passages.
+    ``sources`` lists each (source, page) once, best first."""
+
+    faq: FaqAnswer | None
+    passages: list[RetrievedChunk]
+    sources: list[SourcePayload]
+
+
+def knowledge_for_question(
+    *,
+    organization_id: int,
+    source_ids: list[int],
+    question: str,
+    top_k: int,
+    min_score: float = 0.0,
+    query_vector: QueryVector = None,
+) -> Knowledge:
+    """An FAQ pair of these sources that answers ``question`` directly, else their best passages.
+
+    ``query_vector``: the question's vector, or a future of it (the chat pipeline starts embedding the
+    question as soon as the message arrives; the full-text search starts without waiting for it)."""
+    faq = faq_match(
+        organization_id=organization_id, source_ids=source_ids, question=question, query_vector=query_vector
+    )
+    if faq is not None:
+        return Knowledge(faq=faq, passages=[], sources=[faq.as_source()])
+    passages = hybrid_search(
+        organization_id=organization_id, source_ids=source_ids, query=question,
+        top_k=top_k, min_score=min_score, query_vector=query_vector,
+    )  # fmt: skip
+    seen: set[tuple[int, int | None]] = set()
+    sources = []
+    for chunk in passages:
+        if (chunk.source_id, chunk.page) not in seen:
+            seen.add((chunk.source_id, chunk.page))
+            sources.append(passage_source(chunk))
+    return Knowledge(faq=None, passages=passages, sources=sources)
+
+
+def _normalise(text: str) -> str:
+    return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
+
+
+def faq_match(
+    *, organization_id: int, source_ids: list[int], question: str, query_vector: QueryVector = None
+) -> FaqAnswer | None:
+    """The FAQ answer whose question matches ``question`` closely enough to answer directly, if any:
+    the same question written differently (case, punctuation), or one whose embedding is close enough."""
+    question = (question or "").strip()
+    if not question or not source_ids:
+        return None
+    pairs = FaqPair.objects.filter(
+        organization_id=organization_id, source_id__in=source_ids, source__status=SourceStatus.READY
+    )
+    # One query tells both whether these sources hold FAQs at all (most bots' do not) and the exact match.
+    candidates = list(pairs.values_list("question", "answer", "source_id"))
+    if not candidates:
+        return None
+    wanted = _normalise(question)
+    for pair_question, answer, source_id in candidates:
+        if _normalise(pair_question) == wanted:
+            return FaqAnswer(question=pair_question, answer=answer, source_id=source_id, score=1.0)
+    model = serving_model_name()
+    vector = query_vector_for(question, query_vector)
+    best = (
+        pairs.filter(embedding_model=model, embedding__isnull=False)
+        .annotate(distance=CosineDistance("embedding", vector))
+        .order_by("distance")
+        .values_list("question", "answer", "source_id", "distance")
+        .first()
+    )
+    if best is None:
+        return None
+    similarity = 1.0 - float(best[3])
+    if similarity < faq_min_similarity(model):
+        return None
+    return FaqAnswer(question=best[0], answer=best[1], source_id=best[2], score=round(similarity, 4))
