@@ -426,6 +426,7 @@ def main() -> None:
         "CHAT_RATE_LIMIT_VISITOR": "0",
         "CHAT_RATE_LIMIT_API_KEY": "0",
         "CHAT_RATE_LIMIT_BOT": "0",
+        "CHAT_RATE_LIMIT_IP": "0",
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),

@@ -40,6 +40,7 @@ from chatbots.pipeline import (
 )
 from chatbots.selectors import bot_get_public_cached, conversation_get_for_visitor, conversation_messages
 from chatbots.services import message_feedback_set
+from config.client_ip import scope_client_ip
 from config.errors import ApplicationError, error_frame
 
 CLOSE_NOT_FOUND = 4404
@@ -154,7 +155,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             channel=Channel.WIDGET,
             visitor_id=self.visitor_id,
             conversation_id=str(self.conversation.pk) if self.conversation else None,
-            client_ip=(self.scope.get("client") or [""])[0] or "",
+            client_ip=scope_client_ip(self.scope),
             visitor_attributes=frame.get("attributes") if isinstance(frame.get("attributes"), dict) else None,
         )
         self.answer_task = asyncio.create_task(self._answer(request))

@@ -55,6 +55,12 @@ class RateLimited(ChatError):
     http_status = 429
     default_message = "You are sending messages too quickly. Please slow down."
 
+    def __init__(
+        self, message: str | None = None, *, retry_after: int | None = None, first_refusal: bool = True
+    ):
+        super().__init__(message, retry_after=retry_after)
+        self.first_refusal = first_refusal  # the rest of a flood is counted, not stored
+
 
 class ConversationBusy(ChatError):
     code = "busy"

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -55,16 +56,22 @@ def bot_source_ids(*, bot: Bot) -> list[int]:
 
 
 def conversation_get_for_visitor(
-    *, bot: Bot, conversation_id: str | uuid.UUID, visitor_id: str = ""
+    *, bot: Bot, conversation_id: str | uuid.UUID, visitor_id: str, by_api_key: bool = False
 ) -> Conversation:
-    """The bot's conversation with that id; another bot's (or tenant's) id is simply not found.
+    """The bot's conversation with that id, for a caller who may continue it; anything else is not found.
 
-    A widget conversation also has to match the visitor it was started by, when both are known."""
+    A conversation id alone proves nothing (it travels in URLs, logs and the browser's storage): a widget
+    visitor must present the visitor id the conversation was started with, so one started without any
+    cannot be continued from a browser. An API key (already checked to be allowed to use the bot) may
+    continue any of the bot's conversations, as it may read them; a visitor id it sends must match."""
     try:
         conversation = Conversation.objects.get(pk=conversation_id, bot=bot)
-    except (Conversation.DoesNotExist, ValueError, TypeError):
+    except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError):
         raise ConversationNotFound() from None
-    if visitor_id and conversation.visitor_id and conversation.visitor_id != visitor_id:
+    if by_api_key:
+        if visitor_id and conversation.visitor_id and conversation.visitor_id != visitor_id:
+            raise ConversationNotFound()
+    elif not visitor_id or conversation.visitor_id != visitor_id:
         raise ConversationNotFound()
     return conversation
 
@@ -75,7 +82,7 @@ def conversation_get_for_api_key(*, api_key: Any, conversation_id: Any) -> Conve
         conversation = Conversation.objects.select_related("bot").get(
             pk=conversation_id, organization_id=api_key.organization_id
         )
-    except (Conversation.DoesNotExist, ValueError, TypeError):
+    except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError):
         raise ConversationNotFound() from None
     if not api_key.allows_bot(conversation.bot):
         raise ConversationNotFound()

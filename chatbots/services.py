@@ -217,6 +217,7 @@ def user_message_create(
     visitor_id: str,
     visitor_attributes: dict[str, Any] | None,
     text: str,
+    by_api_key: bool = False,
     refused_code: str = "",
     history_turns: int = 0,
 ) -> RecordedMessage:
@@ -224,7 +225,7 @@ def user_message_create(
     ``history_turns`` turns before it in the same transaction (one trip to a worker thread)."""
     if conversation_id:
         conversation = conversation_get_for_visitor(
-            bot=bot, conversation_id=conversation_id, visitor_id=visitor_id
+            bot=bot, conversation_id=conversation_id, visitor_id=visitor_id, by_api_key=by_api_key
         )
         Conversation.objects.filter(pk=conversation.pk).update(last_message_at=timezone.now())
     else:

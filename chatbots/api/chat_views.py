@@ -31,6 +31,7 @@ from chatbots.pipeline import (
     answer_message,
     validate_visitor_id,
 )
+from config.client_ip import request_client_ip
 from config.errors import ApplicationError, error_body, error_response
 
 
@@ -44,10 +45,6 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidMessage("The request body must be a JSON object.")
     return body
-
-
-def _client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -90,7 +87,7 @@ async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
             visitor_id=validate_visitor_id(body.get("visitor_id")),
             conversation_id=str(body["conversation_id"]) if body.get("conversation_id") else None,
             api_key_id=_api_key.pk,
-            client_ip=_client_ip(request),
+            client_ip=request_client_ip(request),
         )
         accepted, events = await _start(chat_request)
     except ApplicationError as exc:
@@ -191,7 +188,7 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
                 channel=Channel.OPENAI,
                 visitor_id=_openai_visitor_id(body.get("user")),
                 api_key_id=api_key.pk,
-                client_ip=_client_ip(request),
+                client_ip=request_client_ip(request),
                 history=history,
             )
         )

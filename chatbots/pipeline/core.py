@@ -19,13 +19,21 @@ from typing import Any
 
 from django.conf import settings
 
-from chatbots.exceptions import BotPaused, ChatError, ConversationBusy, InvalidMessage, MessageTooLong
+from chatbots.exceptions import (
+    BotPaused,
+    ChatError,
+    ConversationBusy,
+    InvalidMessage,
+    MessageTooLong,
+    RateLimited,
+)
 from chatbots.llm import Completed, LLMUnavailable, TextDelta, stream_chat
 from chatbots.llm.events import Turn
 from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline.blocking import in_thread_pool
 from chatbots.pipeline.events import Accepted, ChatEvent, ChatRequest, Delta, Finished, Sources
 from chatbots.pipeline.ratelimit import (
+    Limit,
     acquire_conversation_slot,
     check_rate_limits,
     release_conversation_slot,
@@ -40,15 +48,18 @@ from knowledge.selectors import FaqAnswer, Knowledge, knowledge_for_question
 FAQ_CHUNK_CHARS = 24  # an FAQ answer is streamed in small pieces so every transport behaves the same
 
 
-def _rate_limits(request: ChatRequest) -> list[tuple[str, str]]:
+def _rate_limits(request: ChatRequest) -> list[Limit]:
+    """Narrowest first. Visitor ids are chosen by the client, so a widget message also counts against its
+    address: rotating ids does not get one address past its limit."""
     bot_id = request.bot.pk
-    limits = [(f"bot:{bot_id}", settings.CHAT_RATE_LIMIT_BOT)]
     if request.api_key_id is not None:
-        limits.append((f"key:{request.api_key_id}", settings.CHAT_RATE_LIMIT_API_KEY))
+        limits = [Limit(f"key:{request.api_key_id}", settings.CHAT_RATE_LIMIT_API_KEY)]
     else:
         visitor = request.visitor_id or request.client_ip or "anonymous"
-        limits.append((f"visitor:{bot_id}:{visitor}", settings.CHAT_RATE_LIMIT_VISITOR))
-    return limits
+        limits = [Limit(f"visitor:{bot_id}:{visitor}", settings.CHAT_RATE_LIMIT_VISITOR)]
+        if request.client_ip:
+            limits.append(Limit(f"ip:{bot_id}:{request.client_ip}", settings.CHAT_RATE_LIMIT_IP))
+    return [*limits, Limit(f"bot:{bot_id}", settings.CHAT_RATE_LIMIT_BOT)]
 
 
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
@@ -172,8 +183,10 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     refusal: ChatError | None = None
     prepared: asyncio.Future[Knowledge] | None = None
     try:
-        await check_rate_limits(_rate_limits(request))
-    except ChatError as exc:
+        await check_rate_limits(_rate_limits(request), bot_id=bot.pk)
+    except RateLimited as exc:
+        if not exc.first_refusal:
+            raise  # the rest of a flood is counted (ratelimit.refusals_key), not stored
         refusal = exc
     else:
         # Retrieval (embedding included) is most of the time before the first token: it runs on other
@@ -188,6 +201,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         visitor_id=request.visitor_id,
         visitor_attributes=request.visitor_attributes,
         text=text,
+        by_api_key=request.api_key_id is not None,
         refused_code=refusal.code if refusal else "",
         history_turns=bot.history_turns if request.history is None else 0,
     )

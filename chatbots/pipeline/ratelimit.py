@@ -1,6 +1,6 @@
 """Fixed-window rate limits in Redis, shared by every web process.
 
-A window counter (INCR + EXPIRE in one round trip) is enough here: limits protect bots and budgets, and the
+A window counter (INCR + EXPIRE, all limits of a message in one script and one round trip) is enough here: limits protect bots and budgets, and the
 worst case of a fixed window (2x the rate across a window edge) is acceptable for that.
 """
 
@@ -71,30 +71,58 @@ def redis_client() -> aioredis.Redis:
     return client
 
 
-async def check_rate_limits(limits: list[tuple[str, str]]) -> None:
-    """Count one hit against each (key, rate); raise RateLimited with the longest wait if any is exceeded."""
-    active = [(key, rate) for key, raw in limits if (rate := parse_rate(raw))]
+# The limits of one message, narrowest first; counting stops at the first one exceeded, so a sender who is
+# over their own limit does not use up the wider ones (a flood from one address must not exhaust the
+# bot's limit for everyone else). Refusals are counted per bot and day for the analytics.
+_CHECK_LIMITS = """
+local last = #KEYS
+for i = 1, last - 1 do
+  local count = redis.call('INCR', KEYS[i])
+  if count == 1 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 * i])) end
+  if count > tonumber(ARGV[2 * i - 1]) then
+    if redis.call('INCR', KEYS[last]) == 1 then redis.call('EXPIRE', KEYS[last], 8 * 86400) end
+    return {i, count}
+  end
+end
+return {0, 0}
+"""
+
+
+@dataclass(frozen=True)
+class Limit:
+    key: str  # what is limited, e.g. "ip:7:203.0.113.9"
+    rate: str  # "20/min"
+
+
+def refusals_key(*, bot_id: int, day: str) -> str:
+    """Redis counter of a bot's rate-limited messages on a day (YYYYMMDD)."""
+    return f"parlor:refused:{bot_id}:{day}"
+
+
+async def check_rate_limits(limits: list[Limit], *, bot_id: int) -> None:
+    """Count one hit against each limit, narrowest first, until one is exceeded: then RateLimited, with
+    ``first_refusal`` set when this is the sender's first refused message in the window (the pipeline
+    stores that one in the conversation; the rest of a flood is only counted)."""
+    active = [(limit.key, rate) for limit in limits if (rate := parse_rate(limit.rate))]
     if not active:
         return
     now = int(time.time())
-    pipe = redis_client().pipeline(transaction=False)
-    windows = []
+    keys, args = [], []
     for key, rate in active:
         window = now // rate.window_seconds
-        redis_key = f"parlor:rl:{key}:{rate.window_seconds}:{window}"
-        pipe.incr(redis_key)
-        pipe.expire(redis_key, rate.window_seconds + 1)
-        windows.append((rate, window))
-    results = await pipe.execute()
-    retry_after = 0
-    for (rate, window), count in zip(windows, results[::2], strict=True):
-        if count > rate.limit:
-            retry_after = max(retry_after, (window + 1) * rate.window_seconds - now)
-    if retry_after:
-        raise RateLimited(
-            f"You are sending messages too quickly. Please try again in {retry_after} seconds.",
-            retry_after=max(1, retry_after),
-        )
+        keys.append(f"parlor:rl:{key}:{rate.window_seconds}:{window}")
+        args += [rate.limit, rate.window_seconds + 1]
+    keys.append(refusals_key(bot_id=bot_id, day=time.strftime("%Y%m%d", time.gmtime(now))))
+    exceeded, count = await redis_client().eval(_CHECK_LIMITS, len(keys), *keys, *args)
+    if not exceeded:
+        return
+    rate = active[exceeded - 1][1]
+    retry_after = max(1, (now // rate.window_seconds + 1) * rate.window_seconds - now)
+    raise RateLimited(
+        f"You are sending messages too quickly. Please try again in {retry_after} seconds.",
+        retry_after=retry_after,
+        first_refusal=count == rate.limit + 1,
+    )
 
 
 async def acquire_conversation_slot(conversation_id: str, ttl_seconds: int) -> bool:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -337,8 +338,19 @@ CHAT_PROMPT_TOKEN_BUDGET = env_int("CHAT_PROMPT_TOKEN_BUDGET", 6000)
 CHAT_PREPARATION_CONCURRENCY = env_int("CHAT_PREPARATION_CONCURRENCY", 2 * (os.cpu_count() or 1))
 # Rates like "20/min", "100/h" or "5/10s"; "0" switches a limit off.
 CHAT_RATE_LIMIT_VISITOR = env_str("CHAT_RATE_LIMIT_VISITOR", "20/min")
+# Per client address, whatever visitor ids it sends (widget and chat page; API keys have their own).
+CHAT_RATE_LIMIT_IP = env_str("CHAT_RATE_LIMIT_IP", "60/min")
 CHAT_RATE_LIMIT_API_KEY = env_str("CHAT_RATE_LIMIT_API_KEY", "120/min")
 CHAT_RATE_LIMIT_BOT = env_str("CHAT_RATE_LIMIT_BOT", "600/min")
+
+# Addresses or networks of our own reverse proxies / load balancers, whose X-Forwarded-For is believed
+# when finding a client's address (comma-separated, e.g. "10.0.0.0/8,127.0.0.1"). Empty: the peer is the client.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address or network") from None
 
 # --- Logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
