@@ -70,7 +70,9 @@ async def test_rotating_visitor_ids_does_not_escape_the_address_limit(llm_server
     assert (await _send_one(bot, "198.51.100.8", "rotating-9999"))["done"] is not None
 
 
-async def test_a_flood_is_counted_not_stored_and_leaves_the_bot_to_everyone_else(llm_server, settings) -> None:
+async def test_a_flood_is_counted_not_stored_and_leaves_the_bot_to_everyone_else(
+    llm_server, settings
+) -> None:
     settings.CHAT_RATE_LIMIT_IP = "2/min"
     settings.CHAT_RATE_LIMIT_BOT = "6/min"
     bot = await sync_to_async(make_chat_bot)(llm_server, model="fake")
