@@ -19,6 +19,7 @@ from django.conf import settings
 
 from knowledge.parsing import Block
 from knowledge.retrieval import RankedIds, fuse, ranked_ids
+from knowledge.selectors import knowledge_for_question
 
 
 @dataclass
@@ -106,6 +107,8 @@ def _doc_ranking(chunk_ids: list[int], doc_of: dict[int, str]) -> list[str]:
 
 
 FUSIONS = ("score", "rank")
+SERVED = "served to chat"
+SERVED_TOP_K = 30  # passages, so that ten distinct documents are usually among them
 
 
 def evaluate(
@@ -117,8 +120,11 @@ def evaluate(
     vector_weights: tuple[float, ...] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, MethodScores], float]:
-    """Scores per method ("vector", "fulltext", "hybrid <fusion> w=…") and the mean seconds per query."""
-    results: dict[str, MethodScores] = {"vector": MethodScores(), "fulltext": MethodScores()}
+    """Scores per method ("vector", "fulltext", "hybrid <fusion> w=…", and "served": what the chat pipeline
+    gets from ``knowledge_for_question`` with the configured settings) and the mean seconds per query."""
+    results: dict[str, MethodScores] = {
+        "vector": MethodScores(), "fulltext": MethodScores(), SERVED: MethodScores(),
+    }  # fmt: skip
     weights = vector_weights or (settings.KNOWLEDGE_VECTOR_WEIGHT,)
     hybrids = [(fusion, weight) for fusion in FUSIONS for weight in weights]
     for fusion, weight in hybrids:
@@ -132,9 +138,13 @@ def evaluate(
             limit=settings.KNOWLEDGE_CANDIDATES,  # as many as a chat message ranks
         )
         rels = dataset.qrels[query_id]
+        served = knowledge_for_question(
+            organization_id=organization_id, source_ids=source_ids, question=text, top_k=SERVED_TOP_K
+        )
         rankings = {
             "vector": _doc_ranking(ranked.vector, doc_of),
             "fulltext": _doc_ranking(ranked.lexical, doc_of),
+            SERVED: _doc_ranking([passage.chunk_id for passage in served.passages], doc_of),
         }
         for fusion, weight in hybrids:
             fused = fuse(ranked, vector_weight=weight, method=fusion)

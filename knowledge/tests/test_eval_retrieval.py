@@ -51,7 +51,7 @@ def test_eval_retrieval_scores_every_method_through_the_real_ingestion(tmp_path)
     out = StringIO()
     call_command("eval_retrieval", str(_beir(tmp_path / "tiny")), "--weights", "0.5", stdout=out)
     rows = _table(out.getvalue())
-    assert set(rows) == {"vector", "fulltext", "hybrid score w=0.50", "hybrid rank w=0.50"}
+    assert set(rows) == {"vector", "fulltext", "served to chat", "hybrid score w=0.50", "hybrid rank w=0.50"}
     # Each question has one obviously relevant document: every method puts it first.
     assert all(ndcg == 1.0 and recall == 1.0 for ndcg, recall in rows.values()), rows
     assert "5 documents, 2 queries" in out.getvalue()
