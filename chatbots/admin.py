@@ -17,7 +17,15 @@ from accounts.admin_base import TenantScopedAdmin, TenantScopedTabularInline
 from accounts.selectors import active_organization
 from chatbots.llm import ConnectionReport, endpoints_for
 from chatbots.models import Bot, Conversation, Message
-from chatbots.services import BOT_EDITABLE_FIELDS, bot_create, bot_test_connection, bot_update, bot_validate
+from chatbots.selectors import conversations_with_counts
+from chatbots.services import (
+    BOT_EDITABLE_FIELDS,
+    bot_create,
+    bot_test_connection,
+    bot_update,
+    bot_validate,
+    conversation_delete,
+)
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -242,16 +250,14 @@ class ConversationAdmin(TenantScopedAdmin):
     date_hierarchy = "last_message_at"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("bot")
-            .annotate(
-                n_messages=models.Count("messages", distinct=True),
-                n_up=models.Count("messages", filter=models.Q(messages__feedback="up"), distinct=True),
-                n_down=models.Count("messages", filter=models.Q(messages__feedback="down"), distinct=True),
-            )
-        )
+        return conversations_with_counts(super().get_queryset(request))
+
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        conversation_delete(conversation=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        for conversation in queryset:
+            conversation_delete(conversation=conversation)
 
     @display(description="Messages", ordering="n_messages")
     def message_count(self, obj: Conversation) -> int:

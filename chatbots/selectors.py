@@ -9,11 +9,11 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from chatbots.exceptions import BotNotFound, ConversationNotFound
 from chatbots.llm.events import Turn
-from chatbots.models import Bot, Conversation, Message, MessageStatus
+from chatbots.models import Bot, Conversation, Feedback, Message, MessageStatus
 
 BOT_CACHE_SECONDS = 5.0  # a change in the admin reaches open widgets within this many seconds
 _bot_cache: dict[str, tuple[float, Bot]] = {}
@@ -87,6 +87,15 @@ def conversation_get_for_api_key(*, api_key: Any, conversation_id: Any) -> Conve
     if not api_key.allows_bot(conversation.bot):
         raise ConversationNotFound()
     return conversation
+
+
+def conversations_with_counts(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Conversations with their bot and ``n_messages``, ``n_up`` and ``n_down`` (one query for a page)."""
+    return conversations.select_related("bot").annotate(
+        n_messages=Count("messages", distinct=True),
+        n_up=Count("messages", filter=Q(messages__feedback=Feedback.UP), distinct=True),
+        n_down=Count("messages", filter=Q(messages__feedback=Feedback.DOWN), distinct=True),
+    )
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:

@@ -301,6 +301,12 @@ def assistant_message_create(
     return message
 
 
+@transaction.atomic
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete a conversation with its messages (a customer's "delete this transcript")."""
+    conversation.delete()
+
+
 MAX_FEEDBACK_COMMENT_CHARS = 2000
 
 
