@@ -267,13 +267,20 @@ function skipBlank(lines, i) {
   return i;
 }
 
+// A finished blank line ends any block but a list (a list goes on when the next line is another item or
+// indented, and the line being written may still turn into one: "1" → "1. Next").
+function endsForGood(lines, end, writing, frag) {
+  const list = frag.firstChild && (frag.firstChild.tagName === "UL" || frag.firstChild.tagName === "OL");
+  return end < writing && isBlank(lines[end]) && !list;
+}
+
 /**
  * Draws a streaming answer into `container`, which it owns: call update(text so far) as often as text
  * arrives and finish(text) once at the end; the result is the same as render(text).
  *
- * Blocks are drawn one by one. A block is final once the block after it has started on a finished line
- * (appending text can then no longer change where it ends, nor what it is): its nodes stay, and its text
- * is not parsed again. Only the blocks after the last final one are redrawn on each update, so an answer
+ * Blocks are drawn one by one. A block is final once appending text can no longer change where it ends
+ * nor what it is (the next block has started on a finished line, or a finished blank line ends it): its
+ * nodes stay, and its text is not parsed again. Only the blocks after the last final one are redrawn on each update, so an answer
  * costs time in proportion to its length, not to its length squared.
  */
 export function createStream(container) {
@@ -284,16 +291,18 @@ export function createStream(container) {
     for (const node of open) node.remove();
     open = [];
     const base = settled;
-    const { lines, starts } = splitLines(String(source || "").slice(base));
+    const rest = String(source || "").slice(base);
+    const { lines, starts } = splitLines(rest);
     const writing = lines.length - 1; // the line still being written (it may not be complete)
     let final = true;
     let i = skipBlank(lines, 0);
     while (i < lines.length) {
       const frag = document.createDocumentFragment();
-      const next = skipBlank(lines, block(lines, i, frag, 0));
-      final = final && (finished || next < writing);
-      if (final && next < lines.length) settled = base + starts[next];
-      else if (!final) open.push(...frag.childNodes);
+      const end = block(lines, i, frag, 0);
+      const next = skipBlank(lines, end);
+      final = final && (finished || next < writing || endsForGood(lines, end, writing, frag));
+      if (final) settled = base + (end < lines.length ? starts[end] : rest.length);
+      else open.push(...frag.childNodes);
       container.appendChild(frag);
       i = next;
     }
