@@ -482,6 +482,8 @@ STREAMED_ANSWERS = [
     "| size | EU |\n| --- | --- |\n| 8 | 42 |\n\n> quoted\n> more\n\n***\n\n***not a rule***\n\n# Head",
     "Windows\r\nline ends\r\n\r\n- one\r\n- two\r\n\r\nEnd",
     "<script>window.__pwned=1</script>\n\n[x](javascript:window.__pwned=1)\n\n<img src=x onerror=window.__pwned=1>",
+    "Intro\na | b\n| --- | --- |\n\n| 1 | 2 |\n| --- | --- |\n| 3 | 4 |\n\n- x\n\n  more of x\n- y\n\n1\n\n1. z\n"
+    "# H\ntext right after\n> q\n> - in a quote\n\n~~~\ntilde fence\n~~~\nend *of* it_self_ __x__",
 ]
 
 
