@@ -280,8 +280,9 @@ function endsForGood(lines, end, writing, frag) {
  *
  * Blocks are drawn one by one. A block is final once appending text can no longer change where it ends
  * nor what it is (the next block has started on a finished line, or a finished blank line ends it): its
- * nodes stay, and its text is not parsed again. Only the blocks after the last final one are redrawn on each update, so an answer
- * costs time in proportion to its length, not to its length squared.
+ * nodes stay, and its text is not parsed again. Only the blocks after the last final one (usually just the
+ * one being written) are parsed and drawn again on an update, not the whole answer: a long answer no
+ * longer costs time in proportion to the square of its length.
  */
 export function createStream(container) {
   let settled = 0; // length of the text whose blocks are final (their nodes stay in the container)
