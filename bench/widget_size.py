@@ -4,7 +4,7 @@
     .venv/bin/python bench/widget_size.py --check    # exit 1 if a budget is exceeded (CI-friendly)
 
 Budgets (issue 8): the loader a host page downloads, widget.js, at most 6 KB gzipped; the chat app the
-iframe downloads (HTML aside: markdown.js + chat.js + chat.css) at most 60 KB gzipped.
+iframe downloads (HTML aside: chat.js, the ES modules it imports, chat.css) at most 60 KB gzipped.
 """
 
 from __future__ import annotations
@@ -18,11 +18,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "frontend" / "dist" / "parlor"
 LOADER = ["widget.js"]
-APP = ["markdown.js", "chat.js", "chat.css"]
+APP_ENTRY = "chat.js"
+APP_STYLES = ["chat.css"]
 LOADER_BUDGET = 6 * 1024
 APP_BUDGET = 60 * 1024
 SECTION_START = "<!-- widget-size:start -->"
 SECTION_END = "<!-- widget-size:end -->"
+
+
+# `import ... from "./name.js";` and `export ... from "./name.js";` of the chat app's modules.
+_IMPORT_RE = re.compile(r"""^(?:import|export)\b[^;]*?\bfrom\s*["']\./([\w.-]+\.js)["']""", re.M)
+
+
+def app_files() -> list[str]:
+    """The chat app's files: its entry module, every module it imports (transitively), its styles."""
+    found = [APP_ENTRY]
+    for name in found:
+        for imported in _IMPORT_RE.findall((ASSETS / name).read_text()):
+            if imported not in found:
+                found.append(imported)
+    return found + APP_STYLES
+
+
+APP = app_files()
 
 
 def sizes(names: list[str]) -> list[tuple[str, int, int]]:

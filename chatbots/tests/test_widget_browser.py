@@ -416,11 +416,30 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 
 
-def test_markdown_renderer_builds_only_safe_nodes(browser: Any) -> None:
+STATIC = fixtures.ROOT / "frontend" / "dist" / "parlor"
+
+
+def module_page(browser: Any) -> Any:
+    """A blank page on its own origin with the chat app's modules under /parlor/ and markdown.js loaded
+    as window.ParlorMarkdown (the modules have no build step: the browser runs the files themselves)."""
     page = browser.new_page()
+
+    def serve(route: Any) -> None:
+        name = route.request.url.rsplit("/", 1)[-1]
+        if re.fullmatch(r"[a-z-]+\.js", name) and (STATIC / name).is_file():
+            route.fulfill(path=str(STATIC / name), content_type="text/javascript")
+        else:
+            route.fulfill(body="<!doctype html><div id=out></div>", content_type="text/html")
+
+    page.route("http://parlor.test/**", serve)
+    page.goto("http://parlor.test/")
+    page.evaluate("import('/parlor/markdown.js').then(m => { window.ParlorMarkdown = m; })")
+    return page
+
+
+def test_markdown_renderer_builds_only_safe_nodes(browser: Any) -> None:
+    page = module_page(browser)
     try:
-        page.set_content("<!doctype html><div id=out></div>")
-        page.add_script_tag(path=str(fixtures.ROOT / "frontend" / "dist" / "parlor" / "markdown.js"))
         for attack in MARKDOWN_ATTACKS:
             report = page.evaluate(
                 """source => {
@@ -454,6 +473,187 @@ def test_markdown_renderer_builds_only_safe_nodes(browser: Any) -> None:
         assert "<ol><li>one</li><li>two<ul><li>nested</li></ul></li></ol>" in rendered
     finally:
         page.close()
+
+
+STREAMED_ANSWERS = [
+    "Boots: **30 days**.\n\nRefunds take a week, see https://acme.example/returns.\n\n## Tents\n\nUsed ones *cannot*.",
+    "Steps:\n\n1. Pack\n2. Print the label\n\n3. Ship it\n   - by post\n\n10 days later: done.\n\n- a\n- b",
+    "Code:\n\n```py\nprint('<b>')\n\nx = 1\n```\nAfter.\n\n```\nunclosed",
+    "| size | EU |\n| --- | --- |\n| 8 | 42 |\n\n> quoted\n> more\n\n***\n\n***not a rule***\n\n# Head",
+    "Windows\r\nline ends\r\n\r\n- one\r\n- two\r\n\r\nEnd",
+    "<script>window.__pwned=1</script>\n\n[x](javascript:window.__pwned=1)\n\n<img src=x onerror=window.__pwned=1>",
+    "Intro\na | b\n| --- | --- |\n\n| 1 | 2 |\n| --- | --- |\n| 3 | 4 |\n\n- x\n\n  more of x\n- y\n\n1\n\n1. z\n"
+    "# H\ntext right after\n> q\n> - in a quote\n\n~~~\ntilde fence\n~~~\nend *of* it_self_ __x__",
+]
+
+
+def test_streamed_markdown_equals_a_whole_render_at_every_step(browser: Any) -> None:
+    """createStream draws block by block; after every piece of text the result is what render() makes."""
+    page = module_page(browser)
+    try:
+        mismatches = page.evaluate(
+            """answers => {
+                const bad = [];
+                const whole = source => {
+                    const box = document.createElement('div');
+                    box.append(ParlorMarkdown.render(source));
+                    return box.innerHTML;
+                };
+                for (const answer of answers) {
+                    const out = document.createElement('div');
+                    const stream = ParlorMarkdown.createStream(out);
+                    for (let n = 1; n <= answer.length; n++) {  // one character per delta
+                        stream.update(answer.slice(0, n));
+                        if (out.innerHTML !== whole(answer.slice(0, n))) {
+                            bad.push([answer.slice(0, n), out.innerHTML]);
+                            break;
+                        }
+                    }
+                    stream.finish(answer);
+                    if (out.innerHTML !== whole(answer)) bad.push([answer, out.innerHTML]);
+                }
+                return bad;
+            }""",
+            STREAMED_ANSWERS,
+        )
+        assert mismatches == []
+        assert page.evaluate("window.__pwned") is None
+    finally:
+        page.close()
+
+
+def test_streamed_markdown_redraws_only_the_block_being_written(browser: Any) -> None:
+    page = module_page(browser)
+    try:
+        report = page.evaluate(
+            """() => {
+                const out = document.getElementById('out');
+                const stream = ParlorMarkdown.createStream(out);
+                let text = 'First paragraph, **finished**.\\n\\nSecond';
+                stream.update(text);
+                text += ' paragraph.\\n\\nThird';  // a blank line ended the first paragraph
+                stream.update(text);
+                const first = out.firstElementChild;
+                const observer = new MutationObserver(() => {});
+                observer.observe(out, {childList: true, subtree: true});
+                const updates = 400;
+                for (let i = 0; i < updates; i++) {
+                    text += i % 20 === 19 ? '.\\n\\nMore' : ' word';
+                    stream.update(text);
+                }
+                stream.finish(text);
+                const added = observer.takeRecords().flatMap(r => [...r.addedNodes]);
+                return {
+                    same: out.firstElementChild === first && first.isConnected,
+                    firstAddedAgain: added.filter(n => n.textContent.startsWith('First')).length,
+                    added: added.length,
+                    updates,
+                    paragraphs: out.querySelectorAll('p').length,
+                };
+            }"""
+        )
+        assert report["same"], report  # the finished paragraph is still the node drawn back then
+        assert report["firstAddedAgain"] == 0, report
+        assert report["paragraphs"] == 23, report
+        # Per update one node (the paragraph being written), plus one when a paragraph is finished; a whole
+        # redraw would add every paragraph of the answer again on every update (some 4,800 nodes here).
+        assert report["added"] <= report["updates"] + report["paragraphs"], report
+    finally:
+        page.close()
+
+
+class ScriptedSocket:
+    """Stands in for the chat socket of one page (Playwright routes it): the test sends the server's
+    frames itself, one at a time, and reads what the chat sent."""
+
+    def __init__(self, page: Any) -> None:
+        self.routes: list[Any] = []
+        self.received: list[dict] = []
+        page.route_web_socket(re.compile(r".*/ws/chat/.*"), self._accept)
+
+    def _accept(self, ws: Any) -> None:
+        ws.on_message(lambda message: self.received.append(json.loads(message)))
+        self.routes.append(ws)
+
+    def send(self, **frame: Any) -> None:
+        self.routes[-1].send(json.dumps(frame))
+
+
+def test_chat_draws_a_streaming_answer_block_by_block(
+    live_parlor: LiveParlor, new_page: Callable[..., Any]
+) -> None:
+    bot = make_bot(allowed=[])
+    page = new_page()
+    socket = ScriptedSocket(page)
+    page.goto(f"{live_parlor.url}/chat/{bot.public_id}/")
+    for _ in range(100):
+        if socket.routes:
+            break
+        page.wait_for_timeout(50)
+    socket.send(type="ready", conversation_id=None, bot={"title": "Scripted", "greeting": "Hello there."})
+    page.wait_for_selector(".pc-status[data-state='online']")
+    assert page.locator(".pc-title").inner_text() == "Scripted"
+    assert page.locator(".pc-msg--greeting").inner_text().endswith("Hello there.")
+
+    page.fill(".pc-input", "Returns?")
+    page.press(".pc-input", "Enter")
+    page.wait_for_function("() => document.querySelector('.pc-msg--typing')")
+    assert socket.received[-1] == {"type": "message", "text": "Returns?"}  # no dead fields
+
+    answer = page.locator(".pc-msg--assistant").last.locator(".pc-text")
+    text = ""
+
+    def delta(piece: str) -> None:
+        """Send the next piece of the answer and wait until it is drawn (compared without Markdown)."""
+        nonlocal text
+        text += piece
+        socket.send(type="delta", text=piece)
+        page.wait_for_function(
+            """want => document.querySelector('.pc-msg--assistant:last-child .pc-text')
+                .textContent.replace(/\\s+/g, '') === want""",
+            arg=re.sub(r"\s+|\*", "", text),
+        )
+
+    delta("Boots: **30 days**.")
+    delta("\n\nRefunds take")
+    # The first paragraph is finished: remember its node, and count the paragraphs drawn from now on.
+    page.evaluate(
+        """() => {
+            const body = document.querySelector('.pc-msg--assistant:last-child .pc-text');
+            window.firstParagraph = body.firstElementChild;
+            window.drawn = [];
+            new MutationObserver(records => records.forEach(r => window.drawn.push(...r.addedNodes)))
+                .observe(body, {childList: true});
+        }"""
+    )
+    for i in range(12):
+        delta(f" a week{'.' if i % 4 == 3 else ''}" + ("\n\nAnd" if i % 4 == 3 else ""))
+    socket.send(type="sources", sources=[{"title": "Returns policy", "url": "https://acme.example/r"}])
+    socket.send(type="done", message_id=41, conversation_id="c0ffee00-0000-4000-8000-000000000001",
+                incomplete=False, offline=False)  # fmt: skip
+    page.wait_for_selector(".pc-msg--assistant .pc-actions")
+
+    assert page.evaluate("() => window.firstParagraph.isConnected")
+    assert page.evaluate(
+        "() => document.querySelector('.pc-msg--assistant:last-child .pc-text p') === window.firstParagraph"
+    )
+    assert page.evaluate("() => window.drawn.filter(n => n.textContent.startsWith('Boots')).length") == 0
+    assert answer.locator("p").count() == 5
+    assert answer.locator("strong").inner_text() == "30 days"
+    # What was drawn piece by piece is exactly what the whole answer renders to.
+    assert page.evaluate(
+        """async text => {
+            const md = await import('/static/parlor/markdown.js');
+            const box = document.createElement('div');
+            box.append(md.render(text));
+            return box.innerHTML === document.querySelector('.pc-msg--assistant:last-child .pc-text').innerHTML;
+        }""",
+        text,
+    )
+    assert "Returns policy" in page.locator(".pc-sources").inner_text()
+    page.get_by_role("button", name="Helpful", exact=True).click()
+    assert socket.received[-1] == {"type": "feedback", "message_id": 41, "value": "up"}
+    assert page.evaluate("() => ParlorChat.state().conversationId") == "c0ffee00-0000-4000-8000-000000000001"
 
 
 def test_chat_follows_a_dark_host_page_when_the_bot_says_auto(

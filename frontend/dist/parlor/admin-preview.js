@@ -1,13 +1,13 @@
 /* Bot admin: mirror unsaved appearance fields into the preview iframe, and copy the embed code. */
-(function () {
+(() => {
   "use strict";
-  var panel = document.querySelector("[data-parlor-preview]");
+  const panel = document.querySelector("[data-parlor-preview]");
   if (!panel) return;
-  var frame = panel.querySelector("[data-parlor-frame]");
-  var copy = panel.querySelector("[data-parlor-copy]");
-  var snippet = panel.querySelector("[data-parlor-snippet]");
-  var form = panel.closest("form") || document.querySelector("form");
-  var FIELDS = {
+  const frame = panel.querySelector("[data-parlor-frame]");
+  const copy = panel.querySelector("[data-parlor-copy]");
+  const snippet = panel.querySelector("[data-parlor-snippet]");
+  const form = panel.closest("form") || document.querySelector("form");
+  const FIELDS = {
     widget_title: "title",
     widget_primary_color: "primary_color",
     widget_avatar_url: "avatar_url",
@@ -17,20 +17,23 @@
   };
 
   function read() {
-    var appearance = {};
-    Object.keys(FIELDS).forEach(function (name) {
-      var field = form && form.elements[name];
+    const appearance = {};
+    Object.keys(FIELDS).forEach((name) => {
+      const field = form?.elements[name];
       if (!field) return;
-      var value = field.value;
+      let value = field.value;
       if (name === "suggested_questions") {
-        var parsed = null;
+        let parsed = null;
         try {
           parsed = JSON.parse(value); // a JSON list
-        } catch (e) {
+        } catch {
           /* one question per line */
         }
         value = Array.isArray(parsed) ? parsed : value.split("\n");
-        value = value.map(String).map(function (q) { return q.trim(); }).filter(Boolean);
+        value = value
+          .map(String)
+          .map((q) => q.trim())
+          .filter(Boolean);
       }
       appearance[FIELDS[name]] = value;
     });
@@ -49,11 +52,18 @@
   }
   frame.addEventListener("load", push);
   if (copy && snippet) {
-    copy.addEventListener("click", function () {
+    copy.addEventListener("click", () => {
       snippet.select();
       (navigator.clipboard ? navigator.clipboard.writeText(snippet.value) : Promise.reject())
-        .catch(function () { document.execCommand("copy"); })
-        .then(function () { copy.textContent = "Copied"; setTimeout(function () { copy.textContent = "Copy"; }, 1500); });
+        .catch(() => {
+          document.execCommand("copy");
+        })
+        .then(() => {
+          copy.textContent = "Copied";
+          setTimeout(() => {
+            copy.textContent = "Copy";
+          }, 1500);
+        });
     });
   }
 })();

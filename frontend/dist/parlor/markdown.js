@@ -6,239 +6,311 @@
  * shows up as literal characters. Supported: paragraphs, line breaks, headings, bold, italic,
  * strikethrough, inline code, fenced code, block quotes, (nested) lists, simple tables, horizontal
  * rules, links and bare URLs. Images are shown as links (no remote loads from model output).
+ *
+ * render(source) draws a whole text. createStream(container) draws an answer while it streams: blocks
+ * that are finished stay in place as they are, only the block still being written is drawn again.
  */
-(function (root) {
-  "use strict";
 
-  function el(tag, parent) {
-    var node = document.createElement(tag);
-    if (parent) parent.appendChild(node);
-    return node;
+function el(tag, parent) {
+  const node = document.createElement(tag);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function text(parent, value) {
+  if (value) parent.appendChild(document.createTextNode(value));
+}
+
+/** The URL if it is an absolute http(s) URL, otherwise null (javascript:, data:, relative, junk). */
+export function safeUrl(raw) {
+  try {
+    const url = new URL(raw); // no base: relative and scheme-less URLs are rejected
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
   }
+}
 
-  function text(parent, value) {
-    if (value) parent.appendChild(document.createTextNode(value));
-  }
+function link(parent, href) {
+  const a = el("a", parent);
+  a.href = href;
+  a.target = "_blank";
+  a.rel = "noopener noreferrer nofollow ugc";
+  return a;
+}
 
-  function safeUrl(raw) {
-    try {
-      var url = new URL(raw); // no base: relative and scheme-less URLs are rejected
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-    } catch (e) {
-      return null;
+// One alternation per inline construct; the earliest match wins, text in between stays text.
+const INLINE = new RegExp(
+  [
+    "(`+)([^`]|[^`][\\s\\S]*?[^`])\\1(?!`)", // 1,2 code span
+    '(!?)\\[([^\\]\\n]+)\\]\\(\\s*<?([^\\s()<>]+(?:\\([^\\s()<>]*\\))?)>?(?:\\s+"[^"]*")?\\s*\\)', // 3,4,5 link
+    "(\\*\\*|__)(?=\\S)([\\s\\S]*?\\S)\\6", // 6,7 strong
+    "(\\*|_)(?=[^\\s*_])([\\s\\S]*?[^\\s*_])\\8(?![\\w*])", // 8,9 emphasis
+    "~~(?=\\S)([\\s\\S]*?\\S)~~", // 10 strikethrough
+    "<(https?:\\/\\/[^\\s<>]+)>", // 11 autolink
+    "(https?:\\/\\/[^\\s<>()\\[\\]]*[^\\s<>()\\[\\].,;:!?'\"])", // 12 bare URL
+    "( {2,}|\\\\)?\\n", // 13 line break
+  ].join("|"),
+  "g",
+);
+
+function inline(source, parent) {
+  const re = new RegExp(INLINE.source, "g");
+  let last = 0;
+  for (let m = re.exec(source); m; m = re.exec(source)) {
+    const start = m.index;
+    // "_" inside a word (snake_case) is not emphasis.
+    if ((m[6] === "__" || m[8] === "_") && start > 0 && /\w/.test(source.charAt(start - 1))) {
+      re.lastIndex = start + 1;
+      continue;
+    }
+    text(parent, source.slice(last, start));
+    last = re.lastIndex;
+    if (m[1]) {
+      el("code", parent).textContent = m[2].replace(/^ (.*) $/, "$1");
+    } else if (m[4] !== undefined) {
+      const href = safeUrl(m[5]);
+      inline(m[4], href ? link(parent, href) : parent);
+    } else if (m[6]) {
+      inline(m[7], el("strong", parent));
+    } else if (m[8]) {
+      inline(m[9], el("em", parent));
+    } else if (m[10] !== undefined) {
+      inline(m[10], el("del", parent));
+    } else if (m[11] || m[12]) {
+      const url = m[11] || m[12];
+      const safe = safeUrl(url);
+      if (safe) link(parent, safe).textContent = url;
+      else text(parent, url);
+    } else {
+      el("br", parent);
     }
   }
+  text(parent, source.slice(last));
+}
 
-  function link(parent, href) {
-    var a = el("a", parent);
-    a.href = href;
-    a.target = "_blank";
-    a.rel = "noopener noreferrer nofollow ugc";
-    return a;
+const FENCE = /^ {0,3}(```+|~~~+)\s*([\w+#.-]*)\s*$/;
+const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
+const RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
+const QUOTE = /^ {0,3}> ?/;
+const ITEM = /^( {0,12})([-*+]|\d{1,9}[.)])\s+(.*)$/;
+const TABLE_SEP = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+
+function isBlockStart(line) {
+  return FENCE.test(line) || HEADING.test(line) || RULE.test(line) || QUOTE.test(line) || ITEM.test(line);
+}
+
+function isBlank(line) {
+  return !line.trim();
+}
+
+function cells(line) {
+  return line
+    .trim()
+    .replace(/^\|/, "")
+    .replace(/\|$/, "")
+    .split("|")
+    .map((c) => c.trim());
+}
+
+function blocks(lines, parent, depth) {
+  let i = 0;
+  while (i < lines.length) {
+    if (isBlank(lines[i])) i++;
+    else i = block(lines, i, parent, depth);
   }
+}
 
-  // One alternation per inline construct; the earliest match wins, text in between stays text.
-  var INLINE = new RegExp(
-    [
-      "(`+)([^`]|[^`][\\s\\S]*?[^`])\\1(?!`)", // 1,2 code span
-      "(!?)\\[([^\\]\\n]+)\\]\\(\\s*<?([^\\s()<>]+(?:\\([^\\s()<>]*\\))?)>?(?:\\s+\"[^\"]*\")?\\s*\\)", // 3,4,5 link
-      "(\\*\\*|__)(?=\\S)([\\s\\S]*?\\S)\\6", // 6,7 strong
-      "(\\*|_)(?=[^\\s*_])([\\s\\S]*?[^\\s*_])\\8(?![\\w*])", // 8,9 emphasis
-      "~~(?=\\S)([\\s\\S]*?\\S)~~", // 10 strikethrough
-      "<(https?:\\/\\/[^\\s<>]+)>", // 11 autolink
-      "(https?:\\/\\/[^\\s<>()\\[\\]]*[^\\s<>()\\[\\].,;:!?'\"])", // 12 bare URL
-      "( {2,}|\\\\)?\\n", // 13 line break
-    ].join("|"),
-    "g"
-  );
-
-  function inline(source, parent) {
-    var re = new RegExp(INLINE.source, "g");
-    var last = 0;
-    var m;
-    while ((m = re.exec(source))) {
-      var start = m.index;
-      // "_" inside a word (snake_case) is not emphasis.
-      if ((m[6] === "__" || m[8] === "_") && start > 0 && /\w/.test(source.charAt(start - 1))) {
-        re.lastIndex = start + 1;
-        continue;
-      }
-      text(parent, source.slice(last, start));
-      last = re.lastIndex;
-      if (m[1]) {
-        el("code", parent).textContent = m[2].replace(/^ (.*) $/, "$1");
-      } else if (m[4] !== undefined) {
-        var href = safeUrl(m[5]);
-        if (href) inline(m[4], link(parent, href));
-        else inline(m[4], parent);
-      } else if (m[6]) {
-        inline(m[7], el("strong", parent));
-      } else if (m[8]) {
-        inline(m[9], el("em", parent));
-      } else if (m[10] !== undefined) {
-        inline(m[10], el("del", parent));
-      } else if (m[11] || m[12]) {
-        var url = m[11] || m[12];
-        var safe = safeUrl(url);
-        if (safe) link(parent, safe).textContent = url;
-        else text(parent, url);
-      } else {
-        el("br", parent);
-      }
+/** Draws the block that starts on the (non-blank) line i into parent; returns the line after it. */
+function block(lines, i, parent, depth) {
+  const line = lines[i];
+  let m = FENCE.exec(line);
+  if (m) {
+    const fence = m[1];
+    const code = [];
+    i++;
+    while (i < lines.length && lines[i].trim().indexOf(fence) !== 0) code.push(lines[i++]);
+    const codeEl = el("code", el("pre", parent));
+    if (m[2]) codeEl.setAttribute("data-lang", m[2]);
+    codeEl.textContent = code.join("\n");
+    return i + 1;
+  }
+  m = HEADING.exec(line);
+  if (m) {
+    inline(m[2], el(`h${Math.min(6, m[1].length + 2)}`, parent));
+    return i + 1;
+  }
+  if (RULE.test(line)) {
+    el("hr", parent);
+    return i + 1;
+  }
+  if (QUOTE.test(line)) {
+    const quoted = [];
+    while (i < lines.length && !isBlank(lines[i]) && QUOTE.test(lines[i])) {
+      quoted.push(lines[i++].replace(QUOTE, ""));
     }
-    text(parent, source.slice(last));
+    if (depth < 8) blocks(quoted, el("blockquote", parent), depth + 1);
+    return i;
   }
-
-  var FENCE = /^ {0,3}(```+|~~~+)\s*([\w+#.-]*)\s*$/;
-  var HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
-  var RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
-  var QUOTE = /^ {0,3}> ?/;
-  var ITEM = /^( {0,12})([-*+]|\d{1,9}[.)])\s+(.*)$/;
-  var TABLE_SEP = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
-
-  function isBlockStart(line) {
-    return FENCE.test(line) || HEADING.test(line) || RULE.test(line) || QUOTE.test(line) || ITEM.test(line);
+  if (ITEM.test(line)) return list(lines, i, parent, depth);
+  if (line.indexOf("|") !== -1 && i + 1 < lines.length && TABLE_SEP.test(lines[i + 1])) {
+    const table = el("table", parent);
+    const head = el("tr", el("thead", table));
+    for (const c of cells(line)) inline(c, el("th", head));
+    const body = el("tbody", table);
+    i += 2;
+    while (i < lines.length && lines[i].indexOf("|") !== -1 && !isBlank(lines[i])) {
+      const row = el("tr", body);
+      for (const c of cells(lines[i++])) inline(c, el("td", row));
+    }
+    return i;
   }
+  const para = [line];
+  i++;
+  while (i < lines.length && !isBlank(lines[i]) && !isBlockStart(lines[i])) para.push(lines[i++]);
+  inline(para.join("\n").trim(), el("p", parent));
+  return i;
+}
 
-  function cells(line) {
-    return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map(function (c) {
-      return c.trim();
-    });
-  }
-
-  function blocks(lines, parent, depth) {
-    var i = 0;
-    var m;
+function list(lines, i, parent, depth) {
+  const first = ITEM.exec(lines[i]);
+  const indent = first[1].length;
+  const ordered = /\d/.test(first[2]);
+  const listEl = el(ordered ? "ol" : "ul", parent);
+  if (ordered && parseInt(first[2], 10) !== 1) listEl.start = parseInt(first[2], 10);
+  let loose = false;
+  while (i < lines.length) {
+    const m = ITEM.exec(lines[i]);
+    if (!m || m[1].length < indent || m[1].length > indent + 1 || /\d/.test(m[2]) !== ordered) break;
+    const content = [m[3]];
+    i++;
+    // Continuation: indented lines (including nested lists) and lazy paragraph lines.
     while (i < lines.length) {
-      var line = lines[i];
-      if (!line.trim()) {
-        i++;
-        continue;
-      }
-      if ((m = FENCE.exec(line))) {
-        var fence = m[1];
-        var code = [];
-        i++;
-        while (i < lines.length && lines[i].trim().indexOf(fence) !== 0) code.push(lines[i++]);
-        i++;
-        var pre = el("pre", parent);
-        var codeEl = el("code", pre);
-        if (m[2]) codeEl.setAttribute("data-lang", m[2]);
-        codeEl.textContent = code.join("\n");
-        continue;
-      }
-      if ((m = HEADING.exec(line))) {
-        inline(m[2], el("h" + Math.min(6, m[1].length + 2), parent));
-        i++;
-        continue;
-      }
-      if (RULE.test(line)) {
-        el("hr", parent);
-        i++;
-        continue;
-      }
-      if (QUOTE.test(line)) {
-        var quoted = [];
-        while (i < lines.length && lines[i].trim() && QUOTE.test(lines[i])) {
-          quoted.push(lines[i++].replace(QUOTE, ""));
+      const next = lines[i];
+      if (isBlank(next)) {
+        const after = lines[i + 1];
+        const nested = after !== undefined && ITEM.exec(after);
+        if (after !== undefined && /^\s{2,}\S/.test(after) && !ITEM.test(after.slice(indent))) {
+          content.push("");
+          i++;
+          continue;
         }
-        if (depth < 8) blocks(quoted, el("blockquote", parent), depth + 1);
-        continue;
-      }
-      if ((m = ITEM.exec(line))) {
-        i = list(lines, i, parent, depth);
-        continue;
-      }
-      if (line.indexOf("|") !== -1 && i + 1 < lines.length && TABLE_SEP.test(lines[i + 1])) {
-        var table = el("table", parent);
-        var head = el("tr", el("thead", table));
-        cells(line).forEach(function (c) {
-          inline(c, el("th", head));
-        });
-        var body = el("tbody", table);
-        i += 2;
-        while (i < lines.length && lines[i].indexOf("|") !== -1 && lines[i].trim()) {
-          var row = el("tr", body);
-          cells(lines[i++]).forEach(function (c) {
-            inline(c, el("td", row));
-          });
-        }
-        continue;
-      }
-      var para = [line];
-      i++;
-      while (i < lines.length && lines[i].trim() && !isBlockStart(lines[i])) para.push(lines[i++]);
-      inline(para.join("\n").trim(), el("p", parent));
-    }
-  }
-
-  function list(lines, i, parent, depth) {
-    var first = ITEM.exec(lines[i]);
-    var indent = first[1].length;
-    var ordered = /\d/.test(first[2]);
-    var listEl = el(ordered ? "ol" : "ul", parent);
-    if (ordered && parseInt(first[2], 10) !== 1) listEl.start = parseInt(first[2], 10);
-    var blank = false;
-    while (i < lines.length) {
-      var m = ITEM.exec(lines[i]);
-      if (!m || m[1].length < indent || m[1].length > indent + 1 || /\d/.test(m[2]) !== ordered) break;
-      var content = [m[3]];
-      i++;
-      // Continuation: indented lines (including nested lists) and lazy paragraph lines.
-      while (i < lines.length) {
-        var next = lines[i];
-        if (!next.trim()) {
-          if (i + 1 < lines.length && /^\s{2,}\S/.test(lines[i + 1]) && !ITEM.test(lines[i + 1].slice(indent))) {
-            content.push("");
-            i++;
-            continue;
-          }
-          if (i + 1 < lines.length && ITEM.test(lines[i + 1])) {
-            var nm = ITEM.exec(lines[i + 1]);
-            if (nm[1].length > indent + 1) {
-              content.push("");
-              i++;
-              continue;
-            }
-          }
-          break;
-        }
-        var im = ITEM.exec(next);
-        if (im && im[1].length <= indent + 1) break;
-        if (!im && !/^\s/.test(next) && isBlockStart(next)) break;
-        content.push(next.replace(new RegExp("^ {0," + (indent + 4) + "}"), ""));
-        i++;
-      }
-      var li = el("li", listEl);
-      if (content.length === 1 || depth >= 8) inline(content.join("\n"), li);
-      else {
-        blocks(content, li, depth + 1);
-        // Tight items: unwrap a lone leading paragraph so lists stay compact.
-        if (li.firstChild && li.firstChild.tagName === "P") {
-          var p = li.firstChild;
-          while (p.firstChild) li.insertBefore(p.firstChild, p);
-          li.removeChild(p);
-        }
-      }
-      if (i < lines.length && !lines[i].trim()) {
-        if (i + 1 < lines.length && ITEM.test(lines[i + 1]) && ITEM.exec(lines[i + 1])[1].length === indent) {
-          blank = true; // a blank line between items makes a loose list
+        if (nested && nested[1].length > indent + 1) {
+          content.push("");
           i++;
           continue;
         }
         break;
       }
+      const im = ITEM.exec(next);
+      if (im && im[1].length <= indent + 1) break;
+      if (!im && !/^\s/.test(next) && isBlockStart(next)) break;
+      content.push(next.replace(new RegExp(`^ {0,${indent + 4}}`), ""));
+      i++;
     }
-    if (blank) listEl.className = "loose";
-    return i;
+    const li = el("li", listEl);
+    if (content.length === 1 || depth >= 8) inline(content.join("\n"), li);
+    else {
+      blocks(content, li, depth + 1);
+      // Tight items: unwrap a lone leading paragraph so lists stay compact.
+      if (li.firstChild && li.firstChild.tagName === "P") {
+        const p = li.firstChild;
+        while (p.firstChild) li.insertBefore(p.firstChild, p);
+        li.removeChild(p);
+      }
+    }
+    if (i < lines.length && isBlank(lines[i])) {
+      const after = i + 1 < lines.length && ITEM.exec(lines[i + 1]);
+      if (after && after[1].length === indent) {
+        loose = true; // a blank line between items makes a loose list
+        i++;
+        continue;
+      }
+      break;
+    }
+  }
+  if (loose) listEl.className = "loose";
+  return i;
+}
+
+/** Render `source` (untrusted Markdown) into a fresh DocumentFragment. */
+export function render(source) {
+  const frag = document.createDocumentFragment();
+  blocks(
+    String(source || "")
+      .replace(/\r\n?/g, "\n")
+      .split("\n"),
+    frag,
+    0,
+  );
+  return frag;
+}
+
+// The lines of `source` and where each starts in it (line ends: \n, \r\n or \r).
+function splitLines(source) {
+  const lines = [];
+  const starts = [];
+  const re = /\r\n?|\n/g;
+  let start = 0;
+  for (let m = re.exec(source); m; m = re.exec(source)) {
+    lines.push(source.slice(start, m.index));
+    starts.push(start);
+    start = re.lastIndex;
+  }
+  lines.push(source.slice(start));
+  starts.push(start);
+  return { lines, starts };
+}
+
+function skipBlank(lines, i) {
+  while (i < lines.length && isBlank(lines[i])) i++;
+  return i;
+}
+
+// A finished blank line ends any block but a list (a list goes on when the next line is another item or
+// indented, and the line being written may still turn into one: "1" → "1. Next").
+function endsForGood(lines, end, writing, frag) {
+  const list = frag.firstChild && (frag.firstChild.tagName === "UL" || frag.firstChild.tagName === "OL");
+  return end < writing && isBlank(lines[end]) && !list;
+}
+
+/**
+ * Draws a streaming answer into `container`, which it owns: call update(text so far) as often as text
+ * arrives and finish(text) once at the end; the result is the same as render(text).
+ *
+ * Blocks are drawn one by one. A block is final once appending text can no longer change where it ends
+ * nor what it is (the next block has started on a finished line, or a finished blank line ends it): its
+ * nodes stay, and its text is not parsed again. Only the blocks after the last final one (usually just the
+ * one being written) are parsed and drawn again on an update, not the whole answer: a long answer no
+ * longer costs time in proportion to the square of its length.
+ */
+export function createStream(container) {
+  let settled = 0; // length of the text whose blocks are final (their nodes stay in the container)
+  let open = []; // the nodes of the blocks after it, replaced on every update
+
+  function draw(source, finished) {
+    for (const node of open) node.remove();
+    open = [];
+    const base = settled;
+    const rest = String(source || "").slice(base);
+    const { lines, starts } = splitLines(rest);
+    const writing = lines.length - 1; // the line still being written (it may not be complete)
+    let final = true;
+    let i = skipBlank(lines, 0);
+    while (i < lines.length) {
+      const frag = document.createDocumentFragment();
+      const end = block(lines, i, frag, 0);
+      const next = skipBlank(lines, end);
+      final = final && (finished || next < writing || endsForGood(lines, end, writing, frag));
+      if (final) settled = base + (end < lines.length ? starts[end] : rest.length);
+      else open.push(...frag.childNodes);
+      container.appendChild(frag);
+      i = next;
+    }
   }
 
-  /** Render `source` (untrusted Markdown) into a fresh DocumentFragment. */
-  function render(source) {
-    var frag = document.createDocumentFragment();
-    blocks(String(source || "").replace(/\r\n?/g, "\n").split("\n"), frag, 0);
-    return frag;
-  }
-
-  root.ParlorMarkdown = { render: render, safeUrl: safeUrl };
-})(window);
+  return {
+    update: (source) => draw(source, false),
+    finish: (source) => draw(source, true),
+  };
+}

@@ -7,43 +7,41 @@
  * .off(event, cb); events: ready, open, close, conversation, user_message, message, feedback, error.
  * Calls made before this script loaded (window.Parlor = {q: [["open"]]}) are replayed.
  */
-(function (w, d) {
+((w, d) => {
   "use strict";
-  var script = d.currentScript || d.querySelector("script[data-bot]");
+  const script = d.currentScript || d.querySelector("script[data-bot]");
   if (!script || w.__parlorWidget) return;
   w.__parlorWidget = 1;
-  var bot = script.getAttribute("data-bot");
-  var base = new URL(script.src, location.href).origin;
-  var opt = function (name) {
-    return script.getAttribute("data-" + name);
-  };
-  var queued = (w.Parlor && w.Parlor.q) || [];
-  var handlers = {};
-  var outbox = [];
-  var pending = [];
-  var cfg = null;
-  var shadow, launcher, frame, frameReady, isOpen;
-  var OPEN_KEY = "parlor:open:" + bot;
+  const bot = script.getAttribute("data-bot");
+  const base = new URL(script.src, location.href).origin;
+  const opt = (name) => script.getAttribute(`data-${name}`);
+  const queued = w.Parlor?.q || [];
+  const handlers = {};
+  const outbox = [];
+  const pending = [];
+  let cfg = null;
+  let shadow, launcher, frame, frameReady, isOpen;
+  const OPEN_KEY = `parlor:open:${bot}`;
   // The visitor and conversation ids live in this (first-party) page's storage: browsers block or
   // partition storage inside third-party iframes, so the chat would forget the visitor on every page.
-  var KEPT = { visitor: "parlor:visitor", conversation: "parlor:conversation:" + bot };
+  const KEPT = { visitor: "parlor:visitor", conversation: `parlor:conversation:${bot}` };
 
   function kept(name, value) {
     try {
       if (value === undefined) return localStorage.getItem(KEPT[name]) || "";
       if (value) localStorage.setItem(KEPT[name], value);
       else localStorage.removeItem(KEPT[name]);
-    } catch (e) {
+    } catch {
       return "";
     }
   }
 
   function emit(name, data) {
-    (handlers[name] || []).slice().forEach(function (cb) {
+    (handlers[name] || []).slice().forEach((cb) => {
       try {
         cb(data);
       } catch (e) {
-        setTimeout(function () {
+        setTimeout(() => {
           throw e;
         });
       }
@@ -60,21 +58,21 @@
     try {
       if (open) sessionStorage.setItem(OPEN_KEY, "1");
       else sessionStorage.removeItem(OPEN_KEY);
-    } catch (e) {
+    } catch {
       /* storage blocked: the chat simply starts closed on the next page */
     }
   }
 
   function hostTheme() {
-    var forced = opt("theme");
+    const forced = opt("theme");
     if (forced) return forced;
     // Follow the host page: a dark page background means a dark chat.
-    var bg = getComputedStyle(d.body).backgroundColor.match(/\d+(\.\d+)?/g);
+    const bg = getComputedStyle(d.body).backgroundColor.match(/\d+(\.\d+)?/g);
     if (!bg || (bg.length > 3 && +bg[3] === 0)) return "";
     return 0.299 * bg[0] + 0.587 * bg[1] + 0.114 * bg[2] < 110 ? "dark" : "light";
   }
 
-  var CSS =
+  const CSS =
     ":host{all:initial}" +
     ".l{position:fixed;bottom:20px;right:20px;z-index:2147483000;display:flex;align-items:center;gap:8px;" +
     "height:56px;min-width:56px;padding:0 16px;border:0;border-radius:28px;background:var(--c);color:var(--t);" +
@@ -90,20 +88,20 @@
     "background:#ef4444;border:2px solid #fff}" +
     "@media (max-width:480px),(max-height:560px){.f{top:0;left:0;right:0;bottom:0;width:100%;height:100%;max-height:none;" +
     "border-radius:0}.o .l{display:none}}";
-  var CHAT = "M21 12a8 8 0 01-11.6 7.1L4 21l1.9-5.1A8 8 0 1121 12z";
-  var CLOSE = "M6 6l12 12M18 6L6 18";
+  const CHAT = "M21 12a8 8 0 01-11.6 7.1L4 21l1.9-5.1A8 8 0 1121 12z";
+  const CLOSE = "M6 6l12 12M18 6L6 18";
 
   function svg(path, cls) {
-    return '<svg class="' + cls + '" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="' + path + '"/></svg>';
+    return `<svg class="${cls}" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="${path}"/></svg>`;
   }
 
   function render() {
-    var hostEl = d.createElement("div");
+    const hostEl = d.createElement("div");
     hostEl.setAttribute("data-parlor-widget", bot);
     shadow = hostEl.attachShadow({ mode: "open" });
-    var style = d.createElement("style");
+    const style = d.createElement("style");
     style.textContent = CSS;
-    var wrap = d.createElement("div");
+    const wrap = d.createElement("div");
     wrap.className = /left/.test(cfg.position || "") ? "left" : "";
     wrap.style.setProperty("--c", cfg.primary_color);
     wrap.style.setProperty("--t", cfg.on_primary_color);
@@ -114,14 +112,14 @@
     label();
     launcher.innerHTML = svg(CHAT, "c") + svg(CLOSE, "x"); // static markup, no bot data
     if (cfg.launcher_text) {
-      var text = d.createElement("span");
+      const text = d.createElement("span");
       text.textContent = cfg.launcher_text;
       launcher.appendChild(text);
     }
     launcher.hidden = opt("launcher") === "false";
     launcher.onclick = toggle;
     // Warm up on intent: start loading the iframe when the pointer reaches the button.
-    launcher.onpointerenter = launcher.onfocus = function () {
+    launcher.onpointerenter = launcher.onfocus = () => {
       ensureFrame();
     };
     wrap.appendChild(launcher);
@@ -145,13 +143,13 @@
     frame.hidden = true;
     frame.title = cfg.title;
     frame.setAttribute("allow", "clipboard-write");
-    var q = "?host=" + encodeURIComponent(location.origin);
-    var theme = hostTheme();
-    if (theme) q += "&theme=" + theme;
-    if (opt("lang")) q += "&lang=" + encodeURIComponent(opt("lang"));
+    let q = `?host=${encodeURIComponent(location.origin)}`;
+    const theme = hostTheme();
+    if (theme) q += `&theme=${theme}`;
+    if (opt("lang")) q += `&lang=${encodeURIComponent(opt("lang"))}`;
     // The ids go in the fragment: never sent to a server, read by the chat app only.
-    var hash = "#visitor=" + encodeURIComponent(kept("visitor")) + "&conversation=" + encodeURIComponent(kept("conversation"));
-    frame.src = base + "/widget/" + encodeURIComponent(bot) + "/" + q + hash;
+    const hash = `#visitor=${encodeURIComponent(kept("visitor"))}&conversation=${encodeURIComponent(kept("conversation"))}`;
+    frame.src = `${base}/widget/${encodeURIComponent(bot)}/${q}${hash}`;
     launcher.setAttribute("aria-controls", "parlor-frame");
     frame.id = "parlor-frame";
     shadow.wrap.appendChild(frame);
@@ -191,8 +189,8 @@
     else open();
   }
 
-  w.addEventListener("message", function (e) {
-    var m = e.data;
+  w.addEventListener("message", (e) => {
+    const m = e.data;
     if (!frame || e.origin !== base || e.source !== frame.contentWindow || !m || m.parlor !== 1) return;
     if (m.type === "ready") {
       frameReady = true;
@@ -208,64 +206,58 @@
     }
   });
 
-  var api = {
+  const api = {
     open: open,
     close: close,
     toggle: toggle,
-    ask: function (text) {
+    ask: (text) => {
       open();
       post({ type: "ask", text: String(text) });
     },
-    newConversation: function () {
+    newConversation: () => {
       post({ type: "reset" });
     },
-    identify: function (attributes) {
+    identify: (attributes) => {
       post({ type: "identify", attributes: attributes || {} });
     },
-    on: function (name, cb) {
-      (handlers[name] = handlers[name] || []).push(cb);
+    on: (name, cb) => {
+      handlers[name] = (handlers[name] || []).concat(cb);
       return api;
     },
-    off: function (name, cb) {
-      handlers[name] = (handlers[name] || []).filter(function (h) {
-        return h !== cb;
-      });
+    off: (name, cb) => {
+      handlers[name] = (handlers[name] || []).filter((h) => h !== cb);
       return api;
     },
-    isOpen: function () {
-      return !!isOpen;
-    },
+    isOpen: () => !!isOpen,
   };
   w.Parlor = api;
-  queued.forEach(function (call) {
+  queued.forEach((call) => {
     if (api[call[0]]) api[call[0]].apply(null, call.slice(1));
   });
 
-  fetch(base + "/widget/" + encodeURIComponent(bot) + "/config.json", { credentials: "omit" })
-    .then(function (r) {
-      return r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status));
-    })
-    .then(function (c) {
+  fetch(`${base}/widget/${encodeURIComponent(bot)}/config.json`, { credentials: "omit" })
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+    .then((c) => {
       if (!c.allowed) {
-        console.warn("Parlor: " + location.origin + " is not an allowed origin of bot " + bot + ".");
+        console.warn(`Parlor: ${location.origin} is not an allowed origin of bot ${bot}.`);
         emit("error", { code: "origin_not_allowed" });
         return;
       }
       cfg = c;
       render();
-      var wasOpen = false;
+      let wasOpen = false;
       try {
         wasOpen = sessionStorage.getItem(OPEN_KEY) === "1";
-      } catch (e) {
+      } catch {
         /* ignore */
       }
-      pending.splice(0).forEach(function (fn) {
+      pending.splice(0).forEach((fn) => {
         fn();
       });
       if (wasOpen || opt("open") === "true") open();
       emit("ready", { bot: bot });
     })
-    .catch(function (err) {
-      console.warn("Parlor: could not load bot " + bot + " (" + err.message + ").");
+    .catch((err) => {
+      console.warn(`Parlor: could not load bot ${bot} (${err.message}).`);
     });
 })(window, document);

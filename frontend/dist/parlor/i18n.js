@@ -1,0 +1,160 @@
+/* The chat's interface texts and the choice of language.
+ *
+ * The interface speaks English, German, French and Spanish: the bot's language setting first, then the
+ * `lang` of the page URL (the loader's data-lang), then the visitor's browser languages, otherwise English.
+ */
+
+const STRINGS = {
+  en: {
+    title: "Chat",
+    placeholder: "Type your message…",
+    messageLabel: "Message",
+    send: "Send",
+    newConversation: "New conversation",
+    close: "Close chat",
+    typing: "The assistant is typing…",
+    you: "You",
+    assistant: "Assistant",
+    sources: "Sources",
+    page: "page {n}",
+    helpful: "Helpful",
+    notHelpful: "Not helpful",
+    thanks: "Thanks for your feedback!",
+    online: "Online",
+    connecting: "Connecting…",
+    reconnecting: "Connection lost. Reconnecting…",
+    offline: "You are offline. The chat reconnects automatically.",
+    rateLimited: "You are sending messages too quickly. Please try again in {time}.",
+    rateLimitedNow: "You can send messages again.",
+    paused: "This assistant is paused at the moment. Please try again later.",
+    unavailable: "This chat is not available.",
+    tooLong: "Your message is too long.",
+    busy: "Please wait until the current answer is finished.",
+    error: "Something went wrong. Please try again.",
+    incomplete: "This answer was interrupted.",
+    offlineAnswer: "Answered from the knowledge base without the AI model.",
+    suggestions: "Suggested questions",
+    conversationLog: "Conversation",
+    poweredBy: "Powered by Parlor",
+    newStarted: "A new conversation has started.",
+  },
+  de: {
+    title: "Chat",
+    placeholder: "Nachricht eingeben…",
+    messageLabel: "Nachricht",
+    send: "Senden",
+    newConversation: "Neues Gespräch",
+    close: "Chat schließen",
+    typing: "Der Assistent schreibt…",
+    you: "Sie",
+    assistant: "Assistent",
+    sources: "Quellen",
+    page: "Seite {n}",
+    helpful: "Hilfreich",
+    notHelpful: "Nicht hilfreich",
+    thanks: "Danke für Ihr Feedback!",
+    online: "Online",
+    connecting: "Verbinde…",
+    reconnecting: "Verbindung unterbrochen. Verbinde neu…",
+    offline: "Sie sind offline. Der Chat verbindet sich automatisch neu.",
+    rateLimited: "Sie senden zu viele Nachrichten. Bitte versuchen Sie es in {time} erneut.",
+    rateLimitedNow: "Sie können wieder Nachrichten senden.",
+    paused: "Dieser Assistent ist gerade pausiert. Bitte versuchen Sie es später erneut.",
+    unavailable: "Dieser Chat ist nicht verfügbar.",
+    tooLong: "Ihre Nachricht ist zu lang.",
+    busy: "Bitte warten Sie, bis die aktuelle Antwort fertig ist.",
+    error: "Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut.",
+    incomplete: "Diese Antwort wurde unterbrochen.",
+    offlineAnswer: "Aus der Wissensdatenbank beantwortet, ohne KI-Modell.",
+    suggestions: "Vorgeschlagene Fragen",
+    conversationLog: "Gesprächsverlauf",
+    poweredBy: "Bereitgestellt von Parlor",
+    newStarted: "Ein neues Gespräch hat begonnen.",
+  },
+  fr: {
+    title: "Chat",
+    placeholder: "Écrivez votre message…",
+    messageLabel: "Message",
+    send: "Envoyer",
+    newConversation: "Nouvelle conversation",
+    close: "Fermer le chat",
+    typing: "L’assistant écrit…",
+    you: "Vous",
+    assistant: "Assistant",
+    sources: "Sources",
+    page: "page {n}",
+    helpful: "Utile",
+    notHelpful: "Pas utile",
+    thanks: "Merci pour votre avis !",
+    online: "En ligne",
+    connecting: "Connexion…",
+    reconnecting: "Connexion perdue. Reconnexion…",
+    offline: "Vous êtes hors ligne. Le chat se reconnecte automatiquement.",
+    rateLimited: "Vous envoyez des messages trop vite. Réessayez dans {time}.",
+    rateLimitedNow: "Vous pouvez de nouveau envoyer des messages.",
+    paused: "Cet assistant est en pause pour le moment. Réessayez plus tard.",
+    unavailable: "Ce chat n’est pas disponible.",
+    tooLong: "Votre message est trop long.",
+    busy: "Veuillez attendre la fin de la réponse en cours.",
+    error: "Un problème est survenu. Veuillez réessayer.",
+    incomplete: "Cette réponse a été interrompue.",
+    offlineAnswer: "Réponse tirée de la base de connaissances, sans modèle d’IA.",
+    suggestions: "Questions suggérées",
+    conversationLog: "Conversation",
+    poweredBy: "Propulsé par Parlor",
+    newStarted: "Une nouvelle conversation a commencé.",
+  },
+  es: {
+    title: "Chat",
+    placeholder: "Escribe tu mensaje…",
+    messageLabel: "Mensaje",
+    send: "Enviar",
+    newConversation: "Nueva conversación",
+    close: "Cerrar el chat",
+    typing: "El asistente está escribiendo…",
+    you: "Tú",
+    assistant: "Asistente",
+    sources: "Fuentes",
+    page: "página {n}",
+    helpful: "Útil",
+    notHelpful: "No es útil",
+    thanks: "¡Gracias por tu opinión!",
+    online: "En línea",
+    connecting: "Conectando…",
+    reconnecting: "Conexión perdida. Reconectando…",
+    offline: "Estás sin conexión. El chat se reconectará automáticamente.",
+    rateLimited: "Estás enviando mensajes demasiado rápido. Inténtalo de nuevo en {time}.",
+    rateLimitedNow: "Ya puedes volver a enviar mensajes.",
+    paused: "Este asistente está en pausa. Inténtalo más tarde.",
+    unavailable: "Este chat no está disponible.",
+    tooLong: "Tu mensaje es demasiado largo.",
+    busy: "Espera a que termine la respuesta actual.",
+    error: "Algo salió mal. Inténtalo de nuevo.",
+    incomplete: "Esta respuesta se interrumpió.",
+    offlineAnswer: "Respondido desde la base de conocimiento, sin modelo de IA.",
+    suggestions: "Preguntas sugeridas",
+    conversationLog: "Conversación",
+    poweredBy: "Con la tecnología de Parlor",
+    newStarted: "Ha comenzado una nueva conversación.",
+  },
+};
+
+/** The first supported language among `wanted` (codes like "de-CH", "auto" or empty are skipped). */
+export function pickLanguage(wanted) {
+  for (const value of wanted) {
+    const code = String(value || "")
+      .toLowerCase()
+      .split("-")[0];
+    if (code && code !== "auto" && Object.hasOwn(STRINGS, code)) return code;
+  }
+  return "en";
+}
+
+/** t(key, vars) for one language: "{name}" placeholders are filled from vars; English fills gaps. */
+export function translator(language) {
+  const strings = STRINGS[language] || STRINGS.en;
+  return (key, vars) =>
+    (strings[key] || STRINGS.en[key] || key).replace(/\{(\w+)\}/g, (_, name) =>
+      vars && vars[name] !== undefined ? String(vars[name]) : "",
+    );
+}
