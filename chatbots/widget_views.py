@@ -24,7 +24,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt, xframe_o
 from django.views.decorators.http import require_GET
 
 from chatbots.models import Bot
-from chatbots.origins import allowed_origins, normalize_origin, origin_allowed
+from chatbots.origins import frame_ancestors, normalize_origin, origin_allowed
 from chatbots.pipeline.errors import BotNotFound
 from chatbots.selectors import bot_get_public
 
@@ -77,11 +77,6 @@ _TEXTS = {
 def _field(bot: Bot, name: str, default: Any) -> Any:
     value = getattr(bot, name, default)
     return default if value in (None, "") else value
-
-
-def frame_ancestors(bot: Bot) -> str:
-    origins = allowed_origins(bot)
-    return " ".join(origins) if origins else "*"  # ["*"] joins to "*" as well
 
 
 def language_for(bot: Bot, request: HttpRequest) -> str:
