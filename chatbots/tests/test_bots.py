@@ -278,3 +278,12 @@ def test_allowed_origins_are_stored_as_the_widget_uses_them(org):
     assert allowed_origins(bot) == bot.allowed_origins  # one rule: what is saved is what is used
     assert bot_update(bot=bot, data={"allowed_origins": ["*"]}).allowed_origins == ["*"]
     assert bot_update(bot=bot, data={"allowed_origins": [" ", ""]}).allowed_origins == []
+
+
+def test_the_admin_shows_an_unusable_allowed_origin_on_the_form(client, owner, org):
+    client.force_login(owner)
+    data = admin_form_data(allowed_origins="https://shop.example\nhttps://user@shop.example")
+    response = client.post(reverse("admin:chatbots_bot_add"), data)
+    assert response.status_code == 200
+    assert "is not an origin" in response.content.decode()
+    assert not Bot.objects.filter(organization=org).exists()
