@@ -61,6 +61,15 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         set_active_organization(request, organization)
         return user
 
+    def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
+        """Before a new account is set up from a provider: the provider proved these mailboxes, so other
+        users' unconfirmed claims on them give way (allauth would refuse the sign-up otherwise)."""
+        if sociallogin.is_existing:
+            return
+        for address in sociallogin.email_addresses:
+            if address.verified:
+                email_release_unconfirmed_claims(address.email)
+
     def authenticate_by_email(self, sociallogin: Any) -> tuple[Any, str] | None:
         """Sign in by a provider-verified address only into the account that verified it here too.
 

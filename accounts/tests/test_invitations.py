@@ -323,3 +323,21 @@ def test_social_sign_in_by_email_ignores_an_unverified_claim(rf, monkeypatch):
     ada = make_user(email="ada-login@example.com")
     EmailAddress.objects.create(user=ada, email="ada@example.com", verified=True)
     assert adapter.authenticate_by_email(login) == (ada, "ada@example.com")
+
+
+def test_a_provider_verified_sign_up_releases_unconfirmed_claims(rf):
+    from types import SimpleNamespace
+
+    from accounts.adapters import SocialAccountAdapter
+
+    squatter = make_user(email="squatter@example.com")
+    EmailAddress.objects.create(user=squatter, email="ada@example.com", verified=False)
+    login = SimpleNamespace(
+        is_existing=False, email_addresses=[EmailAddress(email="ada@example.com", verified=True)]
+    )
+    SocialAccountAdapter(rf.get("/")).pre_social_login(rf.get("/"), login)
+    assert not EmailAddress.objects.filter(email="ada@example.com").exists()
+    # An address someone verified stays theirs.
+    EmailAddress.objects.create(user=squatter, email="ada@example.com", verified=True)
+    SocialAccountAdapter(rf.get("/")).pre_social_login(rf.get("/"), login)
+    assert EmailAddress.objects.filter(user=squatter, email="ada@example.com").exists()
