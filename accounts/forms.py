@@ -8,6 +8,7 @@ from allauth.account.adapter import get_adapter
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
 
+from accounts.adapters import email_is_taken, email_release_unconfirmed_claims
 from accounts.selectors import PENDING_INVITATION_SESSION_KEY, set_active_organization
 from accounts.services import signup_complete
 
@@ -27,6 +28,18 @@ class SignupForm(AllauthSignupForm):
     )
 
     field_order = ["full_name", "email", "organization_name", "password1", "password2"]
+
+    def validate_unique_email(self, value: str) -> str:
+        if email_is_taken(value):
+            # allauth's enumeration-safe path: no new account, an "account exists" mail to the address.
+            return super().validate_unique_email(value)
+        self.account_already_exists = False  # unconfirmed claims by other users do not count
+        return get_adapter().validate_unique_email(value)
+
+    def save(self, request: HttpRequest) -> User:
+        if self.cleaned_data.get("email"):
+            email_release_unconfirmed_claims(self.cleaned_data["email"])
+        return super().save(request)
 
     def custom_signup(self, request: HttpRequest, user: User) -> None:
         adapter = get_adapter(request)

@@ -1,55 +1,100 @@
-"""Which websites may embed a bot or open its chat socket (one rule for the CSP, the config and the socket)."""
+"""Which websites may embed a bot or open its chat socket (one rule for the CSP, the config and the socket).
+
+A bot's ``allowed_origins`` is a list of entries. One function, :func:`parse_origin`, decides what an
+entry means, both when the bot is saved (an entry it refuses is a validation error) and at runtime (an
+entry it refuses matches nothing). An empty list means any site may embed the bot, as does the entry
+``"*"``; a list whose entries are all unusable (stored before they were checked) allows no site.
+"""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from chatbots.models import Bot
 
-_ORIGIN_RE = re.compile(r"^https?://(\*\.)?[a-z0-9.-]+(:\d{1,5})?$")
+ANY_SITE = "*"
+
+# scheme://host[:port] as browsers send it in the Origin header, optionally with "*." for any subdomain.
+# Hosts are limited to what a CSP host-source can express (letters, digits, "-" and dots), so every
+# accepted entry is safe to put into the frame-ancestors directive as it is.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_ORIGIN_RE = re.compile(
+    rf"(?P<scheme>https?)://(?P<wildcard>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def normalize_origin(value: str) -> str:
-    """'https://Example.com/' -> 'https://example.com' (scheme://host[:port], what browsers send)."""
-    value = (value or "").strip().rstrip("/").lower()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return ""
-    default_port = {"http": ":80", "https": ":443"}[parts.scheme]
-    netloc = parts.netloc.removesuffix(default_port)
-    return f"{parts.scheme}://{netloc}"
+def parse_origin(value: str, *, wildcard: bool = False) -> str | None:
+    """``value`` in canonical form ('HTTPS://Shop.Example:443/' -> 'https://shop.example'), or None.
+
+    Accepts exactly scheme://host[:port] (a trailing slash is forgiven): no user info, path, query,
+    spaces, separators or quotes. With ``wildcard``, 'https://*.example.com' (any subdomain, not the
+    domain itself) is accepted as well; a "*" anywhere else never is.
+    """
+    match = _ORIGIN_RE.fullmatch(str(value).strip().rstrip("/").lower())
+    if match is None or (match["wildcard"] and not wildcard):
+        return None
+    scheme, port = match["scheme"], match["port"]
+    suffix = ""
+    if port is not None:
+        number = int(port)
+        if not 0 < number < 65536:
+            return None
+        suffix = "" if number == _DEFAULT_PORTS[scheme] else f":{number}"
+    return f"{scheme}://{match['wildcard'] or ''}{match['host']}{suffix}"
+
+
+def parse_allowed_origin(entry: str) -> str | None:
+    """One ``allowed_origins`` entry in canonical form ("*", an origin or a wildcard origin), or None."""
+    if str(entry).strip() == ANY_SITE:
+        return ANY_SITE
+    return parse_origin(entry, wildcard=True)
+
+
+def normalize_origin(value: str | None) -> str:
+    """An Origin header (or ``host`` parameter) in canonical form, or "" if it is not an origin."""
+    return parse_origin(value or "") or ""
+
+
+def _entries(bot: Bot) -> list[str]:
+    return [str(entry) for entry in bot.allowed_origins or [] if str(entry).strip()]
 
 
 def allowed_origins(bot: Bot) -> list[str]:
-    """The bot's allowed origins, normalized; invalid entries are dropped (they could break the CSP)."""
-    origins = []
-    for raw in bot.allowed_origins or []:
-        if raw.strip() == "*":  # explicitly open to every site, as an empty list
-            return ["*"]
-        origin = normalize_origin(raw) if "*" not in raw else raw.strip().rstrip("/").lower()
-        if origin and _ORIGIN_RE.match(origin):
-            origins.append(origin)
-    return origins
+    """The bot's usable entries, canonical: ["*"] for any site; unusable entries are left out."""
+    origins = [origin for origin in map(parse_allowed_origin, _entries(bot)) if origin]
+    return [ANY_SITE] if ANY_SITE in origins else list(dict.fromkeys(origins))
+
+
+def allows_any_site(bot: Bot) -> bool:
+    # Only an empty list or an explicit "*" opens the widget to every site: a list of unusable entries
+    # must not turn into "no restriction".
+    return not _entries(bot) or allowed_origins(bot) == [ANY_SITE]
+
+
+def frame_ancestors(bot: Bot) -> str:
+    """The CSP frame-ancestors sources for the widget iframe."""
+    if allows_any_site(bot):
+        return "*"
+    return " ".join(allowed_origins(bot)) or "'none'"
 
 
 def origin_allowed(bot: Bot, origin: str | None) -> bool:
-    """True if a page on ``origin`` may embed the bot. An empty list means any site may embed it."""
-    origins = allowed_origins(bot)
-    if not origins or "*" in origins:
+    """True if a page on ``origin`` may embed the bot."""
+    if allows_any_site(bot):
         return True
-    origin = normalize_origin(origin or "")
+    origin = normalize_origin(origin)
     if not origin:
         return False
-    for allowed in origins:
+    for allowed in allowed_origins(bot):
         if allowed == origin:
             return True
-        if "*." in allowed:  # https://*.example.com matches sub.example.com, not example.com
-            scheme, _, host = allowed.partition("://*.")
-            if origin.startswith(scheme + "://") and origin.split("://", 1)[1].endswith("." + host):
-                return True
+        # https://*.example.com matches sub.example.com (on the default port), not example.com
+        scheme, wildcard, domain = allowed.partition("://*.")
+        if wildcard and origin.startswith(f"{scheme}://") and origin.endswith(f".{domain}"):
+            return True
     return False
 
 
@@ -62,4 +107,5 @@ def socket_origin_allowed(*, bot: Bot, origin: str | None, host: str | None = No
     own = {normalize_origin(settings.SITE_URL)}
     if host:
         own |= {normalize_origin(f"http://{host}"), normalize_origin(f"https://{host}")}
+    own.discard("")
     return normalized in own or origin_allowed(bot, normalized)

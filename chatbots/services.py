@@ -28,6 +28,7 @@ from chatbots.llm.endpoints import new_client
 from chatbots.llm.events import Turn
 from chatbots.llm.presets import PRESETS, Provider
 from chatbots.models import Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
+from chatbots.origins import parse_allowed_origin
 from chatbots.selectors import conversation_get_for_visitor, conversation_recent_turns
 from knowledge.selectors import SourcePayload
 
@@ -66,13 +67,22 @@ def _validate_base_url(field: str, url: str) -> None:
         raise ValidationError({field: "This address is on a private network and not allowed here."})
 
 
-def _normalize_origin(origin: str) -> str:
-    parts = urlsplit(origin.strip().rstrip("/"))
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
-        raise ValidationError(
-            {"allowed_origins": f"{origin!r} is not an origin like https://www.example.com."}
-        )
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+def _clean_allowed_origins(entries: list[Any]) -> list[str]:
+    """Canonical, unique entries; an entry the widget could not use is refused (never silently dropped)."""
+    cleaned = []
+    for entry in entries:
+        if not str(entry).strip():
+            continue
+        origin = parse_allowed_origin(str(entry))
+        if origin is None:
+            raise ValidationError(
+                {
+                    "allowed_origins": f"{str(entry).strip()!r} is not an origin like https://www.example.com "
+                    "(scheme and host, an optional port and an optional leading *. for subdomains)."
+                }
+            )
+        cleaned.append(origin)
+    return list(dict.fromkeys(cleaned))
 
 
 def bot_validate(bot: Bot) -> None:
@@ -83,9 +93,7 @@ def bot_validate(bot: Bot) -> None:
     bot.suggested_questions = questions
     if not isinstance(bot.allowed_origins, list):
         raise ValidationError({"allowed_origins": "A list of origins is expected."})
-    bot.allowed_origins = list(
-        dict.fromkeys(_normalize_origin(str(o)) for o in bot.allowed_origins if str(o).strip())
-    )
+    bot.allowed_origins = _clean_allowed_origins(bot.allowed_origins)
     for provider_field, url_field in (("provider", "base_url"), ("fallback_provider", "fallback_base_url")):
         provider = getattr(bot, provider_field)
         _validate_base_url(url_field, getattr(bot, url_field))

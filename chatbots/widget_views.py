@@ -25,17 +25,10 @@ from django.views.decorators.http import require_GET
 from chatbots.appearance import language_for, widget_appearance, widget_texts
 from chatbots.exceptions import BotNotFound
 from chatbots.models import Bot
-from chatbots.origins import allowed_origins, normalize_origin, origin_allowed
+from chatbots.origins import frame_ancestors, normalize_origin, origin_allowed
 from chatbots.selectors import bot_get_public
 
 LOADER_STATIC_PATH = "parlor/widget.js"
-
-# --- Bot settings as the widget sees them ----------------------------------------------------------
-
-
-def frame_ancestors(bot: Bot) -> str:
-    origins = allowed_origins(bot)
-    return " ".join(origins) if origins else "*"  # ["*"] joins to "*" as well
 
 
 def _find_bot(public_id: str) -> Bot | None:

@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -249,3 +250,94 @@ def test_resend_replaces_an_expired_invitation_with_a_fresh_link(
     )
     assert fresh.pk != issued.invitation.pk and fresh.is_pending
     assert mail.outbox[-1].to == ["new@example.com"]
+
+
+def _claim_unverified(client, user, email: str) -> None:
+    """``user`` types ``email`` as their new address and never confirms it (anyone can)."""
+    client.force_login(user)
+    client.post(reverse("account_email"), {"action_add": "", "email": email})
+    client.logout()
+    assert EmailAddress.objects.filter(user=user, email=email, verified=False).exists()
+
+
+def test_an_unverified_claim_by_another_user_does_not_block_the_invitees_signup(client, org_a, owner_a):
+    _claim_unverified(client, make_user(email="squatter@example.com"), "new@example.com")
+    issued = _invite(org_a, owner_a)
+    client.get(reverse("accounts:invitation", args=[issued.token]))
+    mail.outbox.clear()
+    response = client.post(
+        reverse("account_signup"),
+        {"email": "new@example.com", "password1": PASSWORD, "password2": PASSWORD, "full_name": "New"},
+    )
+    assert response.status_code == 302
+    invitee = User.objects.get(email="new@example.com")
+    assert Membership.objects.get(user=invitee).organization == org_a
+    assert EmailAddress.objects.get(user=invitee).verified  # the link proved the mailbox
+    assert not any("already" in m.subject.lower() for m in mail.outbox)
+    assert client.get("/admin/").status_code == 200
+    assert not EmailAddress.objects.filter(
+        user__email="squatter@example.com", email="new@example.com"
+    ).exists()
+
+
+def test_an_unverified_claim_does_not_block_a_plain_signup(client):
+    # (Created directly: a claim made through the page would also hold allauth's per-address mail cooldown.)
+    EmailAddress.objects.create(user=make_user(email="squatter@example.com"), email="ada@example.com")
+    response = client.post(
+        reverse("account_signup"), {"email": "ada@example.com", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    assert response.status_code == 302
+    ada = User.objects.get(email="ada@example.com")
+    confirm_url = re.search(r"https?://\S+", mail.outbox[-1].body).group(0)
+    client.post(confirm_url)
+    assert EmailAddress.objects.get(user=ada).verified
+    assert client.get("/admin/").status_code == 200
+    # The claim gave way to the address's owner.
+    assert not EmailAddress.objects.filter(
+        user__email="squatter@example.com", email="ada@example.com"
+    ).exists()
+
+
+def test_a_verified_address_of_another_user_still_cannot_sign_up_again(client):
+    make_user(email="taken@example.com")
+    mail.outbox.clear()
+    client.post(
+        reverse("account_signup"),
+        {"email": "taken@example.com", "password1": PASSWORD, "password2": PASSWORD},
+    )
+    assert User.objects.filter(email="taken@example.com").count() == 1
+    assert "already" in mail.outbox[-1].subject.lower()  # allauth's enumeration-safe notice
+
+
+def test_social_sign_in_by_email_ignores_an_unverified_claim(rf, monkeypatch):
+    from types import SimpleNamespace
+
+    from accounts.adapters import SocialAccountAdapter
+
+    squatter = make_user(email="squatter@example.com")
+    EmailAddress.objects.create(user=squatter, email="ada@example.com", verified=False)
+    adapter = SocialAccountAdapter(rf.get("/"))
+    monkeypatch.setattr(adapter, "can_authenticate_by_email", lambda login, email: True)
+    login = SimpleNamespace(email_addresses=[EmailAddress(email="ada@example.com", verified=True)])
+    assert adapter.authenticate_by_email(login) is None  # not signed in to the squatter's account
+    ada = make_user(email="ada-login@example.com")
+    EmailAddress.objects.create(user=ada, email="ada@example.com", verified=True)
+    assert adapter.authenticate_by_email(login) == (ada, "ada@example.com")
+
+
+def test_a_provider_verified_sign_up_releases_unconfirmed_claims(rf):
+    from types import SimpleNamespace
+
+    from accounts.adapters import SocialAccountAdapter
+
+    squatter = make_user(email="squatter@example.com")
+    EmailAddress.objects.create(user=squatter, email="ada@example.com", verified=False)
+    login = SimpleNamespace(
+        is_existing=False, email_addresses=[EmailAddress(email="ada@example.com", verified=True)]
+    )
+    SocialAccountAdapter(rf.get("/")).pre_social_login(rf.get("/"), login)
+    assert not EmailAddress.objects.filter(email="ada@example.com").exists()
+    # An address someone verified stays theirs.
+    EmailAddress.objects.create(user=squatter, email="ada@example.com", verified=True)
+    SocialAccountAdapter(rf.get("/")).pre_social_login(rf.get("/"), login)
+    assert EmailAddress.objects.filter(user=squatter, email="ada@example.com").exists()

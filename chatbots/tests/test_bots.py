@@ -229,3 +229,61 @@ def test_provider_keys_appear_in_no_public_response(client, org):
     ):
         body = client.get(url).content.decode()
         assert PROVIDER_KEY not in body and bot.api_key_encrypted not in body, url
+
+
+# Entries the widget runtime cannot use: each one must be refused when the bot is saved.
+UNUSABLE_ORIGINS = [
+    "https://user@shop.example",
+    "https://user:pw@shop.example",
+    "https://shop.example;",
+    "https://shop.example; script-src *",
+    "https://shop .example",
+    "https://shop.example https://evil.example",
+    "https://shop.example,https://evil.example",
+    "https://sub.*.example.com",
+    "https://*.*.example.com",
+    "https://*example.com",
+    "https://shop.example:*",
+    "http://*",
+    "*.example.com",
+    "shop.example",
+    "https://shop.example/path",
+    "https://shop.example?x=1",
+    "https://shop.example#top",
+    "https://shop_1.example",
+    "https://shop.example:99999",
+    "https://[::1]:8000",
+    "ftp://shop.example",
+    "https://'self'",
+]
+
+
+@pytest.mark.parametrize("entry", UNUSABLE_ORIGINS)
+def test_an_allowed_origin_the_widget_cannot_use_is_refused_at_save(org, entry):
+    with pytest.raises(ValidationError, match="not an origin"):
+        bot_create(organization=org, name="B", allowed_origins=["https://ok.example", entry])
+
+
+def test_allowed_origins_are_stored_as_the_widget_uses_them(org):
+    from chatbots.origins import allowed_origins
+
+    entries = [
+        "HTTPS://Shop.Example:443/",
+        "https://*.Example.com",
+        "http://localhost:8200",
+        "https://shop.example",
+    ]
+    bot = bot_create(organization=org, name="B", allowed_origins=entries)
+    assert bot.allowed_origins == ["https://shop.example", "https://*.example.com", "http://localhost:8200"]
+    assert allowed_origins(bot) == bot.allowed_origins  # one rule: what is saved is what is used
+    assert bot_update(bot=bot, data={"allowed_origins": ["*"]}).allowed_origins == ["*"]
+    assert bot_update(bot=bot, data={"allowed_origins": [" ", ""]}).allowed_origins == []
+
+
+def test_the_admin_shows_an_unusable_allowed_origin_on_the_form(client, owner, org):
+    client.force_login(owner)
+    data = admin_form_data(allowed_origins="https://shop.example\nhttps://user@shop.example")
+    response = client.post(reverse("admin:chatbots_bot_add"), data)
+    assert response.status_code == 200
+    assert "is not an origin" in response.content.decode()
+    assert not Bot.objects.filter(organization=org).exists()

@@ -11,8 +11,13 @@ from django.test import Client
 
 from accounts.models import Organization
 from chatbots.models import Bot
-from chatbots.origins import normalize_origin, origin_allowed
-from chatbots.widget_views import frame_ancestors
+from chatbots.origins import (
+    allowed_origins,
+    frame_ancestors,
+    normalize_origin,
+    origin_allowed,
+    socket_origin_allowed,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -154,3 +159,49 @@ def test_widget_assets_stay_within_their_size_budgets() -> None:
 
     assert sum(gz for _, _, gz in sizes(LOADER)) <= LOADER_BUDGET
     assert sum(gz for _, _, gz in sizes(APP)) <= APP_BUDGET
+
+
+def test_a_list_of_only_unusable_origins_allows_no_site(client: Client) -> None:
+    # Stored before entries were checked at save: none of them can match, so no site may embed the bot.
+    bot = _bot(allowed_origins=["https://user@shop.example", "https://shop.example;", "https://a b.example"])
+    assert not origin_allowed(bot, "https://shop.example")
+    assert not origin_allowed(bot, "https://evil.example")
+    assert frame_ancestors(bot) == "'none'"
+    frame = client.get(f"/widget/{bot.public_id}/?host=https://evil.example")
+    assert "frame-ancestors 'none'" in frame["Content-Security-Policy"]
+    assert _config(frame)["host_origin"] is None
+    config = client.get(f"/widget/{bot.public_id}/config.json", HTTP_ORIGIN="https://evil.example")
+    assert config.json()["allowed"] is False
+    assert not socket_origin_allowed(bot=bot, origin="https://evil.example", host="testserver")
+    assert socket_origin_allowed(bot=bot, origin="http://testserver", host="testserver")  # Parlor's own pages
+
+
+def test_unusable_entries_next_to_usable_ones_match_nothing() -> None:
+    bot = Bot(
+        name="x",
+        allowed_origins=["https://shop.example", "https://x@evil.example", "https://*.evil.example;"],
+    )
+    assert origin_allowed(bot, "https://shop.example")
+    assert not origin_allowed(bot, "https://evil.example")
+    assert not origin_allowed(bot, "https://a.evil.example")
+    assert frame_ancestors(bot) == "https://shop.example"
+
+
+def test_only_an_empty_list_or_a_star_opens_the_widget_to_every_site() -> None:
+    assert origin_allowed(Bot(name="x", allowed_origins=[]), "https://anyone.example")
+    assert frame_ancestors(Bot(name="x", allowed_origins=[])) == "*"
+    assert origin_allowed(Bot(name="x", allowed_origins=["*"]), "https://anyone.example")
+    assert not origin_allowed(Bot(name="x", allowed_origins=["https://*"]), "https://anyone.example")
+
+
+def test_a_host_parameter_with_user_info_is_not_taken_as_the_embedding_site(client: Client) -> None:
+    bot = _bot(allowed_origins=["https://*.example.com"])
+    response = client.get(f"/widget/{bot.public_id}/?host=https://evil.test@a.example.com")
+    assert _config(response)["host_origin"] is None
+
+
+def test_save_and_runtime_agree_on_every_entry() -> None:
+    from chatbots.tests.test_bots import UNUSABLE_ORIGINS
+
+    for entry in UNUSABLE_ORIGINS:
+        assert allowed_origins(Bot(name="x", allowed_origins=[entry])) == [], entry

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.security_headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -223,6 +224,26 @@ UNFOLD = {
     },
     "ACCOUNT": {"navigation": "accounts.dashboard.account_navigation"},
 }
+
+# --- Content-Security-Policy and Permissions-Policy ------------------------------------------------
+# For Parlor's own pages (admin, sign-in, API docs); the widget's pages send their own per-bot policy.
+# The admin (django-unfold) runs Alpine.js, which evaluates its x-* attributes with Function(): hence
+# 'unsafe-eval' (inline <script> and on* attributes stay blocked). Unfold's theme colours and the bot
+# preview use inline styles. The bot preview frames Parlor's own chat page. Social login forms post to
+# Parlor and are redirected to the provider, which form-action also governs.
+_FORM_ACTION = "'self' https:" if SOCIALACCOUNT_PROVIDERS else "'self'"
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: https:; font-src 'self' data:; connect-src 'self'; frame-src 'self'; "
+    f"object-src 'none'; base-uri 'self'; form-action {_FORM_ACTION}; frame-ancestors 'none'",
+)
+CONTENT_SECURITY_POLICY_REPORT_ONLY = env_bool("CONTENT_SECURITY_POLICY_REPORT_ONLY", False)
+PERMISSIONS_POLICY = env_str(
+    "PERMISSIONS_POLICY",
+    "accelerometer=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=(), clipboard-read=(), clipboard-write=(self), fullscreen=(self)",
+)
 
 # --- E-mail ------------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str(
