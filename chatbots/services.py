@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,12 +14,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.exceptions import ApplicationError
-from accounts.models import Organization
+from accounts.models import ApiKey, Organization
 from chatbots import crypto
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
 from chatbots.llm.endpoints import new_client
 from chatbots.llm.presets import PRESETS, Provider
-from chatbots.models import Bot
+from chatbots.models import ApiKeyBotLimit, Bot
 
 # Fields a customer may set through the admin or the API (keys go through their own arguments).
 BOT_EDITABLE_FIELDS = (
@@ -187,3 +187,30 @@ def bot_rotate_encryption() -> int:
 def bot_delete(*, bot: Bot) -> None:
     """Delete a bot with its conversations and messages (knowledge sources stay: they may serve others)."""
     bot.delete()
+
+
+# --- what bots use: knowledge sources and API keys (accounts and knowledge know no bots) -----------------
+def _same_organization(organization_id: int, bots: Iterable[Bot], what: str) -> list[Bot]:
+    bots = list(bots)
+    if any(bot.organization_id != organization_id for bot in bots):
+        raise ApplicationError(f"{what} can only be used with bots of its own organization.")
+    return bots
+
+
+def source_set_bots(*, source: Any, bots: Iterable[Bot]) -> None:
+    """The bots that answer from ``source`` (a knowledge source); bots of another organization are
+    refused."""
+    source.bots.set(_same_organization(source.organization_id, bots, "A source"))
+
+
+@transaction.atomic
+def api_key_set_bots(*, api_key: ApiKey, bots: Iterable[Bot] | None) -> None:
+    """Limit ``api_key`` to ``bots``; ``None`` or no bots lifts the limit (the key may use every bot)."""
+    bots = _same_organization(api_key.organization_id, bots or (), "An API key")
+    if not bots:
+        ApiKeyBotLimit.objects.filter(api_key=api_key).delete()
+        return
+    limit, _ = ApiKeyBotLimit.objects.get_or_create(
+        api_key=api_key, defaults={"organization_id": api_key.organization_id}
+    )
+    limit.bots.set(bots)
