@@ -15,6 +15,8 @@ from typing import Any
 from rest_framework import serializers
 
 UNKNOWN_FIELD = "Unknown field."
+# Not input: a browser's form post (session authentication) carries Django's CSRF token.
+NOT_INPUT = frozenset({"csrfmiddlewaretoken"})
 
 
 class RefuseUnknownFields:
@@ -22,7 +24,8 @@ class RefuseUnknownFields:
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):  # also a QueryDict (form and multipart bodies)
-            unknown = sorted(str(name) for name in data if name not in self.fields)  # type: ignore[attr-defined]
+            fields = self.fields  # type: ignore[attr-defined]
+            unknown = sorted(str(name) for name in data if name not in fields and name not in NOT_INPUT)
             if unknown:
                 raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
         return super().to_internal_value(data)  # type: ignore[misc]
