@@ -260,7 +260,8 @@ class ApiKeyBotLimit(models.Model):
 
     A key without a limit may use every bot of its organization; a limited key only ``bots`` — also when
     they have all been deleted since (then none: deleting a bot never widens a key). Accounts knows no
-    bots, so the limit lives here; ``chatbots.selectors.bots_for_api_key`` is the one place that reads it.
+    bots, so the limit lives here. Only ``chatbots.selectors`` reads it (``bots_for_api_key``: "which bots
+    may this key use", for every surface) and ``chatbots.services.api_key_set_bots`` writes it.
     """
 
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")

@@ -7,7 +7,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Q, QuerySet
 
 from chatbots.models import ApiKeyBotLimit, Bot, Conversation
 from chatbots.pipeline.errors import BotNotFound, ConversationNotFound
@@ -88,13 +88,11 @@ def api_key_bot_ids(*, api_keys: list[Any]) -> dict[int, list[int] | None]:
 
 
 def sources_for_api_key(*, api_key: Any, sources: QuerySet) -> QuerySet:
-    """``sources`` narrowed to the knowledge of the bots ``api_key`` may use (a key limited to bots sees
-    only their sources; any other key, all of its organization's)."""
-    limit = ApiKeyBotLimit.objects.filter(api_key_id=api_key.pk)
-    serves_a_usable_bot = Bot.sources.through.objects.filter(
-        source_id=OuterRef("pk"), bot_id__in=limit.values("bots")
-    )
-    return sources.filter(Q(~Exists(limit)) | Q(Exists(serves_a_usable_bot)))
+    """``sources`` narrowed to the knowledge of the bots ``api_key`` may use: a key limited to certain bots
+    sees only their sources, any other key all of its organization's (also those no bot uses yet)."""
+    if not api_key_is_bot_limited(api_key=api_key):
+        return sources
+    return sources.filter(bots__in=bots_for_api_key(api_key=api_key)).distinct()
 
 
 def bots_by_public_ids(*, organization_id: int, public_ids: list[str]) -> tuple[list[Bot], list[str]]:

@@ -19,9 +19,8 @@ UNKNOWN_FIELD = "Unknown field."
 NOT_INPUT = frozenset({"csrfmiddlewaretoken"})
 
 
+# No docstrings on these classes: drf-spectacular would show them as every input's description.
 class RefuseUnknownFields:
-    """Mixin for ``serializers.Serializer`` subclasses (see the module doc)."""
-
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):  # also a QueryDict (form and multipart bodies)
             fields = self.fields  # type: ignore[attr-defined]

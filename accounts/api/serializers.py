@@ -13,7 +13,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
-    """An API key as the API shows it (never its secret). chatbots adds the bots it may use."""
+    # Never the secret. chatbots adds the bots the key may use (chatbots/api/api_key_views.py).
 
     status = serializers.CharField(read_only=True)
 

@@ -36,7 +36,8 @@ LIST_FILTERS = [
 
 
 class SourceAPIView(APIView):
-    """What the source endpoints share; the hooks a subclass extends."""
+    # What the source endpoints share, and the hooks a subclass extends. (No docstring: the OpenAPI
+    # document would show it as the description of every source operation.)
 
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     serializer_class: type[SourceSerializer] = SourceSerializer
