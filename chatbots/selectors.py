@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.db.models import Exists, Q, QuerySet
 
+from accounts.models import ApiKey
 from chatbots.models import ApiKeyBotLimit, Bot, Conversation
 from chatbots.pipeline.errors import BotNotFound, ConversationNotFound
 
@@ -54,7 +55,7 @@ def bot_widget_config(bot: Bot) -> dict[str, Any]:
 
 
 # --- which bots an API key may use: the one place that reads ApiKeyBotLimit -------------------------------
-def bots_for_api_key(*, api_key: Any) -> QuerySet[Bot]:
+def bots_for_api_key(*, api_key: ApiKey) -> QuerySet[Bot]:
     """The bots ``api_key`` may use: its organization's, narrowed to its limit if it has one (one query)."""
     limit = ApiKeyBotLimit.objects.filter(api_key_id=api_key.pk)
     return Bot.objects.filter(organization_id=api_key.organization_id).filter(
@@ -62,19 +63,20 @@ def bots_for_api_key(*, api_key: Any) -> QuerySet[Bot]:
     )
 
 
-def api_key_may_use_bot(*, api_key: Any, bot: Bot) -> bool:
+def api_key_may_use_bot(*, api_key: ApiKey, bot: Bot) -> bool:
+    """Whether ``api_key`` may use ``bot`` (chat, its conversations, the bots API)."""
     return (
         bot.organization_id == api_key.organization_id
         and bots_for_api_key(api_key=api_key).filter(pk=bot.pk).exists()
     )
 
 
-def api_key_is_bot_limited(*, api_key: Any) -> bool:
+def api_key_is_bot_limited(*, api_key: ApiKey) -> bool:
     """True for a key limited to certain bots: it may not change what other bots share (knowledge, bots)."""
     return ApiKeyBotLimit.objects.filter(api_key_id=api_key.pk).exists()
 
 
-def api_key_bot_ids(*, api_keys: list[Any]) -> dict[int, list[int] | None]:
+def api_key_bot_ids(*, api_keys: list[ApiKey]) -> dict[int, list[int] | None]:
     """Each key's bot ids (``None``: not limited, every bot) for showing keys, in one query."""
     limited: dict[int, list[int]] = {}
     rows = ApiKeyBotLimit.objects.filter(api_key__in=[k.pk for k in api_keys]).values_list(
@@ -87,7 +89,7 @@ def api_key_bot_ids(*, api_keys: list[Any]) -> dict[int, list[int] | None]:
     return {k.pk: sorted(limited[k.pk]) if k.pk in limited else None for k in api_keys}
 
 
-def sources_for_api_key(*, api_key: Any, sources: QuerySet) -> QuerySet:
+def sources_for_api_key(*, api_key: ApiKey, sources: QuerySet) -> QuerySet:
     """``sources`` narrowed to the knowledge of the bots ``api_key`` may use: a key limited to certain bots
     sees only their sources, any other key all of its organization's (also those no bot uses yet)."""
     if not api_key_is_bot_limited(api_key=api_key):
