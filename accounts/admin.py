@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -182,42 +181,12 @@ class InvitationAdmin(TenantScopedAdmin):
         return actions
 
 
-def _bot_model() -> Any:
-    # Looked up lazily: accounts must not import chatbots (apps depend accounts ← chatbots).
-    return apps.get_model("chatbots", "Bot")
-
-
 class ApiKeyForm(forms.ModelForm):
     request: HttpRequest | None = None
-    bots = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, help_text="Leave empty to allow every bot of the organization."
-    )
 
     class Meta:
         model = ApiKey
-        fields = ["organization", "name", "read_only", "bots", "expires_at"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        bots = _bot_model().objects.all()
-        request = self.request
-        if request is not None and not request.user.is_superuser:
-            organization = active_organization(request)
-            bots = bots.filter(organization=organization) if organization else bots.none()
-        elif self.instance.organization_id:
-            bots = bots.filter(organization_id=self.instance.organization_id)
-        self.fields["bots"].queryset = bots
-        if self.instance.pk:
-            self.fields["bots"].initial = bots.filter(pk__in=self.instance.bot_ids)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        organization_id = self.instance.organization_id or getattr(data.get("organization"), "pk", None)
-        chosen = data.get("bots") or []
-        if organization_id and any(bot.organization_id != organization_id for bot in chosen):
-            raise ValidationError({"bots": "Choose bots of this organization."})
-        self.instance.bot_ids = sorted(bot.pk for bot in chosen)
-        return data
+        fields = ["organization", "name", "read_only", "expires_at"]
 
 
 @admin.register(ApiKey)
@@ -243,9 +212,7 @@ class ApiKeyAdmin(TenantScopedAdmin):
         return form_class
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = [f for f in super().get_fields(request, obj) if f not in ("bot_ids",)]
-        if "bots" not in fields:
-            fields.insert(fields.index("expires_at") if "expires_at" in fields else len(fields), "bots")
+        fields = list(super().get_fields(request, obj))
         if obj is None:
             fields = [f for f in fields if f not in self.readonly_fields]
         return fields
@@ -264,7 +231,6 @@ class ApiKeyAdmin(TenantScopedAdmin):
             name=obj.name,
             created_by=request.user,
             read_only=obj.read_only,
-            bot_ids=obj.bot_ids,
             expires_at=obj.expires_at,
         )
         for field in ApiKey._meta.concrete_fields:

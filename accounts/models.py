@@ -5,7 +5,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -157,8 +156,6 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     read_only = models.BooleanField(default=False, help_text="Only GET requests are allowed.")
-    # Bot ids rather than a relation: accounts does not depend on chatbots. Empty means all bots.
-    bot_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Leave empty for no expiry.")
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -185,6 +182,3 @@ class ApiKey(models.Model):
         if self.revoked_at:
             return "revoked"
         return "expired" if self.is_expired else "active"
-
-    def allows_bot(self, bot: models.Model) -> bool:
-        return bot.organization_id == self.organization_id and (not self.bot_ids or bot.pk in self.bot_ids)

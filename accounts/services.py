@@ -69,8 +69,15 @@ def signup_complete(
     return organization_create(name=organization_name.strip() or default_organization_name(user), owner=user)
 
 
-def _owner_count(organization: Organization) -> int:
-    return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
+def _lock_owners(organization_id: int) -> int:
+    """Lock the organization's row and return its number of owners.
+
+    Every change that could take away an owner takes this lock first, so two of them run one after the
+    other and the second counts what the first left. (``select_for_update().count()`` would lock nothing:
+    Django drops FOR UPDATE from an aggregate, and two concurrent demotions could both count two owners.)
+    """
+    Organization.objects.select_for_update().only("pk").get(pk=organization_id)
+    return Membership.objects.filter(organization_id=organization_id, role=Role.OWNER).count()
 
 
 @transaction.atomic
@@ -78,11 +85,10 @@ def membership_change_role(*, membership: Membership, role: str, actor: User | N
     """Change a member's role; an organization always keeps at least one owner."""
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}.")
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
-    if membership.role == Role.OWNER and role != Role.OWNER:
-        Membership.objects.select_for_update().filter(organization_id=membership.organization_id).count()
-        if _owner_count(membership.organization) <= 1:
-            raise ApplicationError("An organization needs at least one owner.")
+    owners = _lock_owners(membership.organization_id)
+    membership = Membership.objects.get(pk=membership.pk)  # as it is now, under the lock
+    if membership.role == Role.OWNER and role != Role.OWNER and owners <= 1:
+        raise ApplicationError("An organization needs at least one owner.")
     membership.role = role
     membership.save(update_fields=["role"])
     return membership
@@ -91,8 +97,11 @@ def membership_change_role(*, membership: Membership, role: str, actor: User | N
 @transaction.atomic
 def membership_remove(*, membership: Membership) -> None:
     """Remove a member; the last owner cannot be removed."""
-    list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id))
-    if membership.role == Role.OWNER and _owner_count(membership.organization) <= 1:
+    owners = _lock_owners(membership.organization_id)
+    membership = Membership.objects.filter(pk=membership.pk).first()  # as it is now, under the lock
+    if membership is None:
+        return
+    if membership.role == Role.OWNER and owners <= 1:
         raise ApplicationError("The last owner cannot leave the organization.")
     membership.delete()
 
@@ -207,7 +216,6 @@ def api_key_create(
     name: str,
     created_by: User | None = None,
     read_only: bool = False,
-    bot_ids: list[int] | tuple[int, ...] = (),
     expires_at: datetime | None = None,
 ) -> IssuedApiKey:
     """Create a key; the returned ``key`` is the only time the secret exists outside the caller."""
@@ -219,7 +227,6 @@ def api_key_create(
         prefix=prefix,
         key_hash=sha256_hex(key),
         read_only=read_only,
-        bot_ids=sorted({int(b) for b in bot_ids}),
         expires_at=expires_at,
         created_by=created_by,
     )

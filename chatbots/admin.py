@@ -13,13 +13,16 @@ from django.urls import reverse
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminPasswordWidget, UnfoldAdminTextareaWidget, UnfoldBooleanSwitchWidget
 
+from accounts.admin import ApiKeyAdmin, ApiKeyForm
 from accounts.admin_base import TenantScopedAdmin, TenantScopedTabularInline
+from accounts.models import ApiKey
 from accounts.selectors import active_organization
 from chatbots.llm import ConnectionReport, endpoints_for
 from chatbots.models import Bot, Conversation, Message
-from chatbots.selectors import conversations_with_counts
+from chatbots.selectors import api_key_bot_ids, conversations_with_counts
 from chatbots.services import (
     BOT_EDITABLE_FIELDS,
+    api_key_set_bots,
     bot_create,
     bot_test_connection,
     bot_update,
@@ -272,3 +275,55 @@ class ConversationAdmin(TenantScopedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- API keys, with the bots each may use (accounts knows no bots: its admin is extended here) ----------
+class ApiKeyBotsForm(ApiKeyForm):
+    bots = forms.ModelMultipleChoiceField(
+        queryset=Bot.objects.none(), required=False,
+        help_text="Leave empty to allow every bot of the organization.",
+    )  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bots = Bot.objects.all()
+        request = self.request
+        if request is not None and not request.user.is_superuser:
+            organization = active_organization(request)
+            bots = bots.filter(organization=organization) if organization else bots.none()
+        elif self.instance.organization_id:
+            bots = bots.filter(organization_id=self.instance.organization_id)
+        self.fields["bots"].queryset = bots
+        if self.instance.pk:
+            self.fields["bots"].initial = bots.filter(
+                pk__in=api_key_bot_ids(api_keys=[self.instance])[self.instance.pk] or []
+            )
+
+    def clean_bots(self) -> list[Bot]:
+        chosen = list(self.cleaned_data.get("bots") or [])
+        organization_id = self.instance.organization_id or getattr(
+            self.cleaned_data.get("organization"), "pk", None
+        )
+        if organization_id and any(bot.organization_id != organization_id for bot in chosen):
+            raise ValidationError("Choose bots of this organization.")
+        return chosen
+
+
+admin.site.unregister(ApiKey)
+
+
+@admin.register(ApiKey)
+class ApiKeyWithBotsAdmin(ApiKeyAdmin):
+    form = ApiKeyBotsForm
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = [f for f in super().get_fields(request, obj) if f != "bots"]
+        fields.insert(fields.index("expires_at") if "expires_at" in fields else len(fields), "bots")
+        return fields
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)  # the admin's view runs in one transaction
+        # Only a change of the choice: a key limited to bots that were all deleted shows none chosen and
+        # must not become a key for every bot by being saved.
+        if not change or "bots" in form.changed_data:
+            api_key_set_bots(api_key=obj, bots=form.cleaned_data.get("bots"))

@@ -253,3 +253,24 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
+
+
+class ApiKeyBotLimit(models.Model):
+    """Limits an API key to some bots of its organization.
+
+    A key without a limit may use every bot of its organization; a limited key only ``bots`` — also when
+    they have all been deleted since (then none: deleting a bot never widens a key). Accounts knows no
+    bots, so the limit lives here. Only ``chatbots.selectors`` reads it (``bots_for_api_key``: "which bots
+    may this key use", for every surface) and ``chatbots.services.api_key_set_bots`` writes it.
+    """
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    api_key = models.OneToOneField("accounts.ApiKey", on_delete=models.CASCADE, related_name="bot_limit")
+    bots = models.ManyToManyField(Bot, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "API key bot limit"
+
+    def __str__(self) -> str:
+        return f"{self.api_key} limited to bots"

@@ -9,11 +9,12 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, Q, QuerySet
 
+from accounts.models import ApiKey
 from chatbots.exceptions import BotNotFound, ConversationNotFound
 from chatbots.llm.events import Turn
-from chatbots.models import Bot, Conversation, Feedback, Message, MessageStatus
+from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message, MessageStatus
 
 BOT_CACHE_SECONDS = 5.0  # a change in the admin reaches open widgets within this many seconds
 _bot_cache: dict[str, tuple[float, Bot]] = {}
@@ -52,6 +53,58 @@ def bot_source_ids(*, bot: Bot) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+# --- which bots an API key may use: the one place that reads ApiKeyBotLimit -------------------------------
+def bots_for_api_key(*, api_key: ApiKey) -> QuerySet[Bot]:
+    """The bots ``api_key`` may use: its organization's, narrowed to its limit if it has one (one query)."""
+    limit = ApiKeyBotLimit.objects.filter(api_key_id=api_key.pk)
+    return Bot.objects.filter(organization_id=api_key.organization_id).filter(
+        Q(~Exists(limit)) | Q(pk__in=limit.values("bots"))
+    )
+
+
+def api_key_may_use_bot(*, api_key: ApiKey, bot: Bot) -> bool:
+    """Whether ``api_key`` may use ``bot`` (chat, its conversations, the bots API)."""
+    return (
+        bot.organization_id == api_key.organization_id
+        and bots_for_api_key(api_key=api_key).filter(pk=bot.pk).exists()
+    )
+
+
+def api_key_is_bot_limited(*, api_key: ApiKey) -> bool:
+    """True for a key limited to certain bots: it may not change what other bots share (knowledge, bots)."""
+    return ApiKeyBotLimit.objects.filter(api_key_id=api_key.pk).exists()
+
+
+def api_key_bot_ids(*, api_keys: list[ApiKey]) -> dict[int, list[int] | None]:
+    """Each key's bot ids (``None``: not limited, every bot) for showing keys, in one query."""
+    limited: dict[int, list[int]] = {}
+    rows = ApiKeyBotLimit.objects.filter(api_key__in=[k.pk for k in api_keys]).values_list(
+        "api_key_id", "bots"
+    )
+    for api_key_id, bot_id in rows:
+        limited.setdefault(api_key_id, [])
+        if bot_id is not None:
+            limited[api_key_id].append(bot_id)
+    return {k.pk: sorted(limited[k.pk]) if k.pk in limited else None for k in api_keys}
+
+
+def sources_for_api_key(*, api_key: ApiKey, sources: QuerySet) -> QuerySet:
+    """``sources`` narrowed to the knowledge of the bots ``api_key`` may use: a key limited to certain bots
+    sees only their sources, any other key all of its organization's (also those no bot uses yet)."""
+    if not api_key_is_bot_limited(api_key=api_key):
+        return sources
+    return sources.filter(bots__in=bots_for_api_key(api_key=api_key)).distinct()
+
+
+def bots_by_public_ids(*, organization_id: int, public_ids: list[str]) -> tuple[list[Bot], list[str]]:
+    """The organization's bots with these public ids, in the given order, and the ids that matched none."""
+    wanted = list(dict.fromkeys(public_ids))
+    found = {
+        b.public_id: b for b in Bot.objects.filter(organization_id=organization_id, public_id__in=wanted)
+    }
+    return [found[p] for p in wanted if p in found], [p for p in wanted if p not in found]
+
+
 # --- conversations ---------------------------------------------------------------------------------
 
 
@@ -76,7 +129,7 @@ def conversation_get_for_visitor(
     return conversation
 
 
-def conversation_get_for_api_key(*, api_key: Any, conversation_id: Any) -> Conversation:
+def conversation_get_for_api_key(*, api_key: ApiKey, conversation_id: Any) -> Conversation:
     """A conversation of the key's organization and of a bot the key may use; anything else is 404."""
     try:
         conversation = Conversation.objects.select_related("bot").get(
@@ -84,7 +137,7 @@ def conversation_get_for_api_key(*, api_key: Any, conversation_id: Any) -> Conve
         )
     except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError):
         raise ConversationNotFound() from None
-    if not api_key.allows_bot(conversation.bot):
+    if not api_key_may_use_bot(api_key=api_key, bot=conversation.bot):
         raise ConversationNotFound()
     return conversation
 

@@ -7,7 +7,7 @@ import dataclasses
 import ipaddress
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -20,14 +20,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.exceptions import ApplicationError
-from accounts.models import Organization
+from accounts.models import ApiKey, Organization
 from chatbots import crypto
 from chatbots.exceptions import InvalidMessage, MessageNotFound
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
 from chatbots.llm.endpoints import new_client
 from chatbots.llm.events import Turn
 from chatbots.llm.presets import PRESETS, Provider
-from chatbots.models import Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
+from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
 from chatbots.origins import parse_allowed_origin
 from chatbots.selectors import conversation_get_for_visitor, conversation_recent_turns
 from knowledge.selectors import SourcePayload
@@ -205,6 +205,33 @@ def bot_rotate_encryption() -> int:
 def bot_delete(*, bot: Bot) -> None:
     """Delete a bot with its conversations and messages (knowledge sources stay: they may serve others)."""
     bot.delete()
+
+
+# --- what bots use: knowledge sources and API keys (accounts and knowledge know no bots) -----------------
+def _same_organization(organization_id: int, bots: Iterable[Bot], what: str) -> list[Bot]:
+    bots = list(bots)
+    if any(bot.organization_id != organization_id for bot in bots):
+        raise ApplicationError(f"{what} can only be used with bots of its own organization.")
+    return bots
+
+
+def source_set_bots(*, source: Any, bots: Iterable[Bot]) -> None:
+    """The bots that answer from ``source`` (a knowledge source); bots of another organization are
+    refused."""
+    source.bots.set(_same_organization(source.organization_id, bots, "A source"))
+
+
+@transaction.atomic
+def api_key_set_bots(*, api_key: ApiKey, bots: Iterable[Bot] | None) -> None:
+    """Limit ``api_key`` to ``bots``; ``None`` or no bots lifts the limit (the key may use every bot)."""
+    bots = _same_organization(api_key.organization_id, bots or (), "An API key")
+    if not bots:
+        ApiKeyBotLimit.objects.filter(api_key=api_key).delete()
+        return
+    limit, _ = ApiKeyBotLimit.objects.get_or_create(
+        api_key=api_key, defaults={"organization_id": api_key.organization_id}
+    )
+    limit.bots.set(bots)
 
 
 # --- conversations and messages --------------------------------------------------------------------

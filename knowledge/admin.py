@@ -11,18 +11,18 @@ from django.db import transaction
 from django.http import JsonResponse
 from django.urls import path
 from django.utils.html import format_html
-from unfold.admin import TabularInline
 from unfold.decorators import action, display
 
-from accounts.admin_base import TenantScopedAdmin
+from accounts.admin_base import TenantScopedAdmin, TenantScopedTabularInline
 from knowledge.exceptions import IngestError
 from knowledge.models import FaqPair, Source, SourceStatus
 from knowledge.services import (
-    INGEST_FIELDS,
     faq_pairs_from_csv,
+    source_create,
     source_delete,
     source_input_problems,
     source_request_ingest,
+    source_update,
     upload_problem,
 )
 
@@ -32,6 +32,22 @@ if TYPE_CHECKING:
 
 SOURCE_FIELDS = frozenset(field.name for field in Source._meta.concrete_fields)
 STATUS_COLOURS = {"queued": "info", "processing": "warning", "ready": "success", "failed": "danger"}
+
+
+def _kept_pairs(formset: Any) -> list[tuple[str, str]]:
+    """The (question, answer) rows an FAQ inline keeps: existing and new rows, without deleted and blank
+    ones."""
+    pairs = []
+    for inline_form in formset.forms:
+        if inline_form.instance.pk is None and not inline_form.has_changed():
+            continue  # an extra row left empty
+        if formset.can_delete and formset._should_delete_form(inline_form):
+            continue
+        question = inline_form.cleaned_data.get("question", "")
+        answer = inline_form.cleaned_data.get("answer", "")
+        if question.strip() and answer.strip():
+            pairs.append((question, answer))
+    return pairs
 
 
 class SourceAdminForm(forms.ModelForm):
@@ -75,7 +91,7 @@ class SourceAdminForm(forms.ModelForm):
         return data
 
 
-class FaqPairInline(TabularInline):
+class FaqPairInline(TenantScopedTabularInline):
     model = FaqPair
     fields = ["question", "answer"]
     extra = 1
@@ -151,38 +167,38 @@ class SourceAdmin(TenantScopedAdmin):
             }
         )
 
+    # The source and its FAQ pairs are written by the same services as the API (source_create and
+    # source_update), once the inline rows are known: save_model only validates, save_related writes.
     def save_model(self, request: HttpRequest, obj: Source, form: SourceAdminForm, change: bool) -> None:
-        changed = not change or any(name in form.changed_data for name in INGEST_FIELDS)
-        if change:
-            # Only the edited fields: a running ingestion writes the status and counts meanwhile.
-            fields = [name for name in form.changed_data if name in SOURCE_FIELDS]
-            if fields:
-                obj.save(update_fields=[*fields, "updated_at"])
-        else:
-            super().save_model(request, obj, form, change)
-        obj._needs_ingest = changed or bool(form.cleaned_data.get("faq_csv"))
+        pass
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        instances = formset.save(commit=False)
-        for instance in instances:
-            instance.organization_id = form.instance.organization_id
-            instance.save()
-        for instance in formset.deleted_objects:
-            instance.delete()
-        if instances or formset.deleted_objects:
-            form.instance._needs_ingest = True
+        formset.save(commit=False)  # only fills new/changed/deleted_objects for the change message
 
     def save_related(self, request: HttpRequest, form: SourceAdminForm, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
+        super().save_related(request, form, formsets, change)  # save_formset above: nothing is written
+        data = form.cleaned_data
+        faq_pairs = None
+        inline = [formset for formset in formsets if formset.model is FaqPair]
+        if data.get("faq_csv") or any(formset.has_changed() for formset in inline):
+            faq_pairs = [pair for formset in inline for pair in _kept_pairs(formset)] + list(data["faq_csv"])
+        fields = {name: data[name] for name in form.changed_data if name in SOURCE_FIELDS}
+        if "file" in fields and not fields["file"]:
+            fields.pop("file")  # a cleared file input: a file source keeps its file
         source = form.instance
-        pairs = form.cleaned_data.get("faq_csv") or []
-        FaqPair.objects.bulk_create(
-            FaqPair(organization_id=source.organization_id, source=source, question=q[:1000], answer=a)
-            for q, a in pairs
-            if q.strip() and a.strip()
-        )
-        if getattr(source, "_needs_ingest", False):
-            source_request_ingest(source=source)
+        if change:
+            # A fresh copy: the form already wrote the new values onto form.instance, so the service
+            # could not see what changed (and a running ingestion wrote status and counts meanwhile).
+            source_update(source=Source.objects.get(pk=source.pk), data=fields, faq_pairs=faq_pairs)
+            return
+        created = source_create(
+            organization=source.organization, kind=data["kind"], title=data.get("title") or "",
+            file=data.get("file") or None, url=data.get("url") or "", text=data.get("text") or "",
+            faq_pairs=faq_pairs, max_pages=data["max_pages"], max_depth=data["max_depth"],
+            resync_hours=data.get("resync_hours") or 0,
+        )  # fmt: skip
+        source.pk = created.pk
+        source._state.adding = False
 
     def delete_model(self, request: HttpRequest, obj: Source) -> None:
         source_delete(source=obj)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -124,11 +124,10 @@ def source_create(
     max_pages: int = 50,
     max_depth: int = 3,
     resync_hours: int = 0,
-    bots: Iterable[Any] = (),
 ) -> Source:
-    """Create a source for ``bots`` (of the same organization) and queue its ingestion (after the
-    surrounding transaction commits). A blank ``title`` becomes the file name, the address, the text's
-    start or the first FAQ question."""
+    """Create a source and queue its ingestion (after the surrounding transaction commits). A blank
+    ``title`` becomes the file name, the address, the text's start or the first FAQ question. Which bots
+    answer from it is chatbots' business (``chatbots.services.source_set_bots``)."""
     title = title.strip() or _default_title(kind=kind, file=file, url=url, text=text, faq_pairs=faq_pairs)
     with transaction.atomic():
         source = Source(
@@ -140,7 +139,6 @@ def source_create(
         source.save()
         if faq_pairs:
             _faq_pairs_replace(source, faq_pairs)
-        source_set_bots(source=source, bots=bots)
         _enqueue_ingest(source.pk)
     return source
 
@@ -150,9 +148,8 @@ def source_update(
     source: Source,
     data: dict[str, Any],
     faq_pairs: list[tuple[str, str]] | None = None,
-    bots: Iterable[Any] | None = None,
 ) -> Source:
-    """Change a source's settings (``data``: model fields), replace its FAQ pairs or the bots it serves.
+    """Change a source's settings (``data``: model fields) or replace its FAQ pairs.
     A change to what is ingested queues a re-ingestion; the old chunks serve until the new ones commit."""
     with transaction.atomic():
         old_file = source.file.name if source.file else ""
@@ -170,8 +167,6 @@ def source_update(
         if faq_pairs is not None:
             _faq_pairs_replace(source, faq_pairs)
             changed.add("faq_pairs")
-        if bots is not None:
-            source_set_bots(source=source, bots=bots)
         if changed & {*INGEST_FIELDS, "faq_pairs"}:
             source_request_ingest(source=source)
             source.refresh_from_db()
@@ -179,14 +174,6 @@ def source_update(
             storage = source.file.storage
             transaction.on_commit(lambda: storage.delete(old_file))
     return source
-
-
-def source_set_bots(*, source: Source, bots: Iterable[Any]) -> None:
-    """The bots that answer from ``source``; bots of another organization are refused."""
-    bots = list(bots)
-    if any(bot.organization_id != source.organization_id for bot in bots):
-        raise ValueError("A source can only serve bots of its own organization.")
-    source.bots.set(bots)
 
 
 def source_request_ingest(*, source: Source) -> None:

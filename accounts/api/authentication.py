@@ -1,8 +1,9 @@
 """API keys for the REST API: ``Authorization: Bearer prl_xxxxxxxx_<secret>``.
 
 ``authenticate`` returns ``(ApiKeyPrincipal, ApiKey)``: ``request.auth`` is the ``ApiKey`` (its
-``organization``, ``read_only`` and ``allows_bot(bot)`` scope the request) and ``request.user`` is a
-principal that is authenticated but no person, so user-based permissions never apply to a key.
+``organization`` and ``read_only`` scope the request; chatbots decides which bots it may use) and
+``request.user`` is a principal that is authenticated but no person, so user-based permissions never apply
+to a key.
 Works with DRF requests and with plain Django ``HttpRequest`` objects (the async chat endpoints).
 """
 

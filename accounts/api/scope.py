@@ -26,15 +26,11 @@ def request_organization(request: Request) -> Organization:
     return organization
 
 
-def require_writer(request: Request, *, what: str, bot_limited_keys: bool = True) -> None:
-    """Refuse members (owners and admins write) and, unless ``bot_limited_keys``, API keys limited to
-    certain bots. Read-only keys are refused by the ApiKeyScope permission already."""
-    api_key = request_api_key(request)
-    if api_key is not None:
-        if not bot_limited_keys and api_key.bot_ids:
-            raise PermissionDenied(
-                f"This API key is limited to certain bots; it cannot create or change {what}."
-            )
+def require_writer(request: Request, *, what: str) -> None:
+    """Refuse members (owners and admins write). API keys may write unless read-only (refused by the
+    ApiKeyScope permission already); chatbots refuses keys limited to certain bots where they would change
+    what other bots share (``chatbots.api.access.require_unlimited_writer``)."""
+    if request_api_key(request) is not None:
         return
     if active_role(request) not in WRITE_ROLES:
         raise PermissionDenied(f"Only owners and admins can change {what}.")

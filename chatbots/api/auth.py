@@ -11,7 +11,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from accounts.api.authentication import ApiKeyAuthentication
 from chatbots.exceptions import BotNotFound, ForbiddenByApiKey, NotAuthenticated
 from chatbots.models import Bot
-from chatbots.selectors import bot_get_public
+from chatbots.selectors import api_key_may_use_bot, bot_get_public
 
 
 def _authenticate(request: HttpRequest) -> Any:
@@ -30,7 +30,7 @@ def api_key_bot(*, request: HttpRequest, public_id: str, write: bool) -> tuple[A
     bot = bot_get_public(public_id=public_id)
     if bot.organization_id != api_key.organization_id:
         raise BotNotFound()
-    if not api_key.allows_bot(bot):
+    if not api_key_may_use_bot(api_key=api_key, bot=bot):
         raise ForbiddenByApiKey()
     if write and api_key.read_only:
         raise ForbiddenByApiKey("This API key is read-only; it cannot send messages or feedback.")

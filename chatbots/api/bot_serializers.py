@@ -6,11 +6,12 @@ from typing import Any
 
 from rest_framework import serializers
 
+from accounts.api.inputs import InputModelSerializer
 from chatbots.models import Bot
 from chatbots.services import BOT_EDITABLE_FIELDS
 
 
-class BotSerializer(serializers.ModelSerializer):
+class BotSerializer(InputModelSerializer):
     api_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=True, max_length=500,
         help_text='Provider API key; stored encrypted and never returned. "" removes it; omit to keep it.',

@@ -6,7 +6,6 @@ to the key's bots, and read-only keys only read. Another organization's bot is s
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
@@ -15,19 +14,11 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from accounts.api.scope import request_api_key, request_organization, require_writer
+from accounts.api.scope import request_organization, require_writer
+from chatbots.api.access import bots_for_request, require_unlimited_writer
 from chatbots.api.bot_serializers import BotSerializer, ConnectionReportSerializer
 from chatbots.models import Bot
 from chatbots.services import bot_create, bot_delete, bot_test_connection, bot_update
-
-
-def bots_for_request(request: Request) -> QuerySet[Bot]:
-    """The bots the caller may see: its organization's, narrowed to an API key's bots."""
-    bots = Bot.objects.filter(organization=request_organization(request)).order_by("name", "pk")
-    api_key = request_api_key(request)
-    if api_key is not None and api_key.bot_ids:
-        bots = bots.filter(pk__in=api_key.bot_ids)
-    return bots
 
 
 def bot_for_request(request: Request, public_id: str) -> Bot:
@@ -41,12 +32,14 @@ class BotListView(APIView):
     @extend_schema(responses=BotSerializer(many=True))
     def get(self, request: Request) -> Response:
         paginator = api_settings.DEFAULT_PAGINATION_CLASS()
-        page = paginator.paginate_queryset(bots_for_request(request), request, view=self)
+        page = paginator.paginate_queryset(
+            bots_for_request(request).order_by("name", "pk"), request, view=self
+        )
         return paginator.get_paginated_response(BotSerializer(page, many=True).data)
 
     @extend_schema(request=BotSerializer, responses={201: BotSerializer})
     def post(self, request: Request) -> Response:
-        require_writer(request, what="bots", bot_limited_keys=False)
+        require_unlimited_writer(request, what="bots")
         payload = BotSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data, api_key, fallback_api_key = payload.split()

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.authentication import ApiKeyAuthentication
+from accounts.api.inputs import InputSerializer
 from chatbots.models import Feedback
 from chatbots.payloads import message_payload
 from chatbots.selectors import conversation_get_for_api_key, conversation_messages
@@ -36,7 +37,7 @@ class ConversationMessagesView(ApiKeyView):
         )
 
 
-class FeedbackInput(serializers.Serializer):
+class FeedbackInput(InputSerializer):
     conversation_id = serializers.UUIDField()
     value = serializers.ChoiceField(choices=[Feedback.UP, Feedback.DOWN, ""], allow_blank=True)
     comment = serializers.CharField(

@@ -11,7 +11,7 @@ from accounts.tests.factories import make_organization, owner_of
 from chatbots.llm.testserver import FakeLLMServer
 from chatbots.models import Bot
 from chatbots.pipeline.blocking import wait_until_idle
-from chatbots.services import bot_create
+from chatbots.services import api_key_set_bots, bot_create
 from knowledge.models import SourceKind
 from knowledge.services import source_create, source_ingest
 
@@ -68,8 +68,11 @@ def make_chat_bot(
     return bot
 
 
-def make_api_key(bot: Bot, **options):
-    """A full API key string for the bot's organization (and the ApiKey row)."""
-    return api_key_create(
+def make_api_key(bot: Bot, *, bots: list[Bot] | None = None, **options):
+    """A full API key string for the bot's organization (and the ApiKey row), limited to ``bots`` if
+    given."""
+    issued = api_key_create(
         organization=bot.organization, created_by=owner_of(bot.organization), name="test", **options
     )
+    api_key_set_bots(api_key=issued.api_key, bots=bots)
+    return issued

@@ -11,7 +11,7 @@ from accounts.models import Role
 from accounts.services import api_key_create
 from accounts.tests.factories import add_member, make_organization, owner_of
 from chatbots.models import Bot
-from chatbots.services import bot_create
+from chatbots.services import api_key_set_bots, bot_create
 from chatbots.tests.llm_fixtures import fake_llm, fast_llm_settings, scripted
 
 __all__ = ["fake_llm", "fast_llm_settings"]
@@ -27,8 +27,9 @@ def org():
     return make_organization(name="Acme")
 
 
-def bearer(organization, **options) -> dict[str, str]:
+def bearer(organization, *, bots=None, **options) -> dict[str, str]:
     issued = api_key_create(organization=organization, name="test", **options)
+    api_key_set_bots(api_key=issued.api_key, bots=bots)
     return {"HTTP_AUTHORIZATION": f"Bearer {issued.key}"}
 
 
@@ -84,7 +85,7 @@ def test_other_organizations_and_restricted_keys_see_nothing(client, org):
     assert Bot.objects.get(pk=other.pk).name == "Theirs" and Bot.objects.get(pk=other.pk).updated_at == before
 
     second = bot_create(organization=org, name="Second")
-    limited = bearer(org, bot_ids=[second.pk])
+    limited = bearer(org, bots=[second])
     assert [b["name"] for b in client.get(reverse("api-bots"), **limited).json()["results"]] == ["Second"]
     assert client.get(reverse("api-bot", args=[ours.public_id]), **limited).status_code == 404
     assert (

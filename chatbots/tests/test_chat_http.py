@@ -9,7 +9,7 @@ import openai
 import pytest
 from asgiref.sync import sync_to_async
 
-from chatbots.models import Conversation, Message, MessageRole, MessageStatus
+from chatbots.models import Bot, Conversation, Message, MessageRole, MessageStatus
 from chatbots.tests.chat_support import make_api_key, make_chat_bot
 from config.asgi import application
 
@@ -187,7 +187,8 @@ async def test_other_tenants_key_reaches_neither_bot_nor_conversation(llm_server
 
 async def test_key_limited_to_other_bots_or_read_only_cannot_chat(llm_server) -> None:
     bot, _ = await setup_bot(llm_server)
-    limited = await sync_to_async(make_api_key)(bot, bot_ids=[bot.pk + 1000])
+    other = await Bot.objects.acreate(organization_id=bot.organization_id, name="Other")
+    limited = await sync_to_async(make_api_key)(bot, bots=[other])
     read_only = await sync_to_async(make_api_key)(bot, read_only=True)
     url = f"/api/v1/bots/{bot.public_id}/messages"
     async with client(limited.key) as http:

@@ -8,30 +8,20 @@ from django.conf import settings
 from django.core.validators import URLValidator
 from rest_framework import serializers
 
+from accounts.api.inputs import InputModelSerializer, InputSerializer
 from knowledge.exceptions import IngestError
 from knowledge.models import Source, SourceKind
 from knowledge.services import faq_pairs_from_csv, source_input_problems, upload_problem
 
 
-class FaqPairSerializer(serializers.Serializer):
+class FaqPairSerializer(InputSerializer):
     question = serializers.CharField(max_length=1000)
     answer = serializers.CharField(max_length=20_000)
 
 
-class BotPublicIds(serializers.ListField):
-    """Written as a list of bot public ids; read from the source's bots."""
+class SourceSerializer(InputModelSerializer):
+    """A source and its ingestion status (chatbots adds the bots that answer from it)."""
 
-    def to_representation(self, bots: Any) -> list[str]:
-        return sorted(bot.public_id for bot in bots.all())
-
-
-class SourceSerializer(serializers.ModelSerializer):
-    """A source, its ingestion status and the bots that answer from it."""
-
-    bots = BotPublicIds(
-        child=serializers.CharField(max_length=40), required=False,
-        help_text="Public ids of the bots that answer from this source (of your organization).",
-    )  # fmt: skip
     faq_pairs = FaqPairSerializer(
         many=True, required=False,
         help_text="FAQ sources: the question/answer pairs (replaces all pairs when changed).",
@@ -45,7 +35,7 @@ class SourceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Source
         fields = [
-            "id", "kind", "title", "file", "file_name", "url", "text", "faq_pairs", "faq_csv", "bots",
+            "id", "kind", "title", "file", "file_name", "url", "text", "faq_pairs", "faq_csv",
             "max_pages", "max_depth", "resync_hours", "status", "progress", "status_reason", "chunk_count",
             "token_count", "page_count", "synced_at", "created_at", "updated_at",
         ]  # fmt: skip

@@ -117,3 +117,57 @@ def test_outsider_cannot_open_or_delete_another_organizations_source(client):
     assert client.get(reverse("admin:knowledge_source_change", args=[theirs.pk])).status_code in (302, 404)
     client.post(reverse("admin:knowledge_source_delete", args=[theirs.pk]), {"post": "yes"})
     assert Source.objects.filter(pk=theirs.pk).exists()
+
+
+def test_owner_who_is_no_superuser_edits_faq_pairs_in_the_admin(
+    client, django_capture_on_commit_callbacks, monkeypatch
+):
+    org = make_organization()
+    owner = owner_of(org)
+    assert not owner.is_superuser
+    source = make_source(organization=org, kind=SourceKind.FAQ, title="FAQ", status="ready")
+    kept = FaqPair.objects.create(organization=org, source=source, question="Hours?", answer="9-18")
+    gone = FaqPair.objects.create(organization=org, source=source, question="Old?", answer="Yes")
+    client.force_login(owner)
+    url = reverse("admin:knowledge_source_change", args=[source.pk])
+    inlines = client.get(url).context["inline_admin_formsets"]
+    assert [formset.formset.prefix for formset in inlines] == ["faq_pairs"]  # the FAQ editor is there
+    queued = []
+    monkeypatch.setattr("knowledge.tasks.source_ingest_task.delay", lambda pk: queued.append(pk))
+    data = _form(kind="faq", title="FAQ")
+    data.update({
+        "faq_pairs-TOTAL_FORMS": "3", "faq_pairs-INITIAL_FORMS": "2",
+        "faq_pairs-0-id": kept.pk, "faq_pairs-0-source": source.pk,
+        "faq_pairs-0-question": "Opening hours?", "faq_pairs-0-answer": "9-18",
+        "faq_pairs-1-id": gone.pk, "faq_pairs-1-source": source.pk,
+        "faq_pairs-1-question": "Old?", "faq_pairs-1-answer": "Yes", "faq_pairs-1-DELETE": "on",
+        "faq_pairs-2-source": source.pk, "faq_pairs-2-question": "Ship abroad?", "faq_pairs-2-answer": "Yes.",
+    })  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, data)
+    assert response.status_code == 302, response.content[:3000]
+    assert sorted(FaqPair.objects.filter(source=source).values_list("question", "organization_id")) == [
+        ("Opening hours?", org.pk),
+        ("Ship abroad?", org.pk),
+    ]
+    assert queued == [source.pk]  # changed pairs are re-ingested, as through the API
+    assert Source.objects.get(pk=source.pk).status == "queued"
+
+
+def test_the_faq_editor_does_not_accept_another_organizations_pair(client, monkeypatch):
+    org, other = make_organization(), make_organization()
+    source = make_source(organization=org, kind=SourceKind.FAQ, title="FAQ", status="ready")
+    theirs = make_source(organization=other, kind=SourceKind.FAQ, title="Theirs")
+    foreign = FaqPair.objects.create(organization=other, source=theirs, question="Secret?", answer="Yes")
+    monkeypatch.setattr("knowledge.tasks.source_ingest_task.delay", lambda pk: None)
+    client.force_login(owner_of(org))
+    data = _form(kind="faq", title="FAQ")
+    data.update({
+        "faq_pairs-TOTAL_FORMS": "1", "faq_pairs-INITIAL_FORMS": "1",
+        "faq_pairs-0-id": foreign.pk, "faq_pairs-0-source": source.pk,
+        "faq_pairs-0-question": "Hijacked?", "faq_pairs-0-answer": "No",
+    })  # fmt: skip
+    response = client.post(reverse("admin:knowledge_source_change", args=[source.pk]), data)
+    assert response.status_code == 200  # the form is shown again with an error
+    assert FaqPair.objects.get(pk=foreign.pk).question == "Secret?"
+    assert not FaqPair.objects.filter(source=source).exists()

@@ -14,6 +14,7 @@ from accounts.services import api_key_create
 from accounts.tests.factories import add_member
 from chatbots.models import Bot
 from chatbots.selectors import bot_source_ids
+from chatbots.services import api_key_set_bots
 from knowledge.models import Chunk, FaqPair, Source
 from knowledge.retrieval import hybrid_search
 from knowledge.tests.factories import make_organization, make_pdf, make_source
@@ -21,8 +22,9 @@ from knowledge.tests.factories import make_organization, make_pdf, make_source
 SOURCES = reverse("api-sources")
 
 
-def bearer(organization, **options) -> dict[str, str]:
+def bearer(organization, *, bots=None, **options) -> dict[str, str]:
     issued = api_key_create(organization=organization, name="test", **options)
+    api_key_set_bots(api_key=issued.api_key, bots=bots)
     return {"HTTP_AUTHORIZATION": f"Bearer {issued.key}"}
 
 
@@ -189,7 +191,7 @@ def test_keys_and_roles_are_scoped(client):
     used = make_source(organization=org, title="Used by mine")
     used.bots.set([mine])
     make_source(organization=org, title="Used by theirs").bots.set([theirs])
-    limited = bearer(org, bot_ids=[mine.pk])
+    limited = bearer(org, bots=[mine])
     listed = client.get(SOURCES, **limited).json()["results"]
     assert [row["title"] for row in listed] == ["Used by mine"]
     for response in (
