@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +18,7 @@ from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
 from chatbots.llm.endpoints import new_client
 from chatbots.llm.presets import PRESETS, Provider
 from chatbots.models import Bot
+from config import outbound
 
 # Fields a customer may set through the admin or the API (keys go through their own arguments).
 BOT_EDITABLE_FIELDS = (
@@ -32,28 +31,18 @@ BOT_EDITABLE_FIELDS = (
 MAX_SUGGESTED_QUESTIONS = 6
 
 
-def _is_private_host(host: str) -> bool:
-    """True if ``host`` is or resolves to a loopback, private, link-local or otherwise internal address."""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return False  # unresolvable now: nothing to reach; the request will fail on its own
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if not address.is_global:
-            return True
-    return False
-
-
 def _validate_base_url(field: str, url: str) -> None:
     if not url:
         return
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError({field: "Enter an http(s) URL such as https://api.example.com/v1."})
-    if not settings.LLM_ALLOW_PRIVATE_BASE_URLS and _is_private_host(parts.hostname):
-        # A tenant must not make Parlor's servers call internal services (SSRF).
-        raise ValidationError({field: "This address is on a private network and not allowed here."})
+    try:
+        # A tenant must not make Parlor's servers call internal services (SSRF). This is the early,
+        # readable answer; the provider client's transport checks every connection again.
+        outbound.check_url(url, allow_private=settings.LLM_ALLOW_PRIVATE_BASE_URLS)
+    except outbound.OutboundRefused as exc:
+        raise ValidationError({field: f"This address is not allowed here: {exc}"}) from None
 
 
 def _normalize_origin(origin: str) -> str:
