@@ -46,6 +46,10 @@ class OutboundRefused(Exception):
     """Parlor does not send this request; the message is safe to show to the customer who asked."""
 
 
+class UnresolvableHost(OutboundRefused):
+    """The name has no address (now): refused, though a later attempt may resolve it."""
+
+
 # --- which addresses ------------------------------------------------------------------------------
 # Cloud metadata and host services, refused even with allow_private or an operator's allowed network.
 _METADATA = {
@@ -151,7 +155,7 @@ def resolve(host: str, port: int, *, allow_private: bool = False) -> list[str]:
     except (OSError, UnicodeError):
         addresses = []
     if not addresses:
-        raise OutboundRefused(f"The address {host!r} cannot be resolved.")
+        raise UnresolvableHost(f"The address {host!r} cannot be resolved.")
     for address in addresses:
         refusal = address_refusal(address, allow_private=allow_private)
         if refusal:

@@ -31,7 +31,7 @@ def _unsafe_as_ingest_error() -> Iterator[None]:
     try:
         yield
     except outbound.OutboundRefused as exc:
-        raise UnsafeURLError(f"{exc} Only public sites can be added.") from None
+        raise UnsafeURLError(str(exc)) from None
 
 
 def check_url(url: str) -> None:

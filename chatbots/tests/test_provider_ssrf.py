@@ -88,8 +88,10 @@ async def test_chat_never_connects_to_an_internal_provider_address(host, what, c
     caplog.set_level(logging.WARNING, "chatbots.llm.client")
     _, completed = await chat(provider_bot(f"http://{host}/v1"))
     assert completed.offline  # the visitor still gets the offline answer
-    (failure,) = [r.getMessage() for r in caplog.records if "LLM attempt failed" in r.getMessage()]
-    assert refused(failure), failure  # one attempt, not retried: a setting to fix, not a hiccup
+    failures = [r.getMessage() for r in caplog.records if "LLM attempt failed" in r.getMessage()]
+    assert failures and all(refused(failure) for failure in failures), failures
+    # Not retried (a setting to fix, not a hiccup), except a name that may resolve a moment later.
+    assert len(failures) == (3 if host == "nonexistent.invalid" else 1)
 
 
 @pytest.mark.usefixtures("no_private_models")
