@@ -164,6 +164,14 @@ def resolve(host: str, port: int, *, allow_private: bool = False) -> list[str]:
     return addresses
 
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def _same_address(host: str, address: str) -> bool:
     try:
         return ipaddress.ip_address(host) == _parse(address)
@@ -217,9 +225,8 @@ class _AsyncGuardedBackend:
         self._allow_private = allow_private
 
     async def connect_tcp(self, host: str, port: int, **options: Any) -> Any:
-        addresses = await anyio.to_thread.run_sync(
-            functools.partial(resolve, host, port, allow_private=self._allow_private)
-        )
+        check = functools.partial(resolve, host, port, allow_private=self._allow_private)
+        addresses = check() if _is_ip_literal(host) else await anyio.to_thread.run_sync(check)
         last: Exception | None = None
         for address in addresses:  # in resolver order, like a browser without happy eyeballs
             try:

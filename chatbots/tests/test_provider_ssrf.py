@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from accounts.services import api_key_create
-from accounts.tests.factories import make_organization
+from accounts.tests.factories import make_organization, owner_of
 from chatbots.llm import Completed, TextDelta, stream_chat
 from chatbots.llm.testserver import FakeLLMServer
 from chatbots.models import Bot
@@ -123,6 +123,22 @@ def test_the_api_answers_a_refused_provider_url_with_a_readable_field_error(clie
     )
     assert response.status_code == 400
     assert "cloud metadata address" in str(response.json()["base_url"])
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_private_models")
+def test_the_admin_form_shows_a_refused_provider_url_as_a_field_error(client):
+    from chatbots.tests.test_bots import admin_form_data
+
+    org = make_organization(name="Acme")
+    client.force_login(owner_of(org))
+    response = client.post(
+        reverse("admin:chatbots_bot_add"),
+        admin_form_data(provider="custom", base_url="http://[::127.0.0.1]/v1", model="m"),
+    )
+    assert response.status_code == 200
+    assert "This address is not allowed here" in response.content.decode()
+    assert not Bot.objects.exists()
 
 
 # --- redirects ------------------------------------------------------------------------------------
