@@ -4,8 +4,6 @@ encryption) and conversations (the visitor's messages, the answers, feedback).""
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from chatbots.llm.presets import PRESETS, Provider
 from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
 from chatbots.origins import parse_allowed_origin
 from chatbots.selectors import conversation_get_for_visitor, conversation_recent_turns
+from config import outbound
 from knowledge.selectors import SourcePayload
 
 # Fields a customer may set through the admin or the API (keys go through their own arguments).
@@ -43,28 +42,18 @@ BOT_EDITABLE_FIELDS = (
 MAX_SUGGESTED_QUESTIONS = 6
 
 
-def _is_private_host(host: str) -> bool:
-    """True if ``host`` is or resolves to a loopback, private, link-local or otherwise internal address."""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return False  # unresolvable now: nothing to reach; the request will fail on its own
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        if not address.is_global:
-            return True
-    return False
-
-
 def _validate_base_url(field: str, url: str) -> None:
     if not url:
         return
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError({field: "Enter an http(s) URL such as https://api.example.com/v1."})
-    if not settings.LLM_ALLOW_PRIVATE_BASE_URLS and _is_private_host(parts.hostname):
-        # A tenant must not make Parlor's servers call internal services (SSRF).
-        raise ValidationError({field: "This address is on a private network and not allowed here."})
+    try:
+        # A tenant must not make Parlor's servers call internal services (SSRF). This is the early,
+        # readable answer; the provider client's transport checks every connection again.
+        outbound.check_url(url, allow_private=settings.LLM_ALLOW_PRIVATE_BASE_URLS)
+    except outbound.OutboundRefused as exc:
+        raise ValidationError({field: f"This address is not allowed here: {exc}"}) from None
 
 
 def _clean_allowed_origins(entries: list[Any]) -> list[str]:

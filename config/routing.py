@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.urls import path
-
 from chatbots.routing import websocket_urlpatterns as chat_websockets
-from config.consumers import EchoConsumer
 
 websocket_urlpatterns = [
-    path("ws/echo/", EchoConsumer.as_asgi()),
     *chat_websockets,
 ]
+
+# Sockets opened from other sites by design: the widget's chat socket, embedded on customers' pages.
+# Their consumer checks the Origin against the bot's allowed origins; every other socket must be
+# same-origin (config/websocket_edge.py).
+CROSS_ORIGIN_SOCKET_PATHS = ("/ws/chat/",)

@@ -1,74 +1,43 @@
 """Fetching web pages for URL and website sources, safely.
 
-SSRF protection: every request (and every redirect hop, which is followed by hand) resolves the host and
-refuses it unless *all* its addresses are public — no private, loopback, link-local (cloud metadata at
-169.254.169.254 included), shared, multicast, reserved or unspecified ranges. Responses are capped in size
-and time. ``KNOWLEDGE_ALLOW_PRIVATE_URLS`` lifts the address check for tests that crawl a local server.
+SSRF protection is Parlor's one outbound guard (config/outbound.py): every connection, including each
+redirect hop (followed by hand, up to 5), resolves the host, refuses it unless *all* its addresses are
+public, and connects to the checked address. Responses are capped in size and time.
+``KNOWLEDGE_ALLOW_PRIVATE_URLS`` lets loopback and private networks through, for tests that crawl a
+local server.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import time
 import urllib.robotparser
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import httpx
 from django.conf import settings
 
+from config import outbound
 from knowledge.exceptions import IngestError, TransientIngestError, UnsafeURLError
 
 USER_AGENT = "ParlorBot/1.0 (+knowledge ingestion)"
 MAX_REDIRECTS = 5
-Resolver = Callable[[str, int], list[str]]
 
 
-def system_resolver(host: str, port: int) -> list[str]:
+@contextmanager
+def _unsafe_as_ingest_error() -> Iterator[None]:
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise IngestError(f"The address {host!r} cannot be resolved.") from exc
-    return [info[4][0] for info in infos]
+        yield
+    except outbound.OutboundRefused as exc:
+        raise UnsafeURLError(str(exc)) from None
 
 
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-
-
-def is_public_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not (
-        ip in _METADATA
-        or ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"))
-    )
-
-
-def check_url(url: str, *, resolver: Resolver | None = None) -> None:
+def check_url(url: str) -> None:
     """Raise ``UnsafeURLError`` unless ``url`` is http(s) to a host whose every address is public."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeURLError("Only http:// and https:// addresses can be fetched.")
-    if parts.username or parts.password:
-        raise UnsafeURLError("Addresses with a user name or password are not fetched.")
-    if settings.KNOWLEDGE_ALLOW_PRIVATE_URLS:
-        return
-    addresses = (resolver or system_resolver)(
-        parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    )
-    if not addresses or not all(is_public_address(address) for address in addresses):
-        raise UnsafeURLError(
-            f"{parts.hostname} points to a private, local or cloud-internal address; only public sites can be added."
-        )
+    with _unsafe_as_ingest_error():
+        outbound.check_url(url, allow_private=settings.KNOWLEDGE_ALLOW_PRIVATE_URLS)
 
 
 @dataclass
@@ -79,17 +48,17 @@ class FetchedPage:
     body: bytes
 
 
-def fetch(
-    url: str, *, client: httpx.Client, resolver: Resolver | None = None, deadline: float | None = None
-) -> FetchedPage:
+def fetch(url: str, *, client: httpx.Client, deadline: float | None = None) -> FetchedPage:
     """GET ``url``, following up to 5 redirects, each hop checked; size- and time-capped."""
     max_bytes = settings.KNOWLEDGE_FETCH_MAX_BYTES
     for _ in range(MAX_REDIRECTS + 1):
-        check_url(url, resolver=resolver)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or parts.username or parts.password:
+            check_url(url)  # raises with the reason; the address itself is checked when connecting
         if deadline is not None and time.monotonic() > deadline:
             raise IngestError("Fetching took too long; try fewer pages.")
         try:
-            with client.stream("GET", url, follow_redirects=False) as response:
+            with _unsafe_as_ingest_error(), client.stream("GET", url) as response:
                 if response.is_redirect:
                     location = response.headers.get("location", "")
                     url = urljoin(url, location)
@@ -120,14 +89,17 @@ def fetch(
 
 
 def make_client() -> httpx.Client:
+    """A client whose every connection goes through the outbound guard; redirects come back to
+    ``fetch``, which requests each hop through this same client."""
     timeout = settings.KNOWLEDGE_FETCH_TIMEOUT
-    return httpx.Client(
+    return outbound.client(
+        allow_private=settings.KNOWLEDGE_ALLOW_PRIVATE_URLS,
+        refuse_redirects=False,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         headers={
             "User-Agent": USER_AGENT,
             "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5",
         },
-        trust_env=False,  # never route through an environment proxy that might reach internal hosts
     )
 
 
@@ -137,14 +109,12 @@ class CrawlResult:
     skipped_by_robots: int = 0
 
 
-def _robots(
-    start: str, *, client: httpx.Client, resolver: Resolver | None
-) -> urllib.robotparser.RobotFileParser:
+def _robots(start: str, *, client: httpx.Client) -> urllib.robotparser.RobotFileParser:
     parts = urlsplit(start)
     robots = urllib.robotparser.RobotFileParser()
     robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
     try:
-        page = fetch(robots_url, client=client, resolver=resolver)
+        page = fetch(robots_url, client=client)
         lines = page.body.decode("utf-8", "replace").splitlines() if page.status == 200 else []
     except (IngestError, TransientIngestError):
         lines = []
@@ -152,9 +122,7 @@ def _robots(
     return robots
 
 
-def _sitemap_urls(
-    start: str, robots, *, client: httpx.Client, resolver: Resolver | None, limit: int
-) -> list[str]:
+def _sitemap_urls(start: str, robots, *, client: httpx.Client, limit: int) -> list[str]:
     from bs4 import BeautifulSoup
 
     parts = urlsplit(start)
@@ -164,7 +132,7 @@ def _sitemap_urls(
     urls: list[str] = []
     for sitemap in candidates[:3]:
         try:
-            page = fetch(sitemap, client=client, resolver=resolver)
+            page = fetch(sitemap, client=client)
         except (IngestError, TransientIngestError):
             continue
         if page.status != 200:
@@ -196,19 +164,18 @@ def crawl(
     *,
     max_pages: int,
     max_depth: int,
-    resolver: Resolver | None = None,
     on_page: Callable[[int], None] | None = None,
     time_budget: float = 240.0,
 ) -> CrawlResult:
     """Pages of one site: the sitemap's URLs if it has one, else a breadth-first same-site crawl."""
-    check_url(start, resolver=resolver)
+    check_url(start)
     deadline = time.monotonic() + time_budget
     result = CrawlResult()
     host = urlsplit(start).netloc
     with make_client() as client:
-        robots = _robots(start, client=client, resolver=resolver)
+        robots = _robots(start, client=client)
         queue: list[tuple[str, int]] = [(start, 0)]
-        from_sitemap = _sitemap_urls(start, robots, client=client, resolver=resolver, limit=max_pages)
+        from_sitemap = _sitemap_urls(start, robots, client=client, limit=max_pages)
         if from_sitemap:
             queue = [(url, max_depth) for url in from_sitemap]  # depth max: sitemap pages are not expanded
         seen = {url for url, _ in queue}
@@ -218,7 +185,7 @@ def crawl(
                 result.skipped_by_robots += 1
                 continue
             try:
-                page = fetch(url, client=client, resolver=resolver, deadline=deadline)
+                page = fetch(url, client=client, deadline=deadline)
             except UnsafeURLError:
                 continue  # a link or redirect to an internal address is skipped, never fetched
             except (IngestError, TransientIngestError):

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from chatbots.crypto import DecryptionError
 from chatbots.llm.presets import PLACEHOLDER_KEY, PRESETS, Provider
+from config import outbound
 
 if TYPE_CHECKING:
     from chatbots.models import Bot
@@ -123,10 +124,17 @@ def get_client(endpoint: Endpoint) -> openai.AsyncOpenAI:
 
 
 def new_client(endpoint: Endpoint) -> openai.AsyncOpenAI:
-    """A client of its own (close it after use); retries are ours, so the SDK's are switched off."""
+    """A client of its own (close it after use); retries are ours, so the SDK's are switched off.
+
+    Its HTTP client is Parlor's outbound guard (config/outbound.py): every connection goes only to a
+    checked address (private networks only with ``LLM_ALLOW_PRIVATE_BASE_URLS`` or
+    ``OUTBOUND_ALLOWED_NETWORKS``), and a redirect is refused, never followed: an API endpoint has no
+    reason to redirect, and following one would let an allowed host send us anywhere."""
     # One web process may stream many answers from the same endpoint at once (each holds a connection
     # for its whole answer): the SDK's default of 1,000 connections timed out streams at 1,000 visitors.
-    http_client = openai.DefaultAsyncHttpxClient(
+    http_client = outbound.async_client(
+        http=httpx2,
+        allow_private=settings.LLM_ALLOW_PRIVATE_BASE_URLS,
         timeout=_timeout(),
         limits=httpx2.Limits(max_connections=settings.LLM_MAX_CONNECTIONS, max_keepalive_connections=200),
     )

@@ -14,6 +14,7 @@ from django.conf import settings
 
 from chatbots.llm.endpoints import Endpoint
 from chatbots.llm.presets import PLACEHOLDER_KEY
+from config.outbound import OutboundRefused, UnresolvableHost
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _KEY_LIKE = re.compile(r"\b(sk|pk|key|gsk|xai|AIza)[-_A-Za-z0-9]{12,}")
@@ -73,6 +74,13 @@ def describe_error(exc: BaseException, endpoint: Endpoint) -> AttemptFailed:
             status=exc.status_code,
         )
     cause = exc.__cause__ or exc
+    if isinstance(cause, OutboundRefused):
+        # The outbound guard refused the address or a redirect: a setting to fix, not a hiccup to retry
+        # (except a name that did not resolve, which may be a passing DNS failure).
+        reason = f"{endpoint.provider} at {endpoint.base_url}: {cause}"
+        return AttemptFailed(
+            redact(reason, [endpoint.api_key]), retryable=isinstance(cause, UnresolvableHost)
+        )
     if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
         if isinstance(cause, httpx.ConnectTimeout):
             reason = f"could not connect to {endpoint.base_url} within {settings.LLM_CONNECT_TIMEOUT:g}s"

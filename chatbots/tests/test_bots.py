@@ -98,7 +98,7 @@ def test_bot_settings_are_validated(org, settings):
     with pytest.raises(ApplicationError):
         bot_update(bot=bot, data={"api_key_encrypted": "x"})
     settings.LLM_ALLOW_PRIVATE_BASE_URLS = False
-    with pytest.raises(ValidationError, match="private network"):
+    with pytest.raises(ValidationError, match="private, local or cloud-internal address: a loopback"):
         bot_update(bot=bot, data={"provider": "custom", "base_url": "http://127.0.0.1:6379/v1", "model": "m"})
     bot_update(bot=bot, data={"provider": "custom", "base_url": "https://93.184.215.14/v1", "model": "m"})
 

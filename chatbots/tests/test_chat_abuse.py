@@ -43,7 +43,9 @@ async def test_conversation_id_alone_neither_reads_nor_continues_it(llm_server, 
 
 
 def _from_address(bot, address: str, visitor: str) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{bot.public_id}/?visitor={visitor}")
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat/{bot.public_id}/?visitor={visitor}", headers=[(b"host", b"localhost")]
+    )
     # The application coroutine has not run yet: it starts with this peer address in its scope.
     communicator.scope["client"] = [address, 40000]
     return communicator

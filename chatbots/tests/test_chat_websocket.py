@@ -21,7 +21,7 @@ async def connect(bot, *, visitor: str = VISITOR, conversation: str | None = Non
     path = f"/ws/chat/{bot.public_id}/?visitor={visitor}"
     if conversation:
         path += f"&conversation={conversation}"
-    headers = [(b"origin", origin.encode())] if origin else []
+    headers = [(b"host", b"testserver"), *([(b"origin", origin.encode())] if origin else [])]
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect()
     assert connected
@@ -267,7 +267,9 @@ async def test_other_tenants_bot_and_conversation_get_only_a_refusal(llm_server)
     }  # fmt: skip
     assert (await ws.receive_output())["type"] == "websocket.close"
 
-    ws = WebsocketCommunicator(application, "/ws/chat/bot_doesnotexist123/")
+    ws = WebsocketCommunicator(
+        application, "/ws/chat/bot_doesnotexist123/", headers=[(b"host", b"testserver")]
+    )
     await ws.connect()
     assert (await ws.receive_json_from())["code"] == "bot_not_found"
     # Same bot, another visitor's conversation: refused too.

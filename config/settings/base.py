@@ -318,7 +318,19 @@ LLM_MAX_CONNECTIONS = env_int("LLM_MAX_CONNECTIONS", 5000)  # per endpoint and w
 LLM_RETRY_BACKOFF = env_float("LLM_RETRY_BACKOFF", 0.5)  # seconds; doubles per retry, with jitter
 LLM_RETRY_MAX_WAIT = env_float("LLM_RETRY_MAX_WAIT", 20.0)  # a longer Retry-After goes to the fallback
 LLM_PRICES = env_str("LLM_PRICES", "")  # JSON {"model": [usd_in_per_1M, usd_out_per_1M]}; or LLM_PRICES_FILE
-LLM_ALLOW_PRIVATE_BASE_URLS = env_bool("LLM_ALLOW_PRIVATE_BASE_URLS", DEBUG)  # self-hosted models on LAN
+LLM_ALLOW_PRIVATE_BASE_URLS = env_bool(
+    "LLM_ALLOW_PRIVATE_BASE_URLS", DEBUG
+)  # self-hosted models on LAN (config/outbound.py)
+# Networks that outbound requests to customer-chosen URLs (model providers, web sources) may reach
+# although they are not public, e.g. "10.20.0.0/16" where a self-hosted model runs. Metadata stays refused.
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", [])
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"OUTBOUND_ALLOWED_NETWORKS: {_network!r} is not a network like 10.20.0.0/16."
+        ) from None
 EMBEDDING_BACKEND = env_str("EMBEDDING_BACKEND", "local")  # "local" (bundled model) or "openai"
 EMBEDDING_BASE_URL = env_str("EMBEDDING_BASE_URL", "")
 EMBEDDING_API_KEY = env_str("EMBEDDING_API_KEY", "")
@@ -329,7 +341,9 @@ KNOWLEDGE_MAX_FILE_BYTES = env_int("KNOWLEDGE_MAX_FILE_BYTES", 25 * 1024 * 1024)
 KNOWLEDGE_MAX_UNPACKED_BYTES = env_int("KNOWLEDGE_MAX_UNPACKED_BYTES", 200 * 1024 * 1024)
 KNOWLEDGE_FETCH_TIMEOUT = env_float("KNOWLEDGE_FETCH_TIMEOUT", 15.0)  # seconds per web request
 KNOWLEDGE_FETCH_MAX_BYTES = env_int("KNOWLEDGE_FETCH_MAX_BYTES", 5 * 1024 * 1024)
-KNOWLEDGE_ALLOW_PRIVATE_URLS = env_bool("KNOWLEDGE_ALLOW_PRIVATE_URLS", False)  # SSRF guard off: tests only
+KNOWLEDGE_ALLOW_PRIVATE_URLS = env_bool(
+    "KNOWLEDGE_ALLOW_PRIVATE_URLS", False
+)  # loopback/LAN crawls: tests only
 KNOWLEDGE_FTS_CONFIG = env_str("KNOWLEDGE_FTS_CONFIG", "english")
 KNOWLEDGE_LEXICAL_RANKING = env_choice("KNOWLEDGE_LEXICAL_RANKING", "bm25", ("bm25", "ts_rank_cd"))
 # Lexemes matching more rows than this are too common to rank by.

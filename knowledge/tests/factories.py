@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 from accounts.tests.factories import make_organization
@@ -92,11 +93,14 @@ def make_docx(*, heading: str, paragraphs: list[str], table: list[list[str]] | N
     return out.getvalue()
 
 
-def make_zip_bomb_docx(unpacked_bytes: int = 300 * 1024 * 1024) -> bytes:
-    """A .docx-shaped zip whose document.xml inflates to ``unpacked_bytes`` of zeros."""
+def make_zip_bomb_docx(unpacked_bytes: int = 300 * 1024 * 1024, *, padding_bytes: int = 0) -> bytes:
+    """A .docx-shaped zip whose document.xml inflates to ``unpacked_bytes`` of zeros; ``padding_bytes`` of
+    random (incompressible) media make the archive as a whole look harmless."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
+        if padding_bytes:
+            archive.writestr("word/media/image1.png", os.urandom(padding_bytes))
         with archive.open("word/document.xml", "w", force_zip64=True) as member:
             block = b"\0" * (1024 * 1024)
             for _ in range(unpacked_bytes // len(block)):

@@ -2,9 +2,18 @@ from __future__ import annotations
 
 import pytest
 
+from config import outbound
+from config.tests.ssrf import (
+    PUBLIC_STAND_IN,
+    REFUSAL_WORDS,
+    REFUSED_HOST_IDS,
+    REFUSED_HOSTS,
+    Redirector,
+    serve_redirects,
+)
 from knowledge.chunking import passage_sentences
 from knowledge.exceptions import UnsafeURLError
-from knowledge.fetching import check_url, crawl, fetch, make_client, system_resolver
+from knowledge.fetching import check_url, crawl, fetch, make_client
 from knowledge.models import Chunk, SourceKind
 from knowledge.services import source_ingest
 from knowledge.tests.factories import make_organization, make_source
@@ -33,20 +42,64 @@ def test_private_loopback_link_local_and_metadata_addresses_are_refused_by_defau
         check_url(url)
 
 
-def test_a_hostname_resolving_to_a_private_address_is_refused():
+@pytest.mark.parametrize(("host", "what"), REFUSED_HOSTS, ids=REFUSED_HOST_IDS)
+def test_the_fetcher_refuses_every_internal_address_before_connecting(host, what, monkeypatch):
+    connected: list[str] = []
+    monkeypatch.setattr(outbound, "_first_connection", lambda addresses, connect: connected.extend(addresses))
+    with make_client() as client, pytest.raises(UnsafeURLError) as refused:
+        fetch(f"http://{host}/latest/meta-data/", client=client)
+    assert any(words in refused.value.reason for words in REFUSAL_WORDS), refused.value.reason
+    assert connected == []
+
+
+@pytest.mark.parametrize(("host", "what"), REFUSED_HOSTS, ids=REFUSED_HOST_IDS)
+def test_a_website_crawl_refuses_every_internal_address(host, what):
     with pytest.raises(UnsafeURLError):
-        check_url("http://intranet.example.com/", resolver=lambda host, port: ["93.184.216.34", "10.0.0.5"])
-    check_url("http://www.example.com/", resolver=lambda host, port: ["93.184.216.34"])
+        crawl(f"http://{host}/", max_pages=2, max_depth=1)
 
 
-def test_redirect_to_the_metadata_address_is_refused():
-    # The test resolver vouches for the local test server only; the redirect target is checked for real.
-    def resolver(host: str, port: int) -> list[str]:
-        return ["93.184.216.34"] if host == "127.0.0.1" else system_resolver(host, port)
+def test_a_hostname_resolving_to_a_private_address_is_refused(monkeypatch):
+    monkeypatch.setattr(outbound, "_lookup", lambda host, port: ["93.184.216.34", "10.0.0.5"])
+    with pytest.raises(UnsafeURLError):
+        check_url("http://intranet.example.com/")
+    monkeypatch.setattr(outbound, "_lookup", lambda host, port: ["93.184.216.34"])
+    check_url("http://www.example.com/")
 
+
+@pytest.fixture
+def stand_in_is_public(settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = [f"{PUBLIC_STAND_IN}/32"]
+
+
+@pytest.mark.usefixtures("stand_in_is_public")
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_to_an_internal_address_is_refused(status):
+    internal = Site({"/latest/meta-data/": page("Internal", "<p>internal only</p>")})
+    with (
+        serve(internal),
+        serve_redirects(Redirector(target=internal.base, status=status)) as outside,
+        make_client() as client,
+        pytest.raises(UnsafeURLError, match="loopback"),
+    ):
+        fetch(f"{outside.base}/latest/meta-data/", client=client)
+    assert outside.hits == ["/latest/meta-data/"]  # the allowed host was asked...
+    assert internal.hits == []  # ...its redirect target never
+
+
+@pytest.mark.usefixtures("stand_in_is_public")
+def test_a_crawl_skips_a_redirect_to_an_internal_address():
+    internal = Site({"/": page("Internal", "<p>internal only</p>")})
+    with serve(internal), serve_redirects(Redirector(target=internal.base)) as outside:
+        result = crawl(f"{outside.base}/", max_pages=2, max_depth=1)
+    assert "/" in outside.hits
+    assert result.pages == [] and internal.hits == []
+
+
+def test_redirect_to_the_metadata_address_is_refused(settings):
+    settings.KNOWLEDGE_ALLOW_PRIVATE_URLS = True  # the local test site is reachable; metadata never
     site = Site({}, redirects={"/go": "http://169.254.169.254/latest/meta-data/"})
-    with serve(site), make_client() as client, pytest.raises(UnsafeURLError):
-        fetch(f"{site.base}/go", client=client, resolver=resolver)
+    with serve(site), make_client() as client, pytest.raises(UnsafeURLError, match="metadata"):
+        fetch(f"{site.base}/go", client=client)
 
 
 @pytest.mark.django_db

@@ -80,6 +80,22 @@ def test_docx_decompression_bomb_is_refused():
         parse_file(filename="bomb.docx", data=make_zip_bomb_docx())
 
 
+def test_one_bomb_member_is_refused_even_when_the_whole_archive_looks_harmless():
+    # 1.2 MB on disk, 151 MB unpacked (ratio ~125 overall, under any whole-archive limit), but
+    # word/document.xml alone inflates ~1000x.
+    data = make_zip_bomb_docx(150 * 1024 * 1024, padding_bytes=1024 * 1024)
+    assert len(data) < 1.3e6
+    with pytest.raises(IngestError, match=r"word/document\.xml .*decompression bomb"):
+        parse_file(filename="report.docx", data=data)
+
+
+def test_a_large_member_is_refused_even_when_it_compresses_modestly(settings):
+    settings.KNOWLEDGE_MAX_UNPACKED_BYTES = 4 * 1024 * 1024
+    data = make_zip_bomb_docx(3 * 1024 * 1024, padding_bytes=5 * 1024 * 1024)  # the image: 5 MB stored
+    with pytest.raises(IngestError, match=r"image1\.png .*decompression bomb"):
+        parse_file(filename="report.docx", data=data)
+
+
 def test_oversize_file_is_refused(settings):
     settings.KNOWLEDGE_MAX_FILE_BYTES = 100
     with pytest.raises(IngestError, match="the limit is"):
