@@ -1,12 +1,59 @@
-"""Shared pytest fixtures: a real Celery worker, a clean Redis, and a subprocess helper."""
+"""Test support for the whole project, loaded by the root conftest.py.
+
+``isolate_run`` gives each pytest run its own Redis server, its own test database and its own media
+folder before Django reads its settings, so two runs on one machine (two checkouts, or one checkout
+twice) never see or flush each other's data. Then the shared fixtures: a clean Redis for every test, a
+real Celery worker and the test database's teardown.
+"""
 
 from __future__ import annotations
 
+import atexit
+import os
+import re
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
+
+# Set it to run the suite on an existing Redis instead of a private one: every test FLUSHES its database.
+TEST_REDIS_URL_ENV = "PARLOR_TEST_REDIS_URL"
+# Per-run test databases are named test_parlor_run<pid>; runs that died leave theirs, dropped next time.
+RUN_DATABASE_PREFIX = "test_parlor_run"
+
+
+def isolate_run() -> None:
+    """Point this process (and every subprocess a test starts) at services of this run's own.
+
+    Must run before Django's settings are loaded. A REDIS_URL from the environment is deliberately
+    ignored: it is a development or production Redis, and the tests flush theirs all the time.
+    """
+    if "config.settings" in sys.modules:
+        raise pytest.UsageError(
+            "Django's settings were loaded before conftest.py could give the test run its own Redis "
+            "and database: unset DJANGO_SETTINGS_MODULE (and do not pass --ds); conftest.py sets it."
+        )
+    from config.embedded import private_redis_url
+
+    run_dir = Path(tempfile.mkdtemp(prefix="parlor-test-"))
+    atexit.register(shutil.rmtree, run_dir, ignore_errors=True)  # runs after the Redis server stopped
+    redis_url = os.environ.get(TEST_REDIS_URL_ENV) or private_redis_url(run_dir / "redis")
+    os.environ.update(
+        {
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": redis_url,
+            "CELERY_RESULT_BACKEND": redis_url,
+            "CHANNEL_LAYER_PREFIX": "parlor-test",
+            "MEDIA_ROOT": str(run_dir / "media"),
+        }
+    )
+    os.environ.setdefault("PARLOR_TEST_DB_NAME", f"{RUN_DATABASE_PREFIX}{os.getpid()}")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
 @pytest.fixture
@@ -41,6 +88,27 @@ def celery_worker(transactional_db: None) -> Iterator[object]:
 
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
         yield worker
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, django_db_blocker
+) -> None:
+    """Before this run creates its test database: drop those of earlier runs that died (killed, or
+    stopped by a timeout) on the embedded server. Their process ids no longer exist on this machine."""
+    if os.environ.get("DATABASE_URL"):
+        return  # a server others may share: their runs' process ids mean nothing here
+    import psutil
+    from django.db import connection
+
+    pattern = re.compile(rf"^{RUN_DATABASE_PREFIX}(\d+)$")
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{RUN_DATABASE_PREFIX}%"])
+        for (name,) in cursor.fetchall():
+            match = pattern.match(name)
+            if match and not psutil.pid_exists(int(match.group(1))):
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,7 @@ from chatbots import crypto
 from chatbots.llm import endpoints_for
 from chatbots.models import Bot
 from chatbots.services import bot_create, bot_test_connection, bot_update
-from chatbots.tests.llm_fixtures import SERVER_KEY, fake_llm, fast_llm_settings, scripted
-
-__all__ = ["fake_llm", "fast_llm_settings"]
+from chatbots.tests.factories import SERVER_KEY, scripted
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_llm_settings")]
 
