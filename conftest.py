@@ -10,8 +10,10 @@ in the support modules (``<app>/testing.py``). config/tests/test_test_imports.py
 from __future__ import annotations
 
 import django
+import pytest
 
-from config.testing import isolate_run
+pytest.register_assert_rewrite("config.testing")  # a plugin below, imported early for isolate_run
+from config.testing import isolate_run  # noqa: E402
 
 isolate_run()  # before Django reads settings: they take the Redis URL and test database name from it
 django.setup()

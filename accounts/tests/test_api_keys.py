@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
-from chatbots.models import Bot
+from chatbots.tests.factories import make_bot
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/organization/"
@@ -95,10 +95,10 @@ def test_read_only_key_cannot_write(client, org_a):
 
 def test_bot_limited_key_allows_only_its_bots(org_a, org_b):
     mine, other = (
-        Bot.objects.create(organization=org_a, name="a"),
-        Bot.objects.create(organization=org_a, name="b"),
+        make_bot(organization=org_a, name="a"),
+        make_bot(organization=org_a, name="b"),
     )
-    foreign = Bot.objects.create(organization=org_b, name="c")
+    foreign = make_bot(organization=org_b, name="c")
     limited = api_key_create(organization=org_a, name="limited", bot_ids=[mine.pk]).api_key
     unlimited = api_key_create(organization=org_a, name="all").api_key
     assert limited.allows_bot(mine) and not limited.allows_bot(other)
@@ -142,7 +142,7 @@ def test_revoke_action_revokes_keys(client, org_a, owner_a):
 
 
 def test_owner_creates_a_key_through_the_api_and_sees_it_once(client, org_a, owner_a):
-    bot = Bot.objects.create(organization=org_a, name="a")
+    bot = make_bot(organization=org_a, name="a")
     client.force_login(owner_a)
     response = client.post(
         "/api/v1/api-keys/",
@@ -160,7 +160,7 @@ def test_owner_creates_a_key_through_the_api_and_sees_it_once(client, org_a, own
 
 
 def test_api_key_cannot_use_a_foreign_bot(client, org_a, org_b, owner_a):
-    foreign = Bot.objects.create(organization=org_b, name="b")
+    foreign = make_bot(organization=org_b, name="b")
     client.force_login(owner_a)
     response = client.post(
         "/api/v1/api-keys/", {"name": "x", "bot_ids": [foreign.pk]}, content_type="application/json"

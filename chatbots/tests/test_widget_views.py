@@ -12,6 +12,7 @@ from django.test import Client
 from accounts.models import Organization
 from chatbots.models import Bot
 from chatbots.origins import normalize_origin, origin_allowed
+from chatbots.tests.factories import make_bot
 from chatbots.widget_views import frame_ancestors
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,7 @@ def _bot(**fields: object) -> Bot:
     if missing:
         pytest.skip(f"Bot has no {missing} field yet")
     org, _ = Organization.objects.get_or_create(slug="acme", defaults={"name": "Acme"})
-    bot = Bot.objects.create(organization=org, name="Helper")
+    bot = make_bot(organization=org, name="Helper")
     for name, value in fields.items():
         setattr(bot, name, value)
     if fields:
@@ -138,7 +139,7 @@ def test_bot_admin_page_has_embed_code_and_live_preview(client: Client) -> None:
     from accounts.tests.factories import make_organization, owner_of
 
     org = make_organization(name="Preview Org")
-    bot = Bot.objects.create(organization=org, name="Previewed")
+    bot = make_bot(organization=org, name="Previewed")
     client.force_login(owner_of(org))
     response = client.get(f"/admin/chatbots/bot/{bot.pk}/change/")
     assert response.status_code == 200

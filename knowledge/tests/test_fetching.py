@@ -7,8 +7,8 @@ from knowledge.exceptions import UnsafeURLError
 from knowledge.fetching import check_url, crawl, fetch, make_client, system_resolver
 from knowledge.models import Chunk, SourceKind
 from knowledge.services import source_ingest
+from knowledge.testing import Site, page, serve
 from knowledge.tests.factories import make_organization, make_source
-from knowledge.tests.sites import Site, page, serve
 
 
 @pytest.mark.parametrize(
