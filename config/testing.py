@@ -56,6 +56,11 @@ def isolate_run() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
+def pytest_report_header() -> list[str]:
+    private = "" if os.environ.get(TEST_REDIS_URL_ENV) else " (this run's own)"
+    return [f"redis: {settings.REDIS_URL}{private}; test database: {os.environ['PARLOR_TEST_DB_NAME']}"]
+
+
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(settings.REDIS_URL)
