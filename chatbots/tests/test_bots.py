@@ -14,9 +14,7 @@ from chatbots import crypto
 from chatbots.llm import endpoints_for
 from chatbots.models import Bot
 from chatbots.services import bot_create, bot_test_connection, bot_update
-from chatbots.tests.llm_fixtures import SERVER_KEY, fake_llm, fast_llm_settings, scripted
-
-__all__ = ["fake_llm", "fast_llm_settings"]
+from chatbots.tests.factories import SERVER_KEY, UNUSABLE_ORIGINS, admin_form_data, scripted
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_llm_settings")]
 
@@ -121,16 +119,6 @@ def test_test_connection_reports_the_model_reply(org, fake_llm):
 
 
 # --- admin --------------------------------------------------------------------------------------------
-def admin_form_data(**overrides):
-    bot = Bot()
-    data = {name: getattr(bot, name) for name in (
-        "status", "system_prompt", "greeting", "answer_style", "fallback_reply", "language", "history_turns",
-        "retrieval_top_k", "retrieval_min_score", "provider", "temperature", "max_output_tokens",
-        "widget_primary_color", "widget_position", "widget_launcher_text", "widget_theme",
-    )}  # fmt: skip
-    data.update({"name": "Support", "suggested_questions": "Opening hours?\nReturns?", "allowed_origins": ""})
-    data.update(overrides)
-    return data
 
 
 def test_owner_adds_a_bot_in_the_admin_and_the_key_is_never_shown(client, owner, org):
@@ -229,33 +217,6 @@ def test_provider_keys_appear_in_no_public_response(client, org):
     ):
         body = client.get(url).content.decode()
         assert PROVIDER_KEY not in body and bot.api_key_encrypted not in body, url
-
-
-# Entries the widget runtime cannot use: each one must be refused when the bot is saved.
-UNUSABLE_ORIGINS = [
-    "https://user@shop.example",
-    "https://user:pw@shop.example",
-    "https://shop.example;",
-    "https://shop.example; script-src *",
-    "https://shop .example",
-    "https://shop.example https://evil.example",
-    "https://shop.example,https://evil.example",
-    "https://sub.*.example.com",
-    "https://*.*.example.com",
-    "https://*example.com",
-    "https://shop.example:*",
-    "http://*",
-    "*.example.com",
-    "shop.example",
-    "https://shop.example/path",
-    "https://shop.example?x=1",
-    "https://shop.example#top",
-    "https://shop_1.example",
-    "https://shop.example:99999",
-    "https://[::1]:8000",
-    "ftp://shop.example",
-    "https://'self'",
-]
 
 
 @pytest.mark.parametrize("entry", UNUSABLE_ORIGINS)

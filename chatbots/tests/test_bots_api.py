@@ -12,9 +12,7 @@ from accounts.services import api_key_create
 from accounts.tests.factories import add_member, make_organization, owner_of
 from chatbots.models import Bot
 from chatbots.services import api_key_set_bots, bot_create
-from chatbots.tests.llm_fixtures import fake_llm, fast_llm_settings, scripted
-
-__all__ = ["fake_llm", "fast_llm_settings"]
+from chatbots.tests.factories import scripted
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_llm_settings")]
 

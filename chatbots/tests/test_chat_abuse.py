@@ -8,8 +8,8 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from chatbots.models import Conversation, Message, MessageRole, MessageStatus
-from chatbots.tests.chat_support import make_chat_bot
-from chatbots.tests.test_chat_websocket import VISITOR, collect_answer, connect
+from chatbots.testing import VISITOR, collect_answer, connect
+from chatbots.tests.factories import make_chat_bot
 from config.asgi import application
 from config.client_ip import client_ip
 

@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chatbots.models import Bot, Conversation, Message, MessageRole, MessageStatus
-from chatbots.tests.chat_support import make_api_key, make_chat_bot
+from chatbots.tests.factories import make_api_key, make_chat_bot
 from config.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -205,7 +205,7 @@ async def test_key_limited_to_other_bots_or_read_only_cannot_chat(llm_server) ->
 
 async def test_every_transport_gives_the_same_grounded_answer_with_the_same_sources(llm_server) -> None:
     """As a new API user would try them: WebSocket, JSON, Server-Sent Events, OpenAI-compatible."""
-    from chatbots.tests.test_chat_websocket import collect_answer, connect
+    from chatbots.testing import collect_answer, connect
 
     bot, key = await setup_bot(llm_server)
     asked_before = len(llm_server.requests)

@@ -10,39 +10,11 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from chatbots.models import Conversation, Message, MessageRole, MessageStatus
-from chatbots.tests.chat_support import FAQ_ANSWER, FAQ_QUESTION, make_chat_bot
+from chatbots.testing import VISITOR, collect_answer, connect
+from chatbots.tests.factories import FAQ_ANSWER, FAQ_QUESTION, make_chat_bot
 from config.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
-VISITOR = "visitor-0123456789"
-
-
-async def connect(bot, *, visitor: str = VISITOR, conversation: str | None = None, origin: str | None = None):
-    path = f"/ws/chat/{bot.public_id}/?visitor={visitor}"
-    if conversation:
-        path += f"&conversation={conversation}"
-    headers = [(b"host", b"testserver"), *([(b"origin", origin.encode())] if origin else [])]
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-async def collect_answer(communicator: WebsocketCommunicator, timeout: float = 20) -> dict:
-    """Frames until `done` (or an error that ends the attempt): deltas joined, sources, done frame."""
-    deltas, sources, errors = [], [], []
-    while True:
-        frame = await communicator.receive_json_from(timeout=timeout)
-        if frame["type"] == "delta":
-            deltas.append(frame["text"])
-        elif frame["type"] == "sources":
-            sources = frame["sources"]
-        elif frame["type"] == "error":
-            errors.append(frame)
-            if frame["code"] != "llm_unavailable":
-                return {"text": "".join(deltas), "sources": sources, "errors": errors, "done": None}
-        elif frame["type"] == "done":
-            return {"text": "".join(deltas), "sources": sources, "errors": errors, "done": frame}
 
 
 async def test_answer_streams_with_sources_and_is_stored(llm_server) -> None:

@@ -5,19 +5,17 @@ import pytest
 from accounts.models import Role
 from accounts.tests.factories import add_member, make_organization
 from chatbots.models import Conversation, Message, MessageRole
-from chatbots.services import bot_create
+from chatbots.tests.factories import make_bot, make_conversation, make_message
 
 pytestmark = pytest.mark.django_db
 
 
 def _conversation(organization) -> Conversation:
-    bot = bot_create(organization=organization, name="Helper")
-    conversation = Conversation.objects.create(organization=organization, bot=bot, visitor_id="visitor-1")
-    Message.objects.create(organization=organization, conversation=conversation, role=MessageRole.USER,
-                           text="Where is my parcel?")  # fmt: skip
-    Message.objects.create(organization=organization, conversation=conversation, role=MessageRole.ASSISTANT,
-                           text="It ships tomorrow.", feedback="up",
-                           sources=[{"title": "Shipping FAQ", "url": None, "page": None}])  # fmt: skip
+    bot = make_bot(organization=organization, name="Helper")
+    conversation = make_conversation(bot=bot, visitor_id="visitor-1")
+    make_message(conversation=conversation, role=MessageRole.USER, text="Where is my parcel?")
+    make_message(conversation=conversation, role=MessageRole.ASSISTANT, text="It ships tomorrow.", feedback="up",
+                 sources=[{"title": "Shipping FAQ", "url": None, "page": None}])  # fmt: skip
     return conversation
 
 

@@ -14,10 +14,8 @@ from chatbots.llm.offline import NOTICE, NOTICE_AFTER_FAILURE
 from chatbots.llm.pricing import estimate_cost
 from chatbots.llm.testserver import FakeLLMServer
 from chatbots.models import Bot
-from chatbots.tests.llm_fixtures import SERVER_KEY, fake_bot, fake_llm, fast_llm_settings, scripted
+from chatbots.tests.factories import SERVER_KEY, fake_bot, scripted
 from knowledge.retrieval import RetrievedChunk
-
-__all__ = ["fake_llm", "fast_llm_settings"]  # fixtures used by name
 
 pytestmark = pytest.mark.usefixtures("fast_llm_settings")
 

@@ -17,10 +17,8 @@ from chatbots.llm import Usage
 from chatbots.llm.offline import best_excerpt, compose_answer
 from chatbots.llm.pricing import PriceTableError, estimate_cost, parse_price_table, price_for
 from chatbots.models import Bot
-from chatbots.tests.llm_fixtures import SERVER_KEY, fake_llm
+from chatbots.tests.factories import SERVER_KEY
 from knowledge.retrieval import RetrievedChunk
-
-__all__ = ["fake_llm"]
 
 MANUAL = (
     "Welcome to the manual. Charging takes about four hours with the supplied cable. "

@@ -1,6 +1,6 @@
 """SSRF through a bot's provider URL: refused at save, in chat and in "test connection", redirects too.
 
-Every case in config/tests/ssrf.py runs against each way Parlor calls a provider; the redirect tests put
+Every case in config/testing.py runs against each way Parlor calls a provider; the redirect tests put
 an "allowed" provider (a loopback address the guard is told to treat as public) in front of an internal
 OpenAI-compatible server that must never be reached.
 """
@@ -19,8 +19,8 @@ from chatbots.llm import Completed, TextDelta, stream_chat
 from chatbots.llm.testserver import FakeLLMServer
 from chatbots.models import Bot
 from chatbots.services import bot_create, bot_test_connection
-from chatbots.tests.llm_fixtures import SERVER_KEY, fast_llm_settings, scripted
-from config.tests.ssrf import (
+from chatbots.tests.factories import SERVER_KEY, admin_form_data, scripted
+from config.testing import (
     PUBLIC_STAND_IN,
     REFUSAL_WORDS,
     REFUSED_HOST_IDS,
@@ -28,8 +28,6 @@ from config.tests.ssrf import (
     Redirector,
     serve_redirects,
 )
-
-__all__ = ["fast_llm_settings"]  # fixtures used by name
 
 pytestmark = pytest.mark.usefixtures("fast_llm_settings")
 
@@ -128,7 +126,6 @@ def test_the_api_answers_a_refused_provider_url_with_a_readable_field_error(clie
 @pytest.mark.django_db
 @pytest.mark.usefixtures("no_private_models")
 def test_the_admin_form_shows_a_refused_provider_url_as_a_field_error(client):
-    from chatbots.tests.test_bots import admin_form_data
 
     org = make_organization(name="Acme")
     client.force_login(owner_of(org))

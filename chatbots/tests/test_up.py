@@ -5,7 +5,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from django.db import connection
 from accounts.models import Membership, Organization, Role, User
 from chatbots.demo import demo_seed
 from chatbots.models import Bot
+from config.embedded import free_port
 from knowledge.models import Source, SourceStatus
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -43,12 +43,6 @@ def test_demo_seed_is_idempotent(settings, tmp_path: Path) -> None:
     assert Organization.objects.count() == 1 and Bot.objects.count() == 1 and User.objects.count() == 1
     assert Membership.objects.get(user=first.user).role == Role.OWNER
     assert second.user.check_password(second.password)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _test_database_url() -> str:
@@ -85,7 +79,7 @@ def _wait_for(predicate, timeout: float) -> bool:
 
 @pytest.mark.slow_process
 def test_up_serves_parlor_and_ctrl_c_leaves_no_process_behind(transactional_db, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),

@@ -17,20 +17,15 @@ from typing import Any
 import pytest
 
 from accounts.models import Organization
+from chatbots import testing as fixtures
 from chatbots.llm.testserver import FakeLLMServer
 from chatbots.models import Bot, Message
-from chatbots.tests import browser as fixtures
-from chatbots.tests.browser import HostPages, LiveParlor, host_page_html, screenshot
-from chatbots.tests.widget_knowledge import ANSWER_QUESTION, XSS_QUESTION, give_knowledge, teach_bot
+from chatbots.testing import HostPages, LiveParlor, host_page_html, screenshot
+from chatbots.tests.factories import ANSWER_QUESTION, XSS_QUESTION, give_knowledge, teach_bot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# Fixtures shared by the browser tests (a live Daphne, host sites on other origins, Chromium).
-live_parlor = fixtures.live_parlor
-allowed_site = fixtures.allowed_site
-other_site = fixtures.other_site
-browser = fixtures.browser
-new_page = fixtures.new_page
+# The live Daphne, the host sites on other origins and Chromium are fixtures of chatbots/testing.py.
 
 
 @pytest.fixture(scope="module")

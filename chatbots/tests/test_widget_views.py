@@ -18,6 +18,7 @@ from chatbots.origins import (
     origin_allowed,
     socket_origin_allowed,
 )
+from chatbots.tests.factories import make_bot
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def _bot(**fields: object) -> Bot:
     if missing:
         pytest.skip(f"Bot has no {missing} field yet")
     org, _ = Organization.objects.get_or_create(slug="acme", defaults={"name": "Acme"})
-    bot = Bot.objects.create(organization=org, name="Helper")
+    bot = make_bot(organization=org, name="Helper")
     for name, value in fields.items():
         setattr(bot, name, value)
     if fields:
@@ -143,7 +144,7 @@ def test_bot_admin_page_has_embed_code_and_live_preview(client: Client) -> None:
     from accounts.tests.factories import make_organization, owner_of
 
     org = make_organization(name="Preview Org")
-    bot = Bot.objects.create(organization=org, name="Previewed")
+    bot = make_bot(organization=org, name="Previewed")
     client.force_login(owner_of(org))
     response = client.get(f"/admin/chatbots/bot/{bot.pk}/change/")
     assert response.status_code == 200
@@ -201,7 +202,7 @@ def test_a_host_parameter_with_user_info_is_not_taken_as_the_embedding_site(clie
 
 
 def test_save_and_runtime_agree_on_every_entry() -> None:
-    from chatbots.tests.test_bots import UNUSABLE_ORIGINS
+    from chatbots.tests.factories import UNUSABLE_ORIGINS
 
     for entry in UNUSABLE_ORIGINS:
         assert allowed_origins(Bot(name="x", allowed_origins=[entry])) == [], entry

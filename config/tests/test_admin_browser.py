@@ -15,8 +15,8 @@ import pytest
 
 from accounts.tests.factories import PASSWORD, make_organization, owner_of
 from chatbots.models import Bot
+from chatbots.testing import LiveParlor
 from chatbots.tests import browser as fixtures
-from chatbots.tests.browser import LiveParlor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

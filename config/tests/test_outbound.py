@@ -7,7 +7,7 @@ import httpx2
 import pytest
 
 from config import outbound
-from config.tests.ssrf import (
+from config.testing import (
     PUBLIC_STAND_IN,
     REFUSAL_WORDS,
     REFUSED_HOST_IDS,
@@ -15,7 +15,7 @@ from config.tests.ssrf import (
     Redirector,
     serve_redirects,
 )
-from knowledge.tests.sites import Site, page, serve
+from knowledge.testing import Site, page, serve
 
 
 @pytest.mark.parametrize(("host", "what"), REFUSED_HOSTS, ids=REFUSED_HOST_IDS)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from config import outbound
-from config.tests.ssrf import (
+from config.testing import (
     PUBLIC_STAND_IN,
     REFUSAL_WORDS,
     REFUSED_HOST_IDS,
@@ -16,8 +16,8 @@ from knowledge.exceptions import UnsafeURLError
 from knowledge.fetching import check_url, crawl, fetch, make_client
 from knowledge.models import Chunk, SourceKind
 from knowledge.services import source_ingest
+from knowledge.testing import Site, page, serve
 from knowledge.tests.factories import make_organization, make_source
-from knowledge.tests.sites import Site, page, serve
 
 
 @pytest.mark.parametrize(

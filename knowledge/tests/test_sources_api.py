@@ -12,9 +12,9 @@ from django.urls import reverse
 from accounts.models import Role
 from accounts.services import api_key_create
 from accounts.tests.factories import add_member
-from chatbots.models import Bot
 from chatbots.selectors import bot_source_ids
 from chatbots.services import api_key_set_bots
+from chatbots.tests.factories import make_bot
 from knowledge.models import Chunk, FaqPair, Source
 from knowledge.retrieval import hybrid_search
 from knowledge.tests.factories import make_organization, make_pdf, make_source
@@ -45,7 +45,7 @@ def wait_ready(client, headers, source_id: int, timeout: float = 60) -> dict:
 @pytest.mark.django_db(transaction=True)
 def test_api_key_adds_text_pdf_and_faq_sources_that_a_bot_answers_from(client, celery_worker, media):
     org = make_organization(name="Acme")
-    bot = Bot.objects.create(organization=org, name="Support")
+    bot = make_bot(organization=org, name="Support")
     headers = bearer(org)
     text = client.post(
         SOURCES,
@@ -99,7 +99,7 @@ def _file(name: str, content: bytes) -> io.BytesIO:
 def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(client, settings):
     settings.KNOWLEDGE_MAX_FILE_BYTES = 100
     org, other = make_organization(name="Acme"), make_organization(name="Other")
-    foreign_bot = Bot.objects.create(organization=other, name="Theirs")
+    foreign_bot = make_bot(organization=other, name="Theirs")
     headers = bearer(org)
 
     def refused(data: dict, multipart: bool = False) -> dict:
@@ -139,7 +139,7 @@ def test_bad_input_is_a_400_naming_the_field_and_stores_nothing(client, settings
 @pytest.mark.django_db
 def test_changes_reingest_only_when_the_content_changes(client, django_capture_on_commit_callbacks):
     org = make_organization(name="Acme")
-    bot = Bot.objects.create(organization=org, name="Support")
+    bot = make_bot(organization=org, name="Support")
     headers = bearer(org)
     source = make_source(organization=org, kind="faq", title="FAQ", status="ready", chunk_count=1)
     FaqPair.objects.create(organization=org, source=source, question="Old?", answer="Old.")
@@ -185,8 +185,8 @@ def test_resync_and_delete(client, celery_worker):
 def test_keys_and_roles_are_scoped(client):
     org = make_organization(name="Acme")
     mine, theirs = (
-        Bot.objects.create(organization=org, name="Mine"),
-        Bot.objects.create(organization=org, name="Theirs"),
+        make_bot(organization=org, name="Mine"),
+        make_bot(organization=org, name="Theirs"),
     )
     used = make_source(organization=org, title="Used by mine")
     used.bots.set([mine])

@@ -1,4 +1,4 @@
-"""A tiny local website for crawling tests (runs in a thread on 127.0.0.1)."""
+"""Test support: a tiny local website for crawling tests (runs in a thread on 127.0.0.1)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,16 @@
-"""Fixtures for the widget's browser tests: a live Parlor (Daphne subprocess on the test database),
-host pages on other loopback origins, and headless Chromium through Playwright.
+"""Test support for the chat: fixtures for the local model server, the pipeline's teardown check, and a
+live Parlor for the widget's browser tests (loaded as a pytest plugin by the root conftest.py).
 
-The live server is a real `daphne config.asgi:application` process, so the browser talks to exactly what
-production runs (HTTP + WebSocket + Redis channel layer). It reads the test database, so tests that use
-it create their data with ``transactional_db`` (committed rows).
+The fake model is a real OpenAI-compatible HTTP server on loopback (chatbots.llm.testserver); the real
+`openai` SDK talks to it. The live Parlor is a real `daphne config.asgi:application` process, so the
+browser talks to exactly what production runs (HTTP + WebSocket + Redis channel layer). It reads the test
+database, so tests that use it create their data with ``transactional_db`` (committed rows). Host pages
+stand for customers' websites on other loopback origins; headless Chromium is driven through Playwright.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,21 +23,90 @@ from urllib.parse import quote
 from urllib.request import urlopen
 
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
+from chatbots.llm.testserver import FakeLLMServer
+from chatbots.pipeline.blocking import wait_until_idle
+from chatbots.tests.factories import SERVER_KEY
+from config.asgi import application
+from config.embedded import free_port
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """A visitor who leaves mid-answer leaves the pipeline saving in a pool thread; let it finish before
+    any fixture is torn down (a database flush racing it would deadlock)."""
+    assert wait_until_idle(), "chat pipeline work still running after the test"
+
+
+# --- The model: a local OpenAI-compatible server --------------------------------------------------
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLLMServer]:
+    """A real HTTP server on loopback in a background thread; the real openai SDK talks to it."""
+    with FakeLLMServer(api_key=SERVER_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def fast_llm_settings(settings):  # type: ignore[no-untyped-def]
+    settings.LLM_RETRY_BACKOFF = 0.01
+    settings.LLM_RETRY_MAX_WAIT = 5.0
+    settings.LLM_MAX_RETRIES = 2
+    settings.LLM_CONNECT_TIMEOUT = 2.0
+    settings.LLM_FIRST_TOKEN_TIMEOUT = 5.0
+    settings.LLM_TOTAL_TIMEOUT = 10.0
+    settings.LLM_DEFAULT_API_KEY = ""
+    settings.LLM_DEFAULT_BASE_URL = ""
+    return settings
+
+
+# --- The chat socket, in process -----------------------------------------------------------------
+VISITOR = "visitor-0123456789"
+
+
+async def connect(bot, *, visitor: str = VISITOR, conversation: str | None = None, origin: str | None = None):
+    path = f"/ws/chat/{bot.public_id}/?visitor={visitor}"
+    if conversation:
+        path += f"&conversation={conversation}"
+    headers = [(b"host", b"testserver"), *([(b"origin", origin.encode())] if origin else [])]
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def collect_answer(communicator: WebsocketCommunicator, timeout: float = 20) -> dict:
+    """Frames until `done` (or an error that ends the attempt): deltas joined, sources, done frame."""
+    deltas, sources, errors = [], [], []
+    while True:
+        frame = await communicator.receive_json_from(timeout=timeout)
+        if frame["type"] == "delta":
+            deltas.append(frame["text"])
+        elif frame["type"] == "sources":
+            sources = frame["sources"]
+        elif frame["type"] == "error":
+            errors.append(frame)
+            if frame["code"] != "llm_unavailable":
+                return {"text": "".join(deltas), "sources": sources, "errors": errors, "done": None}
+        elif frame["type"] == "done":
+            return {"text": "".join(deltas), "sources": sources, "errors": errors, "done": frame}
+
+
+# --- A live Parlor, customers' websites and headless Chromium --------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("PARLOR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Small enough that a test reaches it in a few messages; each test has a fresh visitor, so others never do.
 VISITOR_RATE_LIMIT = "3/h"  # a fixed window: an hour, so a test never straddles a window edge
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_url(db: dict) -> str:
@@ -55,7 +125,7 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0
         if proc.poll() is not None:
             raise RuntimeError(f"daphne exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urlopen(url, timeout=2) as response:
+            with urlopen(url, timeout=2) as response:  # noqa: S310 - our own http:// URL
                 if response.status == 200:
                     return
         except OSError:

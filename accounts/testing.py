@@ -1,4 +1,4 @@
-"""Builds one object of every tenant-owned model for an organization, generically.
+"""Test support for the tenant isolation tests: builds one object of every tenant-owned model for an organization, generically.
 
 Models are discovered from the app registry; each field gets a plausible value by type and every relation
 to another tenant-owned model is filled with an object of the *same* organization (built first). An app
