@@ -16,13 +16,8 @@ import pytest
 from accounts.tests.factories import PASSWORD, make_organization, owner_of
 from chatbots.models import Bot
 from chatbots.testing import LiveParlor
-from chatbots.tests import browser as fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-live_parlor = fixtures.live_parlor
-browser = fixtures.browser
-new_page = fixtures.new_page
 
 # Chromium reports a violation as a DOM event; the page's own console carries it to the test.
 REPORT_VIOLATIONS = """
