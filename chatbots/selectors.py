@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -62,7 +63,7 @@ def conversation_get_for_visitor(
     A widget conversation also has to match the visitor it was started by, when both are known."""
     try:
         conversation = Conversation.objects.get(pk=conversation_id, bot=bot)
-    except (Conversation.DoesNotExist, ValueError, TypeError):
+    except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError):  # not even a UUID
         raise ConversationNotFound() from None
     if visitor_id and conversation.visitor_id and conversation.visitor_id != visitor_id:
         raise ConversationNotFound()
@@ -75,7 +76,7 @@ def conversation_get_for_api_key(*, api_key: Any, conversation_id: Any) -> Conve
         conversation = Conversation.objects.select_related("bot").get(
             pk=conversation_id, organization_id=api_key.organization_id
         )
-    except (Conversation.DoesNotExist, ValueError, TypeError):
+    except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError):  # not even a UUID
         raise ConversationNotFound() from None
     if not api_key.allows_bot(conversation.bot):
         raise ConversationNotFound()

@@ -11,7 +11,6 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -63,8 +62,6 @@ LIST_FILTERS = [
 
 
 class SourceListView(APIView):
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
-
     @extend_schema(parameters=LIST_FILTERS, responses=SourceSerializer(many=True))
     def get(self, request: Request) -> Response:
         sources = sources_for_request(request)
@@ -90,8 +87,6 @@ class SourceListView(APIView):
 
 
 class SourceDetailView(APIView):
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
-
     @extend_schema(responses=SourceSerializer)
     def get(self, request: Request, source_id: int) -> Response:
         return Response(SourceSerializer(source_for_request(request, source_id)).data)
