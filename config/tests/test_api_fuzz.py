@@ -1,0 +1,130 @@
+"""Schemathesis against Parlor's own OpenAPI schema (/api/schema/), in process: every operation gets
+generated input that fits the schema and input that does not (wrong types, missing fields, odd strings),
+as an API key and as a signed-in owner, on real objects and on generated ids; no answer may be a server
+error (schemathesis' ``not_a_server_error`` check).
+
+Bounded and deterministic: a fixed number of examples per run, derandomized (Hypothesis derives the seed
+from the test), no example database. The chat endpoints are covered by chatbots/tests/test_bad_input.py
+until they are in the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import schemathesis
+from django.core import signals
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from accounts.services import api_key_create
+from accounts.tests.factories import PASSWORD, make_organization, owner_of
+from chatbots.models import Conversation, Message, MessageRole
+from chatbots.services import bot_create
+from knowledge.models import SourceKind
+from knowledge.services import source_create
+
+MAX_EXAMPLES = 20  # per operation, mode, caller and kind of ids: about 2,800 requests
+HOST = "localhost"  # schemathesis' WSGI client sends it, and keeps its cookies for it
+CSRF_TOKEN = "c" * 32
+# Calling a provider reaches the network: test-connection only ever sees generated (unknown) bot ids.
+GENERATED_IDS_ONLY = {"POST /api/v1/bots/{public_id}/test-connection/"}
+
+
+@dataclass
+class Caller:
+    headers: dict[str, str]
+    cookies: dict[str, str]
+    path_parameters: dict[str, str]  # ids of real objects the caller may reach
+
+
+@pytest.fixture
+def same_connection() -> Iterator[None]:
+    """The WSGI handler closes the database connection after each request, which inside the test's
+    transaction would lose the test's data: Django's own test client switches that off the same way."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def callers(db: None, same_connection: None, client, settings) -> dict[str, Caller]:
+    """An API key and a signed-in owner (session cookie and CSRF token) of an organization with a bot, a
+    source, a conversation with an answer, and a second API key to revoke."""
+    settings.ALLOWED_HOSTS = [HOST]
+    organization = make_organization(name="Fuzzed Inc")
+    owner = owner_of(organization)
+    bot = bot_create(organization=organization, name="Fuzzed bot")
+    source = source_create(organization=organization, kind=SourceKind.TEXT, title="Notes", text="Boots.")
+    conversation = Conversation.objects.create(organization=organization, bot=bot, channel="api")
+    Message.objects.create(
+        organization=organization, conversation=conversation, role=MessageRole.USER, text="Hi"
+    )
+    answer = Message.objects.create(
+        organization=organization, conversation=conversation, role=MessageRole.ASSISTANT, text="Hello."
+    )
+    key = api_key_create(organization=organization, created_by=owner, name="fuzz").key
+    spare = api_key_create(organization=organization, created_by=owner, name="spare").api_key
+    assert client.login(email=owner.email, password=PASSWORD)
+    ids = {
+        "public_id": bot.public_id,
+        "source_id": str(source.pk),
+        "conversation_id": str(conversation.pk),
+        "message_id": str(answer.pk),
+        "prefix": spare.prefix,
+    }
+    session = client.cookies["sessionid"].value
+    return {
+        "api-key": Caller({"Authorization": f"Bearer {key}"}, {}, ids),
+        "session": Caller({"X-CSRFToken": CSRF_TOKEN}, {"sessionid": session, "csrftoken": CSRF_TOKEN}, ids),
+    }
+
+
+def fuzz(operation: Any, mode: schemathesis.GenerationMode, caller: Caller, path_parameters: dict) -> None:
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
+    def check(case: schemathesis.Case) -> None:
+        # The caller's credentials replace whatever the schema's security schemes made up.
+        generated = {
+            k: v for k, v in (case.headers or {}).items() if k.lower() not in ("authorization", "cookie")
+        }
+        case.headers = {**generated, **caller.headers}
+        case.cookies = caller.cookies
+        case.validate_response(case.call(), checks=[not_a_server_error])
+
+    check()
+
+
+def operations() -> list[Any]:
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+    found = [result.ok() for result in schema.get_all_operations()]
+    assert len(found) >= 15, "the schema lost its operations"
+    # Deleting and revoking last, so the other operations still find the real objects.
+    return sorted(
+        found, key=lambda operation: operation.method.upper() == "DELETE" or "revoke" in operation.path
+    )
+
+
+@pytest.mark.parametrize("caller", ["api-key", "session"])
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=str)
+def test_no_api_operation_answers_with_a_server_error(callers, caller, mode) -> None:
+    caller = callers[caller]
+    for operation in operations():
+        names = re.findall(r"{(\w+)}", operation.path)
+        fuzz(operation, mode, caller, {})  # generated ids: unknown, malformed, absurd
+        if names and operation.label not in GENERATED_IDS_ONLY:
+            fuzz(operation, mode, caller, {name: caller.path_parameters[name] for name in names})
