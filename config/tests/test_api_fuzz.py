@@ -128,3 +128,50 @@ def test_no_api_operation_answers_with_a_server_error(callers, caller, mode) -> 
         fuzz(operation, mode, caller, {})  # generated ids: unknown, malformed, absurd
         if names and operation.label not in GENERATED_IDS_ONLY:
             fuzz(operation, mode, caller, {name: caller.path_parameters[name] for name in names})
+
+
+# Invalid UTF-8 in a URL is decoded as U+FFFD, which is harmless: it only must not be a server error.
+BAD_PARAMETERS = {"nul": "a%00b", "only-nul": "%00", "invalid-utf8": "a%ED%A0%80b"}
+BAD_BODIES = {
+    "nul-in-a-value": '{"name": "a\\u0000b", "text": "a\\u0000b"}',
+    "lone-surrogate": '{"name": "a\\ud800b"}',
+    "nul-in-a-key": '{"a\\u0000b": 1}',
+    "nested-too-deep": '{"name": "x", "a": ' + "[" * 40 + "]" * 40 + "}",
+    "nested-past-the-parser": "[" * 100_000 + "]" * 100_000,
+    "nan": '{"name": NaN}',
+}
+
+
+def bad_requests(operation: Any, ids: dict[str, str]) -> Iterator[tuple[str, str, str | None]]:
+    """(case, URL, JSON body) with one bad part each: every path and query parameter, then the body."""
+    names = re.findall(r"{(\w+)}", operation.path)
+    real = operation.path.format(**ids)
+    for case, bad in BAD_PARAMETERS.items():
+        for name in names:
+            yield f"path {name} {case}", operation.path.format(**{**ids, name: bad}), None
+        for name in [parameter.name for parameter in operation.query] + ["unknown"]:
+            yield f"query {name} {case}", f"{real}?{name}={bad}", None
+    if list(operation.body):
+        for case, body in BAD_BODIES.items():
+            yield f"body {case}", real, body
+
+
+def test_every_operation_answers_bad_input_with_a_client_error(callers) -> None:
+    """The bad-input rows of chatbots/tests/test_bad_input.py, for every operation the schema lists (so a
+    new endpoint is covered the day it is added): a 4xx, never a 5xx or a success."""
+    from werkzeug import Client
+
+    for caller in callers.values():
+        client = Client(get_wsgi_application())
+        for name, value in caller.cookies.items():
+            client.set_cookie(name, value, domain=HOST)
+        for operation in operations():
+            for case, url, body in bad_requests(operation, caller.path_parameters):
+                response = client.open(url, method=operation.method.upper(), headers=caller.headers,
+                                       data=body, content_type="application/json")  # fmt: skip
+                assert response.status_code < 500, (operation.label, case, response.status_code)
+                if "utf8" in case:
+                    continue
+                assert response.status_code >= 400, (operation.label, case, response.status_code)
+                if case.startswith(("path", "query")):
+                    assert response.json["error"]["code"] == "bad_input", (operation.label, case)
