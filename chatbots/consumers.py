@@ -42,9 +42,12 @@ from chatbots.selectors import bot_get_public_cached, conversation_get_for_visit
 from chatbots.services import message_feedback_set
 from config.client_ip import scope_client_ip
 from config.errors import ApplicationError, error_frame
+from config.input_rules import BadInput, check, loads
 
+CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
 CLOSE_FORBIDDEN = 4403
+CLOSE_CODES = {BadInput: CLOSE_BAD_REQUEST, OriginNotAllowed: CLOSE_FORBIDDEN}
 logger = logging.getLogger(__name__)
 
 
@@ -75,6 +78,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Accept first so a refusal can say why in a frame the widget understands, then close.
         await self.accept()
         try:
+            check(query)
             self.bot = await bot_get_public_cached(public_id=self.scope["url_route"]["kwargs"]["public_id"])
             if not socket_origin_allowed(
                 bot=self.bot, origin=_header(self.scope, b"origin"), host=_header(self.scope, b"host")
@@ -85,9 +89,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.conversation = await sync_to_async(conversation_get_for_visitor)(
                     bot=self.bot, conversation_id=conversation_id, visitor_id=self.visitor_id
                 )
-        except (BotNotFound, ConversationNotFound, OriginNotAllowed) as exc:
+        except (BadInput, BotNotFound, ConversationNotFound, OriginNotAllowed) as exc:
             await self.send_error(exc)
-            await self.close(code=CLOSE_FORBIDDEN if isinstance(exc, OriginNotAllowed) else CLOSE_NOT_FOUND)
+            await self.close(code=CLOSE_CODES.get(type(exc), CLOSE_NOT_FOUND))
             return
         await self.send_json(
             {
@@ -111,14 +115,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._dispatch(_parse_frame(text_data))
         except ApplicationError as exc:
             await self.send_error(exc)
+        except Exception:
+            # One bad frame must not cost the visitor the socket (an exception here closes it): say so
+            # and keep listening.
+            logger.exception("chat frame failed on %s", self.scope["path"])
+            await self.send_error(InternalError())
 
     async def _dispatch(self, frame: dict[str, Any]) -> None:
+        frame_type = frame.get("type")
         handler = {
             "message": self.on_message,
             "feedback": self.on_feedback,
             "ping": self.on_ping,
             "history": self.on_history,
-        }.get(frame.get("type"))  # type: ignore[arg-type]
+        }.get(frame_type if isinstance(frame_type, str) else "")
         if handler is None:
             raise InvalidFrame("Unknown frame type; use message, feedback, history or ping.")
         await handler(frame)
@@ -139,8 +149,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise MessageNotFound()
         value = frame.get("value") or ""
         comment = frame.get("comment") or ""
+        if not isinstance(value, str) or not isinstance(comment, str):
+            raise InvalidFrame("A feedback frame's value and comment are text.")
         await sync_to_async(message_feedback_set)(
-            conversation=self.conversation, message_id=frame["message_id"], value=value, comment=str(comment)
+            conversation=self.conversation, message_id=frame["message_id"], value=value, comment=comment
         )
         await self.send_json(
             {"type": "feedback_saved", "message_id": frame["message_id"], "value": value or None}
@@ -196,10 +208,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
 
 def _parse_frame(text_data: str | None) -> dict[str, Any]:
-    if text_data is None or len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES:
+    # "surrogatepass": a lone surrogate is measured here and refused by ``loads`` with a clear message.
+    if text_data is None or len(text_data.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_FRAME_BYTES:
         raise InvalidFrame("Frames must be JSON text under the size limit.")
     try:
-        frame = json.loads(text_data)
+        frame = loads(text_data)
     except ValueError:
         raise InvalidFrame("Frames must be JSON objects.") from None
     if not isinstance(frame, dict):

@@ -119,7 +119,7 @@ def conversation_get_for_visitor(
     continue any of the bot's conversations, as it may read them; a visitor id it sends must match."""
     try:
         conversation = Conversation.objects.get(pk=conversation_id, bot=bot)
-    except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError):
+    except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError):  # not even a UUID
         raise ConversationNotFound() from None
     if by_api_key:
         if visitor_id and conversation.visitor_id and conversation.visitor_id != visitor_id:
@@ -135,7 +135,7 @@ def conversation_get_for_api_key(*, api_key: ApiKey, conversation_id: Any) -> Co
         conversation = Conversation.objects.select_related("bot").get(
             pk=conversation_id, organization_id=api_key.organization_id
         )
-    except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError):
+    except (Conversation.DoesNotExist, ValueError, TypeError, ValidationError):  # not even a UUID
         raise ConversationNotFound() from None
     if not api_key_may_use_bot(api_key=api_key, bot=conversation.bot):
         raise ConversationNotFound()

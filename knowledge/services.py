@@ -10,6 +10,7 @@ commit.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.input_rules import clean_text
 from knowledge.chunking import ChunkDraft, chunk_blocks, passage_sentences
 from knowledge.embedders import (
     Embedder,
@@ -200,7 +202,7 @@ def sources_resync_due(*, now=None) -> list[int]:
 
 def faq_pairs_from_csv(data: bytes) -> list[tuple[str, str]]:
     """FAQ pairs from a CSV with ``question`` and ``answer`` columns (or the first two columns)."""
-    text = decode_text(data)
+    text = clean_text(decode_text(data))
     rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
     if not rows:
         raise IngestError("The FAQ file is empty.")
@@ -365,12 +367,20 @@ def _embed(
     return vectors, model  # type: ignore[return-value]
 
 
+def _storable(block: Block) -> Block:
+    """A block whose text PostgreSQL can store: a NUL anywhere in an uploaded file or a fetched page is not
+    the customer's to fix, and must not fail the whole source."""
+    return dataclasses.replace(
+        block, text=clean_text(block.text), heading=clean_text(block.heading), url=clean_text(block.url)
+    )
+
+
 def source_ingest_blocks(
     *, source: Source, blocks: list[Block], page_count: int = 0, progress: Progress | None = None
 ) -> Source:
     """Chunk, embed and store ``blocks`` as the complete content of ``source`` (replacing what it had)."""
     progress = progress or (lambda percent: _set_progress(source.pk, percent))
-    drafts = chunk_blocks(blocks)
+    drafts = chunk_blocks([_storable(block) for block in blocks])
     if not drafts:
         raise IngestError("No readable text was found.")
     vectors, model = _embed(source, drafts, progress, start=max(10, 40 if source.is_remote else 10))

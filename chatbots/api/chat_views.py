@@ -33,18 +33,56 @@ from chatbots.pipeline import (
 )
 from config.client_ip import request_client_ip
 from config.errors import ApplicationError, error_body, error_response
+from config.input_rules import loads
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     if len(request.body) > settings.CHAT_MAX_FRAME_BYTES * 8:
         raise InvalidMessage("The request body is too large.")
     try:
-        body = json.loads(request.body or b"{}")
+        body = loads(request.body or b"{}")
     except ValueError:
         raise InvalidMessage("The request body must be JSON.") from None
     if not isinstance(body, dict):
         raise InvalidMessage("The request body must be a JSON object.")
     return body
+
+
+FieldTypes = dict[str, tuple[tuple[type, ...], str]]
+# The optional fields each endpoint reads, with the JSON types it accepts (null means absent): a wrong type
+# is a 400, as OpenAI gives, never a silently different request.
+MESSAGE_FIELDS: FieldTypes = {
+    "conversation_id": ((str,), "a conversation id"),
+    "stream": ((bool,), "true or false"),
+}
+OPENAI_FIELDS: FieldTypes = {
+    "stream": ((bool,), "true or false"),
+    "stream_options": ((dict,), "an object"),
+    "user": ((str,), "a string"),
+    "temperature": ((int, float), "a number"),
+    "top_p": ((int, float), "a number"),
+    "presence_penalty": ((int, float), "a number"),
+    "frequency_penalty": ((int, float), "a number"),
+    "max_tokens": ((int,), "an integer"),
+    "max_completion_tokens": ((int,), "an integer"),
+    "n": ((int,), "an integer"),
+    "seed": ((int,), "an integer"),
+    "stop": ((str, list), "a string or a list of strings"),
+}
+
+
+def _check_types(body: dict[str, Any], fields: FieldTypes) -> None:
+    for name, (types, what) in fields.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        # bool is an int in Python, not in JSON: `"temperature": true` is as wrong as `"stream": 1`.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise InvalidMessage(f"'{name}' must be {what}.")
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -79,13 +117,14 @@ async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
     """POST /api/v1/bots/<public_id>/messages: {"message", "conversation_id"?, "visitor_id"?, "stream"?}"""
     try:
         body = _json_body(request)
+        _check_types(body, MESSAGE_FIELDS)
         _api_key, bot = await api_key_bot_async(request=request, public_id=public_id, write=True)
         chat_request = ChatRequest(
             bot=bot,
             text=body.get("message"),
             channel=Channel.API,
             visitor_id=validate_visitor_id(body.get("visitor_id")),
-            conversation_id=str(body["conversation_id"]) if body.get("conversation_id") else None,
+            conversation_id=body.get("conversation_id") or None,
             api_key_id=_api_key.pk,
             client_ip=request_client_ip(request),
         )
@@ -154,9 +193,10 @@ def _openai_messages(raw: Any) -> tuple[str, list[Turn]]:
             raise InvalidMessage("Each message needs a role of system, user or assistant.")
         content = item.get("content")
         if isinstance(content, list):  # content parts: keep the text ones
-            content = "".join(
-                p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-            )
+            texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+            if not all(isinstance(text, str) for text in texts):
+                raise InvalidMessage("A text content part carries its text as a string.")
+            content = "".join(texts)
         if not isinstance(content, str):
             raise InvalidMessage("Message content must be text.")
         if item["role"] in ("user", "assistant"):
@@ -176,6 +216,8 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
     """
     try:
         body = _json_body(request)
+        _check_types(body, OPENAI_FIELDS)
+        _check_types(body.get("stream_options") or {}, {"include_usage": ((bool,), "true or false")})
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidMessage("'model' must be the public id of a Parlor bot.")
@@ -204,7 +246,7 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
         return f"data: {json.dumps(data)}\n\n".encode()
 
     if body.get("stream") is True:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        include_usage = (body.get("stream_options") or {}).get("include_usage") is True
 
         async def stream() -> AsyncIterator[bytes]:
             yield chunk({"role": "assistant", "content": ""})

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.input_rules.InputRuleMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.security_headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -290,6 +291,12 @@ REST_FRAMEWORK = {
         "accounts.api.permissions.ApiKeyScope",
     ],
     "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
+    # DRF's own parsers with the input rule applied (config/input_rules.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api_parsers.JSONParser",
+        "config.api_parsers.FormParser",
+        "config.api_parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

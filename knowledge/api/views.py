@@ -16,7 +16,6 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -39,7 +38,6 @@ class SourceAPIView(APIView):
     # What the source endpoints share, and the hooks a subclass extends. (No docstring: the OpenAPI
     # document would show it as the description of every source operation.)
 
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
     serializer_class: type[SourceSerializer] = SourceSerializer
 
     def get_sources(self) -> QuerySet[Source]:
