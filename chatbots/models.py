@@ -90,9 +90,11 @@ class Bot(models.Model):
         default=6, validators=[MinValueValidator(1), MaxValueValidator(50)]
     )
     retrieval_min_score = models.FloatField(
-        default=0.0,
+        null=True,
+        blank=True,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="Passages scoring below this relevance (0–1) are ignored.",
+        help_text="Passages less relevant than this (0–1) are not used; when none is left, the bot says its "
+        "knowledge does not cover the question. Empty: the threshold measured for the embedding model.",
     )
 
     # --- language model ---

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -14,7 +15,7 @@ from django.db.models import Count, Exists, Q, QuerySet
 from accounts.models import ApiKey
 from chatbots.exceptions import BotNotFound, ConversationNotFound
 from chatbots.llm.events import Turn
-from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message, MessageStatus
+from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
 
 BOT_CACHE_SECONDS = 5.0  # a change in the admin reaches open widgets within this many seconds
 _bot_cache: dict[str, tuple[float, Bot]] = {}
@@ -154,6 +155,37 @@ def conversations_with_counts(conversations: QuerySet[Conversation]) -> QuerySet
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     """The whole conversation, oldest first (refused messages included)."""
     return conversation.messages.order_by("created_at", "id")
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """A conversation a message names, before the message is stored (and its access checked)."""
+
+    id: str | None
+    visitor_id: str
+    by_api_key: bool
+
+
+def conversation_recent_user_texts(
+    *, bot: Bot, conversation_id: str, visitor_id: str, by_api_key: bool, limit: int
+) -> list[str]:
+    """The user's last ``limit`` messages of a conversation, oldest first, to search a follow-up with.
+
+    Read while the new message is being stored, so with the same rule as ``conversation_get_for_visitor``
+    (nothing of a conversation the caller may not continue)."""
+    messages = Message.objects.filter(
+        conversation_id=conversation_id, conversation__bot=bot, role=MessageRole.USER,
+        status__in=HISTORY_STATUSES,
+    )  # fmt: skip
+    if not by_api_key:
+        if not visitor_id:
+            return []
+        messages = messages.filter(conversation__visitor_id=visitor_id)
+    try:
+        texts = list(messages.order_by("-created_at", "-id").values_list("text", flat=True)[:limit])
+    except (ValueError, ValidationError):  # not a conversation id at all
+        return []
+    return texts[::-1]
 
 
 def conversation_recent_turns(

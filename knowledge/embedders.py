@@ -43,6 +43,14 @@ DEFAULT_LOCAL_MODEL = LOCAL_MINILM
 FAQ_MIN_SIMILARITY = {
     LOCAL_MINILM: 0.8, LOCAL_MINILM_AS_SHIPPED: 0.8, LOCAL_E5: 0.92, "multilingual-e5-small-enpt-q4": 0.92,
 }  # fmt: skip
+# The relevance (cosine similarity of the best passage, blended with its best sentence) under which a
+# question counts as not covered by the knowledge, measured per model on conversations-lumen as the highest
+# threshold that refuses no English in-scope conversation (MiniLM) or at most 5% of in-scope ones (e5);
+# BENCHMARKS.md has the sweep. The e5 variant pruned to English and Portuguese shares e5's scale (not
+# measured on its own).
+MIN_RELEVANCE = {
+    LOCAL_MINILM: 0.34, LOCAL_MINILM_AS_SHIPPED: 0.34, LOCAL_E5: 0.85, "multilingual-e5-small-enpt-q4": 0.85,
+}  # fmt: skip
 MINILM_MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 
 
@@ -317,6 +325,13 @@ def forget_serving_model() -> None:
 def faq_min_similarity(model_name: str) -> float:
     """The FAQ direct-answer threshold: ``KNOWLEDGE_FAQ_MIN_SIMILARITY`` if set, else the model's own."""
     return settings.KNOWLEDGE_FAQ_MIN_SIMILARITY or FAQ_MIN_SIMILARITY.get(model_name, 0.8)
+
+
+def min_relevance(model_name: str) -> float:
+    """The "my knowledge covers this" threshold: ``KNOWLEDGE_MIN_RELEVANCE`` if set, else the model's own."""
+    if settings.KNOWLEDGE_MIN_RELEVANCE is not None:
+        return settings.KNOWLEDGE_MIN_RELEVANCE
+    return MIN_RELEVANCE.get(model_name, 0.0)
 
 
 def active_embedder() -> Embedder:

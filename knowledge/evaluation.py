@@ -49,11 +49,7 @@ def load_beir(
         keep = sorted(queries)[:max_queries]
         queries = {qid: queries[qid] for qid in keep}
     qrels = {qid: qrels[qid] for qid in queries}
-    corpus = {}
-    with open(directory / "corpus.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            corpus[row["_id"]] = (row.get("title") or "", row.get("text") or "")
+    corpus = load_corpus(directory / "corpus.jsonl")
     if max_docs and len(corpus) > max_docs:
         # Subset: every judged document of the kept queries plus random distractors up to max_docs.
         judged = {doc for rels in qrels.values() for doc in rels if doc in corpus}
@@ -64,11 +60,59 @@ def load_beir(
     return Dataset(name=directory.name, corpus=corpus, queries=queries, qrels=qrels)
 
 
+def load_corpus(path: Path) -> dict[str, tuple[str, str]]:
+    """A BEIR ``corpus.jsonl``: id -> (title, text)."""
+    corpus = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                corpus[row["_id"]] = (row.get("title") or "", row.get("text") or "")
+    return corpus
+
+
 def corpus_blocks(dataset: Dataset) -> list[Block]:
     return [
         Block(text=text or title, heading=title[:500], url=f"beir:{doc_id}")
         for doc_id, (title, text) in dataset.corpus.items()
     ]
+
+
+PART_DOCS = 100
+
+
+def ingest_corpus(
+    dataset: Dataset, *, log: Callable[[str], None] = print
+) -> tuple[int, list[int], dict[int, str]]:
+    """The corpus stored through the real ingestion in an evaluation organization of its own, as sources
+    of ``PART_DOCS`` documents each committed when embedded: an interrupted run resumes where it stopped,
+    and a finished part is not ingested again. Returns the organization id, the source ids and each
+    chunk's document id."""
+    from accounts.models import Organization
+    from knowledge.models import Chunk, Source, SourceKind
+    from knowledge.services import source_ingest_blocks
+
+    slug = f"eval-{dataset.name}".lower()[:80]
+    organization, _ = Organization.objects.get_or_create(
+        slug=slug, defaults={"name": f"Evaluation {dataset.name}"}
+    )
+    blocks = corpus_blocks(dataset)
+    started = time.perf_counter()
+    source_ids = []
+    for number, offset in enumerate(range(0, len(blocks), PART_DOCS), start=1):
+        part = blocks[offset : offset + PART_DOCS]
+        title = f"BEIR {dataset.name} part {number} ({part[0].url}..{part[-1].url}, {len(part)} docs)"
+        source, _ = Source.objects.get_or_create(
+            organization=organization, title=title[:255], defaults={"kind": SourceKind.TEXT}
+        )
+        if source.status != "ready":
+            source = source_ingest_blocks(source=source, blocks=part, progress=lambda percent: None)
+            log(f"  part {number}: {source.chunk_count} chunks ({time.perf_counter() - started:.0f}s)")
+        source_ids.append(source.pk)
+    chunks = Chunk.objects.filter(source_id__in=source_ids)
+    log(f"corpus ready: {chunks.count()} chunks; {time.perf_counter() - started:.1f}s")
+    doc_of = {pk: url.removeprefix("beir:") for pk, url in chunks.values_list("pk", "url")}
+    return organization.pk, source_ids, doc_of
 
 
 def ndcg_at_10(ranking: list[str], rels: dict[str, int]) -> float:
@@ -138,8 +182,12 @@ def evaluate(
             limit=settings.KNOWLEDGE_CANDIDATES,  # as many as a chat message ranks
         )
         rels = dataset.qrels[query_id]
-        served = knowledge_for_question(
-            organization_id=organization_id, source_ids=source_ids, question=text, top_k=SERVED_TOP_K
+        served = knowledge_for_question(  # ranking only: nothing is cut by the relevance threshold
+            organization_id=organization_id,
+            source_ids=source_ids,
+            question=text,
+            top_k=SERVED_TOP_K,
+            min_relevance=0.0,
         )
         rankings = {
             "vector": _doc_ranking(ranked.vector, doc_of),
@@ -157,3 +205,123 @@ def evaluate(
             log(f"  {n}/{len(dataset.queries)} queries")
     elapsed = (time.perf_counter() - started) / max(1, len(dataset.queries))
     return results, elapsed
+
+
+# --- conversations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalConversation:
+    id: str
+    turns: list[str]  # the user's messages, oldest first
+    relevant: list[str]  # documents that answer the last turn; empty: the right answer is to abstain
+    standalone: str = ""  # the last turn rewritten to stand on its own, if the set has one
+
+
+def load_conversations(paths: list[Path]) -> list[EvalConversation]:
+    conversations = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            turns = row.get("turns")
+            if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
+                raise ValueError(f"{path.name} line {number}: 'turns' must be a non-empty list of texts")
+            conversations.append(
+                EvalConversation(
+                    id=str(row.get("_id", f"{path.stem}-{number}")), turns=turns,
+                    relevant=[str(doc) for doc in row.get("relevant") or []],
+                    standalone=str(row.get("standalone") or ""),
+                )
+            )  # fmt: skip
+    return conversations
+
+
+@dataclass
+class RankScores:
+    hit1: list[float] = field(default_factory=list)
+    hit3: list[float] = field(default_factory=list)
+    ndcg: list[float] = field(default_factory=list)
+
+    def add(self, ranking: list[str], relevant: list[str]) -> None:
+        self.hit1.append(float(bool(set(ranking[:1]) & set(relevant))))
+        self.hit3.append(float(bool(set(ranking[:3]) & set(relevant))))
+        self.ndcg.append(ndcg_at_10(ranking, dict.fromkeys(relevant, 1)))
+
+    def summary(self) -> dict[str, float]:
+        def mean(values: list[float]) -> float:
+            return round(sum(values) / len(values), 3) if values else 0.0
+
+        return {
+            "hit@1": mean(self.hit1),
+            "hit@3": mean(self.hit3),
+            "ndcg@10": mean(self.ndcg),
+            "n": len(self.hit1),
+        }
+
+
+CONVERSATION_TOP_K = 30  # passages ranked per question, so that ten distinct documents are usually among them
+
+
+def evaluate_conversations(
+    *,
+    conversations: list[EvalConversation],
+    organization_id: int,
+    source_ids: list[int],
+    doc_of: dict[int, str],
+    min_relevance: float | None = None,
+) -> dict[str, dict[str, float]]:
+    """Retrieval for the last turn three ways (in its conversation, alone, as its standalone rewrite), and
+    the abstention decision in the conversation, all through ``knowledge_for_question`` as chat calls it.
+    ``min_relevance``: the threshold under which nothing counts as covered (default: the embedder's)."""
+
+    def ranking(question: str, context: list[str]) -> list[str]:
+        found = knowledge_for_question(
+            organization_id=organization_id, source_ids=source_ids, question=question, context=context,
+            top_k=CONVERSATION_TOP_K, min_relevance=0.0,
+        )  # fmt: skip
+        return _doc_ranking([passage.chunk_id for passage in found.passages], doc_of)
+
+    ways = {"in_conversation": RankScores(), "last_turn_only": RankScores(), "standalone": RankScores()}
+    abstain = {"out_of_scope": 0, "out_of_scope_refused": 0, "in_scope": 0, "in_scope_refused": 0}
+    for conversation in conversations:
+        question, context = conversation.turns[-1], conversation.turns[:-1]
+        decision = knowledge_for_question(
+            organization_id=organization_id, source_ids=source_ids, question=question, context=context,
+            top_k=1, min_relevance=min_relevance,
+        )  # fmt: skip
+        refused = not decision.passages
+        scope = "in_scope" if conversation.relevant else "out_of_scope"
+        abstain[scope] += 1
+        abstain[f"{scope}_refused"] += int(refused)
+        if not conversation.relevant:
+            continue
+        ways["in_conversation"].add(ranking(question, context), conversation.relevant)
+        ways["last_turn_only"].add(ranking(question, []), conversation.relevant)
+        if conversation.standalone:
+            ways["standalone"].add(ranking(conversation.standalone, []), conversation.relevant)
+    return {**{way: scores.summary() for way, scores in ways.items()}, "abstain": abstain}
+
+
+def relevance_sweep(
+    *, conversations: list[EvalConversation], organization_id: int, source_ids: list[int], step: float = 0.01
+) -> list[tuple[float, int, int]]:
+    """For thresholds from 0 to 1: how many out-of-scope and in-scope conversations each would refuse
+    (nothing as relevant as the threshold), to pick a model's threshold by measurement."""
+    best: list[tuple[bool, float]] = []
+    for conversation in conversations:
+        found = knowledge_for_question(
+            organization_id=organization_id, source_ids=source_ids, question=conversation.turns[-1],
+            context=conversation.turns[:-1], top_k=1, min_relevance=0.0,
+        )  # fmt: skip
+        best.append((bool(conversation.relevant), max((p.similarity for p in found.passages), default=0.0)))
+    rows = []
+    for n in range(round(1 / step) + 1):
+        threshold = round(n * step, 4)
+        rows.append((
+            threshold,
+            sum(1 for in_scope, top in best if not in_scope and top < threshold),
+            sum(1 for in_scope, top in best if in_scope and top < threshold),
+        ))  # fmt: skip
+    return rows

@@ -40,8 +40,11 @@ class RetrievedChunk:
     url: str | None
     page: int | None
     content: str
-    score: float
+    score: float  # fused rank score in [0, 1], relative to the other candidates of the same search
     heading: str = ""
+    # Cosine similarity of the passage (blended with its best sentence) to the question: comparable across
+    # questions, so it tells whether the knowledge covers a question at all.
+    similarity: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -493,6 +496,8 @@ def hybrid_search(
         query_vector=query_vector, fill_in=settings.KNOWLEDGE_FUSION == "score",
     )  # fmt: skip
     scores = fuse(ranked)
+    similarity = {**ranked.extra_vector_scores, **dict(zip(ranked.vector, ranked.vector_scores, strict=True))}
+    floor = min(ranked.vector_scores, default=0.0)
     best = sorted(scores.items(), key=lambda item: item[1], reverse=True)
     best = [(chunk_id, score) for chunk_id, score in best if score >= min_score][:top_k]
     # Plain SQL without the vectors: building model instances cost more than the query (bench profile).
@@ -513,6 +518,7 @@ def hybrid_search(
             RetrievedChunk(
                 chunk_id=chunk_id, source_id=source_id, source_title=title, url=chunk_url or source_url or None,
                 page=page, content=content, score=round(score, 4), heading=heading,
+                similarity=round(similarity.get(chunk_id, floor), 4),
             )
         )  # fmt: skip
     return out

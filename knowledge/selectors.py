@@ -7,12 +7,23 @@ this app reads chunks or FAQ pairs. Knowledge serves a set of source ids and doe
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
 from pgvector.django import CosineDistance
 
-from knowledge.embedders import QueryVector, faq_min_similarity, query_vector_for, serving_model_name
+from knowledge.embedders import (
+    QueryVector,
+    embed_search_query,
+    faq_min_similarity,
+    query_vector_for,
+    serving_model_name,
+)
+from knowledge.embedders import (
+    min_relevance as model_min_relevance,
+)
 from knowledge.models import FaqPair, SourceStatus
 from knowledge.retrieval import RetrievedChunk, hybrid_search
 
@@ -68,22 +79,28 @@ def knowledge_for_question(
     source_ids: list[int],
     question: str,
     top_k: int,
-    min_score: float = 0.0,
+    context: Sequence[str] = (),
+    min_relevance: float | None = None,
     query_vector: QueryVector = None,
 ) -> Knowledge:
     """An FAQ pair of these sources that answers ``question`` directly, else their best passages.
 
-    ``query_vector``: the question's vector, or a future of it (the chat pipeline starts embedding the
-    question as soon as the message arrives; the full-text search starts without waiting for it)."""
+    ``context``: the user's earlier messages in the conversation, oldest first; a follow-up ("and for how
+    long?") is searched with them. ``min_relevance``: passages less relevant than this are not knowledge
+    about the question (default: the embedding model's measured threshold); none left means the knowledge
+    does not cover it. ``query_vector``: the question's vector, or a future of it (the chat pipeline starts
+    embedding the question as soon as the message arrives; the full-text search starts without it)."""
     faq = faq_match(
         organization_id=organization_id, source_ids=source_ids, question=question, query_vector=query_vector
     )
     if faq is not None:
         return Knowledge(faq=faq, passages=[], sources=[faq.as_source()])
+    threshold = model_min_relevance(serving_model_name()) if min_relevance is None else min_relevance
+    query, vector = conversational_query(question=question, context=context, query_vector=query_vector)
     passages = hybrid_search(
-        organization_id=organization_id, source_ids=source_ids, query=question,
-        top_k=top_k, min_score=min_score, query_vector=query_vector,
-    )  # fmt: skip
+        organization_id=organization_id, source_ids=source_ids, query=query, top_k=top_k, query_vector=vector
+    )
+    passages = [passage for passage in passages if passage.similarity >= threshold]
     seen: set[tuple[int, int | None]] = set()
     sources = []
     for chunk in passages:
@@ -91,6 +108,38 @@ def knowledge_for_question(
             seen.add((chunk.source_id, chunk.page))
             sources.append(passage_source(chunk))
     return Knowledge(faq=None, passages=passages, sources=sources)
+
+
+CONTEXT_TURNS = 2  # earlier user messages a follow-up is searched with
+CONTEXT_WEIGHT = 0.5  # an earlier message's weight in the query vector, against the question's 1
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(value * value for value in vector)) or 1.0
+    return [value / norm for value in vector]
+
+
+def conversational_query(
+    *, question: str, context: Sequence[str], query_vector: QueryVector = None
+) -> tuple[str, QueryVector]:
+    """The text and vector a message is searched with, given the user's earlier messages.
+
+    A follow-up ("and for how long max?") names nothing; the question it continues does. The earlier
+    two messages are added to the question's vector at half its weight each, and their words join the
+    full-text query: the conversation's topic ranks first while the new question still leads, so a question
+    that changes the topic, carrying its own words and most of the vector, is not pulled back (measured on
+    conversations-lumen, BENCHMARKS.md). No model call: the earlier messages' vectors were computed (and
+    cached) when they were asked."""
+    earlier = [turn.strip() for turn in context if turn and turn.strip()][-CONTEXT_TURNS:]
+    if not earlier:
+        return question, query_vector
+    vector = query_vector_for(question, query_vector)
+    for turn in earlier:
+        vector = [
+            mine + CONTEXT_WEIGHT * theirs
+            for mine, theirs in zip(vector, embed_search_query(turn), strict=True)
+        ]
+    return " ".join([*earlier, question]), _unit(vector)
 
 
 def _normalise(text: str) -> str:

@@ -38,12 +38,12 @@ from chatbots.pipeline.ratelimit import (
     check_rate_limits,
     release_conversation_slot,
 )
-from chatbots.selectors import bot_source_ids
+from chatbots.selectors import ConversationRef, bot_source_ids, conversation_recent_user_texts
 from chatbots.services import AnswerRecord, assistant_message_create, user_message_create, user_message_refuse
 from config.db import replace_broken_connection
 from knowledge.embedders import QueryVector, embed_search_query
 from knowledge.retrieval import RetrievedChunk
-from knowledge.selectors import FaqAnswer, Knowledge, knowledge_for_question
+from knowledge.selectors import CONTEXT_TURNS, FaqAnswer, Knowledge, knowledge_for_question
 
 FAQ_CHUNK_CHARS = 24  # an FAQ answer is streamed in small pieces so every transport behaves the same
 
@@ -86,12 +86,27 @@ def validate_text(text: object) -> str:
     return text
 
 
-def gather_knowledge(*, bot: Bot, question: str, query_vector: QueryVector) -> Knowledge:
-    """What the answer is built from, in one trip to the thread pool: a matching FAQ, or the retrieved
-    passages. ``query_vector`` is usually still being computed: the full-text search starts without it."""
+def gather_knowledge(
+    *,
+    bot: Bot,
+    question: str,
+    query_vector: QueryVector,
+    context: list[str] | None,
+    conversation: ConversationRef,
+) -> Knowledge:
+    """What the answer is built from, in one trip to the thread pool: a matching FAQ, or the passages found
+    for the question in its conversation. ``query_vector`` is usually still being computed: the full-text
+    search starts without it. ``context``: the user's earlier messages when the client sent the history
+    (OpenAI-compatible endpoint); otherwise they are read from the stored conversation."""
+    if context is None:
+        context = conversation_recent_user_texts(
+            bot=bot, conversation_id=conversation.id, visitor_id=conversation.visitor_id,
+            by_api_key=conversation.by_api_key, limit=CONTEXT_TURNS,
+        ) if conversation.id else []  # fmt: skip
     return knowledge_for_question(
         organization_id=bot.organization_id, source_ids=bot_source_ids(bot=bot), question=question,
-        top_k=bot.retrieval_top_k, min_score=bot.retrieval_min_score, query_vector=query_vector,
+        context=context, top_k=bot.retrieval_top_k, min_relevance=bot.retrieval_min_score,
+        query_vector=query_vector,
     )  # fmt: skip
 
 
@@ -118,12 +133,26 @@ def _embed_question(text: str) -> list[float]:
     return embed_search_query(text)
 
 
-async def _prepare_knowledge(bot: Bot, text: str, query_vector: Future[list[float]]) -> Knowledge:
+async def _prepare_knowledge(request: ChatRequest, text: str, query_vector: Future[list[float]]) -> Knowledge:
     """The FAQ match and both searches, while ``query_vector`` is being computed on an embedding thread:
     another thread looks up the bot's sources and runs the full-text search meanwhile, so the slower of
     the two sets the pace."""
     async with _preparation_slots():
-        return await in_thread_pool(gather_knowledge)(bot=bot, question=text, query_vector=query_vector)
+        context = None
+        if request.history is not None:
+            context = [turn["content"] for turn in request.history if turn["role"] == "user"]
+        conversation = ConversationRef(
+            id=request.conversation_id,
+            visitor_id=request.visitor_id,
+            by_api_key=request.api_key_id is not None,
+        )
+        return await in_thread_pool(gather_knowledge)(
+            bot=request.bot,
+            question=text,
+            query_vector=query_vector,
+            context=context,
+            conversation=conversation,
+        )
 
 
 def _in_background(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
@@ -193,7 +222,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         # threads while the message is stored. The question goes to an embedding thread at once (they
         # serve questions in arrival order); only the searches wait for admission.
         query_vector = _embedding_threads.submit(_embed_question, text)
-        prepared = _in_background(_prepare_knowledge(bot, text, query_vector))
+        prepared = _in_background(_prepare_knowledge(request, text, query_vector))
     recorded = await in_thread_pool(user_message_create)(
         bot=bot,
         conversation_id=request.conversation_id,

@@ -364,6 +364,10 @@ KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 200)
 KNOWLEDGE_HNSW_MAX_SCAN_TUPLES = env_int("KNOWLEDGE_HNSW_MAX_SCAN_TUPLES", 40000)
 # Cosine similarity at which an FAQ answers directly; 0: the embedding model's own calibrated threshold.
 KNOWLEDGE_FAQ_MIN_SIMILARITY = env_float("KNOWLEDGE_FAQ_MIN_SIMILARITY", 0.0)
+# Relevance under which a question counts as not covered by a bot's knowledge (its fallback reply, or the
+# model told nothing relevant was found); empty: the embedding model's own measured threshold.
+KNOWLEDGE_MIN_RELEVANCE = env_float("KNOWLEDGE_MIN_RELEVANCE", -1.0)
+KNOWLEDGE_MIN_RELEVANCE = None if KNOWLEDGE_MIN_RELEVANCE < 0 else KNOWLEDGE_MIN_RELEVANCE
 KNOWLEDGE_EMBED_BATCH = env_int("KNOWLEDGE_EMBED_BATCH", 32)
 # A vector per sentence too: better retrieval (SciFact +0.05 nDCG@10 by meaning), ~2.35x the embedding work.
 KNOWLEDGE_SENTENCE_VECTORS = env_bool("KNOWLEDGE_SENTENCE_VECTORS", True)

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Organization
-from knowledge.evaluation import corpus_blocks, evaluate, load_beir
-from knowledge.models import Chunk, Source, SourceKind
-from knowledge.services import source_ingest_blocks
-
-PART_DOCS = 100
+from knowledge.evaluation import evaluate, ingest_corpus, load_beir
 
 
 class Command(BaseCommand):
@@ -50,33 +44,10 @@ class Command(BaseCommand):
             }
             dataset.queries = {qid: text for qid, text in replaced.items() if qid in dataset.qrels}
         self.stdout.write(f"{dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} queries")
-        slug = f"eval-{dataset.name}".lower()[:80]
-        organization, _ = Organization.objects.get_or_create(
-            slug=slug, defaults={"name": f"Evaluation {dataset.name}"}
-        )
-        # The corpus is stored as parts of PART_DOCS documents, each committed when embedded: an interrupted
-        # run resumes where it stopped, and a finished part is not ingested again.
-        blocks = corpus_blocks(dataset)
-        started = time.perf_counter()
-        source_ids = []
-        for number, offset in enumerate(range(0, len(blocks), PART_DOCS), start=1):
-            part = blocks[offset : offset + PART_DOCS]
-            title = f"BEIR {dataset.name} part {number} ({part[0].url}..{part[-1].url}, {len(part)} docs)"
-            source, _ = Source.objects.get_or_create(
-                organization=organization, title=title[:255], defaults={"kind": SourceKind.TEXT}
-            )
-            if source.status != "ready":
-                source = source_ingest_blocks(source=source, blocks=part, progress=lambda percent: None)
-                self.stdout.write(
-                    f"  part {number}: {source.chunk_count} chunks ({time.perf_counter() - started:.0f}s)"
-                )
-            source_ids.append(source.pk)
-        chunks = Chunk.objects.filter(source_id__in=source_ids)
-        self.stdout.write(f"corpus ready: {chunks.count()} chunks; {time.perf_counter() - started:.1f}s")
-        doc_of = {pk: url.removeprefix("beir:") for pk, url in chunks.values_list("pk", "url")}
+        organization_id, source_ids, doc_of = ingest_corpus(dataset, log=self.stdout.write)
         vector_weights = tuple(float(w) for w in weights.split(",")) if weights else None
         results, per_query = evaluate(
-            dataset=dataset, organization_id=organization.pk, source_ids=source_ids, doc_of=doc_of,
+            dataset=dataset, organization_id=organization_id, source_ids=source_ids, doc_of=doc_of,
             vector_weights=vector_weights, log=self.stdout.write,
         )  # fmt: skip
         self.stdout.write("\n| method | nDCG@10 | Recall@10 |\n| --- | ---: | ---: |")
