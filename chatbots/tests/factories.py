@@ -165,7 +165,7 @@ def give_knowledge(bot: Bot, *, timeout: float = 120.0) -> Source:
 
 def admin_form_data(**overrides):
     bot = Bot()
-    data = {name: getattr(bot, name) for name in (
+    data = {name: "" if getattr(bot, name) is None else getattr(bot, name) for name in (
         "status", "system_prompt", "greeting", "answer_style", "fallback_reply", "language", "history_turns",
         "retrieval_top_k", "retrieval_min_score", "provider", "temperature", "max_output_tokens",
         "widget_primary_color", "widget_position", "widget_launcher_text", "widget_theme",

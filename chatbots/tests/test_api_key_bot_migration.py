@@ -17,7 +17,17 @@ def _migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+@pytest.fixture
+def back_to_latest():
+    """Whatever a test migrates to, the next test finds the schema of the latest migrations."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("back_to_latest")
 def test_bot_ids_become_limits_and_a_key_of_deleted_bots_stays_limited():
     old = _migrate(BEFORE)
     Organization = old.get_model("accounts", "Organization")
@@ -41,4 +51,18 @@ def test_bot_ids_become_limits_and_a_key_of_deleted_bots_stays_limited():
     _migrate(BEFORE)  # and back: the arrays are restored (a key limited to no bot keeps a limit)
     restored = dict(old.get_model("accounts", "ApiKey").objects.values_list("pk", "bot_ids"))
     assert restored == {limited: [bot.pk], unlimited: [], orphaned: [0]}
-    _migrate(AFTER)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("back_to_latest")
+def test_a_minimum_relevance_of_zero_becomes_the_measured_default():
+    old = _migrate([("chatbots", "0005_api_key_bot_limits")])
+    org = old.get_model("accounts", "Organization").objects.create(name="Acme", slug="acme-relevance")
+    Bot = old.get_model("chatbots", "Bot")
+    default, own = (
+        Bot.objects.create(organization=org, name="a"),
+        Bot.objects.create(organization=org, name="b", retrieval_min_score=0.5),
+    )
+    new = _migrate([("chatbots", "0006_retrieval_min_score_default")])
+    scores = dict(new.get_model("chatbots", "Bot").objects.values_list("pk", "retrieval_min_score"))
+    assert scores == {default.pk: None, own.pk: 0.5}

@@ -63,7 +63,8 @@ async def test_faq_match_answers_directly_without_the_model(llm_server) -> None:
 
 
 async def test_conversation_resumes_with_history_and_memory(llm_server) -> None:
-    bot = await sync_to_async(make_chat_bot)(llm_server, model="fake")
+    # Mixed style: "What is my name?" is not in the knowledge; a strict bot would give its fallback reply.
+    bot = await sync_to_async(make_chat_bot)(llm_server, model="fake", answer_style="mixed")
     ws = await connect(bot)
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "My name is Ada."})
