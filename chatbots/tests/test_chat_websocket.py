@@ -168,7 +168,7 @@ async def test_second_message_while_streaming_is_refused_as_busy(llm_server) -> 
     bot = await sync_to_async(make_chat_bot)(llm_server, model="fake?words=60&tps=30&id=busy")
     ws = await connect(bot)
     await ws.receive_json_from()
-    await ws.send_json_to({"type": "message", "text": "first"})
+    await ws.send_json_to({"type": "message", "text": "How long does standard shipping take?"})
     assert (await ws.receive_json_from(timeout=10))["type"] == "delta"
     await ws.send_json_to({"type": "message", "text": "second"})
     frames = []
