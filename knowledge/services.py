@@ -306,7 +306,9 @@ def _titled(source: Source, blocks: list[Block]) -> list[Block]:
     index and gives each chunk's vector its context. A title that is only the text's first words (the
     default when none was given) adds nothing and is left out."""
     title = " ".join(source.title.split())
-    if not title or title == _default_title(kind=source.kind, file=None, url="", text=source.text, faq_pairs=None):
+    if not title or title == _default_title(
+        kind=source.kind, file=None, url="", text=source.text, faq_pairs=None
+    ):
         return blocks
     if blocks and blocks[0].kind == "heading" and " ".join(blocks[0].text.split()) == title:
         return blocks  # the text opens with its title already

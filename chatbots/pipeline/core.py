@@ -161,6 +161,9 @@ async def _model_answer(
                 if event.incomplete:
                     record.status = MessageStatus.INCOMPLETE
                     record.error_code = "stream_interrupted"
+                if event.used_passages is not None:  # cite only what the answer quotes
+                    used = {(p.source_id, p.page) for p in passages if p.chunk_id in event.used_passages}
+                    record.sources = [s for s in record.sources if (s["source_id"], s["page"]) in used]
     except LLMUnavailable as exc:
         record.status = MessageStatus.INCOMPLETE if record.text else MessageStatus.FAILED
         record.error_code = "llm_unavailable"
