@@ -28,6 +28,7 @@ from django.db import connection
 
 from config.db import replace_broken_connection
 from knowledge.embedders import QueryVector, query_vector_for
+from knowledge.reranking import rerank_enabled, rerank_order
 
 RRF_K = 60
 
@@ -498,7 +499,11 @@ def hybrid_search(
     )  # fmt: skip
     scores = fuse(ranked)
     best = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-    best = [(chunk_id, score) for chunk_id, score in best if score >= min_score][:top_k]
+    best = [(chunk_id, score) for chunk_id, score in best if score >= min_score]
+    # With a reranker, its pick of the first KNOWLEDGE_RERANK_CANDIDATES: their texts come in the same
+    # query as the passages'. ``score`` stays the fused one (what thresholds are calibrated on).
+    reranking = rerank_enabled() and len(best) > 1
+    best = best[: max(top_k, settings.KNOWLEDGE_RERANK_CANDIDATES) if reranking else top_k]
     if not best:
         return []
     # Plain SQL without the vectors: building model instances cost more than the query (bench profile).
@@ -510,8 +515,14 @@ def hybrid_search(
              "vector": _vector_literal(query_vector_for(query, query_vector))},
         )  # fmt: skip
         by_id = {row[0]: row for row in cursor.fetchall()}
+    if reranking:
+        best = [hit for hit in best if hit[0] in by_id]  # not deleted since it was ranked
+        # Each passage with its heading, as it was embedded: the heading says what the passage is about.
+        texts = [f"{by_id[pk][7]}\n{by_id[pk][6]}" if by_id[pk][7] else by_id[pk][6] for pk, _ in best]
+        order = rerank_order(query, texts)
+        best = [best[index] for index in order] if order is not None else best
     out = []
-    for chunk_id, score in best:
+    for chunk_id, score in best[:top_k]:
         if (row := by_id.get(chunk_id)) is None:
             continue  # deleted since it was ranked
         _, source_id, title, chunk_url, source_url, page, content, heading, similarities = row
