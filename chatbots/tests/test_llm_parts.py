@@ -97,7 +97,7 @@ def test_offline_answer_leaves_out_a_passage_far_less_similar_than_the_best():
 def test_offline_answer_quotes_a_sentence_shared_by_overlapping_chunks_once():
     shared = "Charging takes about four hours with the supplied cable."
     first = passage(f"The battery lasts 60 kilometres. {shared}", chunk_id=1, similarities=(0.3, 0.8))
-    second = passage(f"{shared} A fast charger halves that time.", chunk_id=2, similarities=(0.8, 0.7))
+    second = passage(f"{shared} A fast charger halves that time.", chunk_id=2, similarities=(0.8, 0.75))
     quotes = choose_quotes("How long does charging take?", [first, second])
     assert [quote.text.count(shared) for quote in quotes] == [1, 0]
     assert quotes[1].text == "A fast charger halves that time."
@@ -202,3 +202,23 @@ def test_redact_removes_given_secrets_and_key_shaped_strings():
     cleaned = redact(text, ["my-custom-secret-value"])
     assert "my-custom-secret-value" not in cleaned and "sk-proj-abcdefghijklmnop1234" not in cleaned
     assert cleaned.startswith("bad key [redacted]")
+
+
+def test_offline_answer_quotes_a_lead_in_only_with_what_it_leads_to():
+    steps = (
+        "Pausing stops all deliveries for a while.\n"
+        "To pause a subscription in the Lumen app:\n"
+        "Open the Deliveries tab and tap Pause deliveries.\n"
+        "A pause lasts between one and twelve weeks."
+    )
+    (quote,) = choose_quotes("How do I pause?", [passage(steps, similarities=(0.5, 0.72, 0.6, 0.66))])
+    assert quote.text == (
+        "To pause a subscription in the Lumen app: Open the Deliveries tab and tap Pause deliveries. "
+        "A pause lasts between one and twelve weeks."
+    )
+    (quote,) = choose_quotes(
+        "How long can a pause last?", [passage(steps, similarities=(0.5, 0.62, 0.3, 0.66))]
+    )
+    assert (
+        quote.text == "A pause lasts between one and twelve weeks."
+    )  # not "… To pause a subscription in the Lumen app:"
