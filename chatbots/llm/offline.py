@@ -8,7 +8,7 @@ its similarity to the question (``RetrievedChunk.sentence_similarities``, comput
 stored sentence vectors, so choosing costs no embedding), with shared words breaking near-ties and
 standing in where a passage has no sentence vectors. A passage nearly identical to a better-ranked one
 (the same page crawled twice, a PDF and its web copy) is left out, and so is one whose best sentence is
-far less similar than the best passage's. ``Completed.used_passages`` lists the passages quoted, so the
+less similar than the first quote's by more than ``PASSAGE_MARGIN``. ``Completed.used_passages`` lists the passages quoted, so the
 answer cites only those.
 """
 
@@ -40,7 +40,9 @@ PASSAGE_MARGIN = 0.05
 # Within a passage, a further sentence joins the quote if it is about as similar as the best one.
 SENTENCE_MARGIN = 0.08
 LEXICAL_SHARE = 0.1  # shared words: a small bonus to the similarity (a tie-break), or all there is
-DUPLICATE_JACCARD = 0.8  # word 3-shingles: above this, two passages are copies of one text
+# Word 3-shingles: when this share of the smaller passage's are in the other, they are copies of one text
+# (also when the copies were cut into chunks at other places, so that one chunk holds most of the other).
+DUPLICATE_OVERLAP = 0.8
 NOTICE = "No language model is connected, so here is what I found in the knowledge base:"
 NOTICE_AFTER_FAILURE = (
     "The language model is not reachable right now, so here is what I found in the knowledge base:"
@@ -99,6 +101,7 @@ STOPWORDS = set(
 
 
 _WORD = re.compile(r"\w+")
+_CONTINUES = re.compile(r"(It|Its|This|That|These|Those|They|Their|Then|There)\b")
 
 
 def _terms(text: str) -> set[str]:
@@ -112,18 +115,19 @@ def _shingles(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
 
 
-def _jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
+def _overlap(a: set, b: set) -> float:
+    return len(a & b) / min(len(a), len(b)) if a and b else 0.0
 
 
 def distinct_passages(passages: Sequence[Passage]) -> list[Passage]:
     """``passages`` (best first) without those nearly identical to a better-ranked one: the same page
     crawled twice, a PDF and its web copy, a page reached under two addresses. Compared by their words
-    (3-word shingles, Jaccard ≥ ``DUPLICATE_JACCARD``), so markup, case and spacing do not matter."""
+    (3-word shingles, ``DUPLICATE_OVERLAP`` of the smaller one's in the other), so case, spacing and
+    punctuation do not matter."""
     kept: list[tuple[Passage, set]] = []
     for passage in passages:
         shingles = _shingles(passage.content)
-        if all(_jaccard(shingles, other) < DUPLICATE_JACCARD for _, other in kept):
+        if all(_overlap(shingles, other) < DUPLICATE_OVERLAP for _, other in kept):
             kept.append((passage, shingles))
     return [passage for passage, _ in kept]
 
@@ -163,8 +167,12 @@ def quote_of(passage: Passage, question: str, *, skip: Collection[str] = ()) -> 
     chosen = [best]
     length = min(len(sentences[best]), QUOTE_CHARS)
     following = best + 1
-    if sentences[best].rstrip().endswith(":") and following < len(sentences):
-        order.insert(1, following)  # a lead-in ("In the app:") is quoted with what it leads to
+    if following < len(sentences) and (
+        sentences[best].rstrip().endswith(":") or _CONTINUES.match(sentences[following])
+    ):
+        # A lead-in ("In the app:") is quoted with what it leads to, and a sentence that refers back
+        # ("It is one script tag.") with the sentence it refers to.
+        order.insert(1, following)
         scores[following] = max(scores[following], scores[best])
     for index in order[1:]:
         if len(chosen) >= MAX_SENTENCES or scores[index] < scores[best] - SENTENCE_MARGIN:
@@ -192,18 +200,21 @@ def choose_quotes(question: str, passages: Sequence[Passage], *, limit: int = MA
     """What an offline answer quotes: the best sentences of up to ``limit`` distinct passages, best
     passage first; a passage far less similar to the question than the best one is left out."""
     quotes: list[Quote] = []
-    quoted: set[str] = set()  # overlapping chunks of one section share sentences: quote each once
+    # Overlapping chunks (and copies cut elsewhere) share sentences: a sentence of a passage already
+    # quoted is not quoted again from another.
+    seen: set[str] = set()
     for passage in distinct_passages(passages):
         if len(quotes) >= limit:
             break
-        quote = quote_of(passage, question, skip=quoted)
+        quote = quote_of(passage, question, skip=seen)
         if quote is None:
             continue
         top = quotes[0].similarity if quotes else None
         if top is not None and quote.similarity is not None and quote.similarity < top - PASSAGE_MARGIN:
             continue
         quotes.append(quote)
-        quoted.update(_normalised(sentence) for sentence in quote.sentences)
+        sentences = passage_sentences(passage.content) or [passage.content]
+        seen.update(_normalised(sentence) for sentence in sentences)
     return quotes
 
 

@@ -222,3 +222,29 @@ def test_offline_answer_quotes_a_lead_in_only_with_what_it_leads_to():
     assert (
         quote.text == "A pause lasts between one and twelve weeks."
     )  # not "… To pause a subscription in the Lumen app:"
+
+
+def test_offline_answer_quotes_a_sentence_that_refers_back_with_the_one_it_refers_to():
+    guide = (
+        "Copy the embed snippet from the bot's page and paste it into your website's HTML. "
+        "It is one script tag that loads the widget. Allowed origins list the sites that may show it."
+    )
+    (quote,) = choose_quotes(
+        "How do I put the bot on my site?", [passage(guide, similarities=(0.7, 0.4, 0.3))]
+    )
+    assert quote.text.endswith("It is one script tag that loads the widget.")
+    assert "Allowed origins" not in quote.text
+
+
+def test_offline_answer_drops_a_copy_cut_into_chunks_elsewhere():
+    web = passage(
+        "Returns are free within 30 days. Bring the receipt to any store. Refunds take five working days.",
+        "Returns (web)", chunk_id=1, source_id=1,
+    )  # fmt: skip
+    pdf = passage(
+        "Returns are free within 30 days. Bring the receipt to any store.",
+        "Returns.pdf",
+        chunk_id=2,
+        source_id=2,
+    )
+    assert distinct_passages([web, pdf]) == [web]
