@@ -11,7 +11,8 @@ own embedded database (``parlor_bench_offline``), then for each question of ``co
   statement minus the array), i.e. what the search pays for the offline provider to choose by meaning;
 * ``embed sentences``: for comparison, embedding every sentence of the 6 passages at answer time instead.
 
-Prints p50/p95 in milliseconds and three sample answers.
+Prints p50/p95 in milliseconds and three sample answers; then, for the conversations with ``relevant``
+documents, which articles answers cite at several ``PASSAGE_MARGIN`` values (how it was chosen).
 """
 
 from __future__ import annotations
@@ -146,6 +147,46 @@ def main() -> None:
     print(f"embed their sentences instead (1 rep)    {percentiles(embed_ms)}")
     for question, text, retrieved, quoted in samples:
         print(f"\n--- {question}  ({retrieved} retrieved, {quoted} quoted)\n{text}")
+    margins(corpus, organization, source_ids)
+
+
+def margins(corpus: Path, organization, source_ids: list[int]) -> None:
+    """Per margin: in how many answers the article labelled relevant is cited, and how many others are."""
+    from chatbots.llm import offline
+    from knowledge.retrieval import hybrid_search
+
+    ids_by_title = {}
+    for line in (corpus / "corpus.jsonl").read_text().splitlines():
+        doc = json.loads(line)
+        ids_by_title[doc.get("title") or doc["_id"]] = doc["_id"]
+    cases = []
+    for line in (corpus / "conversations.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row.get("relevant"):
+            question = row.get("standalone") or row["turns"][-1]
+            passages = hybrid_search(
+                organization_id=organization.pk, source_ids=source_ids, query=question, top_k=6
+            )
+            cases.append((question, set(row["relevant"]), passages))
+    print(
+        f"\nPASSAGE_MARGIN on {len(cases)} questions: relevant article cited / other articles cited (of all)"
+    )
+    default = offline.PASSAGE_MARGIN
+    try:
+        for margin in (0.0, 0.05, 0.1, 0.15, 0.2, 10.0):
+            offline.PASSAGE_MARGIN = margin
+            right = others = shown = 0
+            for question, relevant, passages in cases:
+                cited = {
+                    ids_by_title[q.passage.source_title] for q in offline.choose_quotes(question, passages)
+                }
+                right += bool(cited & relevant)
+                others += len(cited - relevant)
+                shown += len(cited)
+            label = "none" if margin >= 10 else f"{margin:.2f}"
+            print(f"  {label:>5}: {right} / {len(cases)}   {others} / {shown}")
+    finally:
+        offline.PASSAGE_MARGIN = default
 
 
 if __name__ == "__main__":
