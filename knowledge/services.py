@@ -303,11 +303,11 @@ def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
 def _titled(source: Source, blocks: list[Block]) -> list[Block]:
     """A text source's blocks under its title, as a web page's are under its ``<title>``: the title
     becomes the top of every chunk's heading path, so it is weighted like a heading in the full-text
-    index and gives each chunk's vector its context. A title that is only the text's first words (the
-    default when none was given) adds nothing and is left out."""
+    index and gives each chunk's vector its context. A title that is only the default (the text's first
+    words, or its address) adds nothing and is left out."""
     title = " ".join(source.title.split())
     if not title or title == _default_title(
-        kind=source.kind, file=None, url="", text=source.text, faq_pairs=None
+        kind=source.kind, file=None, url=source.url, text=source.text, faq_pairs=None
     ):
         return blocks
     if blocks and blocks[0].kind == "heading" and " ".join(blocks[0].text.split()) == title:
