@@ -28,6 +28,7 @@ from django.db import connection
 
 from config.db import replace_broken_connection
 from knowledge.embedders import QueryVector, query_vector_for
+from knowledge.reranking import rerank_enabled, rerank_order
 
 RRF_K = 60
 
@@ -45,6 +46,10 @@ class RetrievedChunk:
     # Cosine similarity of the passage (blended with its best sentence) to the question: comparable across
     # questions, so it tells whether the knowledge covers a question at all.
     similarity: float = 0.0
+    # Cosine similarity to the query of each of ``passage_sentences(content)``, from the stored sentence
+    # vectors; a chunk without them (one sentence, table rows, sentence vectors off) has one: its own
+    # vector's. What the offline provider quotes by (chatbots/llm/offline.py); no extra embedding.
+    sentence_similarities: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -499,26 +504,51 @@ def hybrid_search(
     similarity = {**ranked.extra_vector_scores, **dict(zip(ranked.vector, ranked.vector_scores, strict=True))}
     floor = min(ranked.vector_scores, default=0.0)
     best = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-    best = [(chunk_id, score) for chunk_id, score in best if score >= min_score][:top_k]
+    best = [(chunk_id, score) for chunk_id, score in best if score >= min_score]
+    # With a reranker, its pick of the first KNOWLEDGE_RERANK_CANDIDATES: their texts come in the same
+    # query as the passages'. ``score`` stays the fused one (what thresholds are calibrated on).
+    reranking = rerank_enabled() and len(best) > 1
+    best = best[: max(top_k, settings.KNOWLEDGE_RERANK_CANDIDATES) if reranking else top_k]
+    if not best:
+        return []
     # Plain SQL without the vectors: building model instances cost more than the query (bench profile).
+    # The query's vector is known by now (cached, or the future the search waited for).
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.id, c.source_id, s.title, c.url, s.url, c.page, c.content, c.heading "
-            "FROM knowledge_chunk c JOIN knowledge_source s ON s.id = c.source_id "
-            "WHERE c.id = ANY(%s) AND c.organization_id = %s",
-            [[chunk_id for chunk_id, _ in best], organization_id],
-        )
+            PASSAGES_SQL,
+            {"ids": [chunk_id for chunk_id, _ in best], "org": organization_id,
+             "vector": _vector_literal(query_vector_for(query, query_vector))},
+        )  # fmt: skip
         by_id = {row[0]: row for row in cursor.fetchall()}
+    if reranking:
+        best = [hit for hit in best if hit[0] in by_id]  # not deleted since it was ranked
+        # Each passage with its heading, as it was embedded: the heading says what the passage is about.
+        texts = [f"{by_id[pk][7]}\n{by_id[pk][6]}" if by_id[pk][7] else by_id[pk][6] for pk, _ in best]
+        order = rerank_order(query, texts)
+        best = [best[index] for index in order] if order is not None else best
     out = []
-    for chunk_id, score in best:
+    for chunk_id, score in best[:top_k]:
         if (row := by_id.get(chunk_id)) is None:
             continue  # deleted since it was ranked
-        _, source_id, title, chunk_url, source_url, page, content, heading = row
+        _, source_id, title, chunk_url, source_url, page, content, heading, similarities = row
         out.append(
             RetrievedChunk(
                 chunk_id=chunk_id, source_id=source_id, source_title=title, url=chunk_url or source_url or None,
                 page=page, content=content, score=round(score, 4), heading=heading,
                 similarity=round(similarity.get(chunk_id, floor), 4),
+                sentence_similarities=tuple(round(float(value), 4) for value in similarities or () if value is not None),
             )
         )  # fmt: skip
     return out
+
+
+# The passages to return, each with its sentences' similarity to the query (in sentence order), or its
+# own vector's when it has no sentence vectors: a few dozen distances, well under a millisecond.
+PASSAGES_SQL = (
+    "SELECT c.id, c.source_id, s.title, c.url, s.url, c.page, c.content, c.heading, "
+    "CASE WHEN cardinality(c.sentence_embeddings) > 0 THEN ARRAY(SELECT 1 - (u.v <=> %(vector)s::halfvec) "
+    "FROM unnest(c.sentence_embeddings) WITH ORDINALITY AS u(v, n) ORDER BY u.n) "
+    "ELSE ARRAY[1 - (c.embedding <=> %(vector)s::vector)] END "
+    "FROM knowledge_chunk c JOIN knowledge_source s ON s.id = c.source_id "
+    "WHERE c.id = ANY(%(ids)s) AND c.organization_id = %(org)s"
+)

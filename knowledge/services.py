@@ -169,7 +169,8 @@ def source_update(
         if faq_pairs is not None:
             _faq_pairs_replace(source, faq_pairs)
             changed.add("faq_pairs")
-        if changed & {*INGEST_FIELDS, "faq_pairs"}:
+        retitled_text = "title" in changed and source.kind == SourceKind.TEXT  # its title is indexed
+        if changed & {*INGEST_FIELDS, "faq_pairs"} or retitled_text:
             source_request_ingest(source=source)
             source.refresh_from_db()
         if "file" in changed and old_file and old_file != source.file.name:
@@ -249,7 +250,7 @@ def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
     if source.kind == SourceKind.TEXT:
         if not source.text.strip():
             raise IngestError("The text is empty.")
-        return parse_markdown(source.text), 0
+        return _titled(source, parse_markdown(source.text)), 0
     if source.kind == SourceKind.FAQ:
         pairs = list(source.faq_pairs.all())
         if not pairs:
@@ -299,6 +300,21 @@ def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
             raise IngestError("The pages have no readable text.")
         return blocks, len(result.pages)
     raise IngestError(f"Unknown source kind {source.kind!r}.")
+
+
+def _titled(source: Source, blocks: list[Block]) -> list[Block]:
+    """A text source's blocks under its title, as a web page's are under its ``<title>``: the title
+    becomes the top of every chunk's heading path, so it is weighted like a heading in the full-text
+    index and gives each chunk's vector its context. A title that is only the default (the text's first
+    words, or its address) adds nothing and is left out."""
+    title = " ".join(source.title.split())
+    if not title or title == _default_title(
+        kind=source.kind, file=None, url=source.url, text=source.text, faq_pairs=None
+    ):
+        return blocks
+    if blocks and blocks[0].kind == "heading" and " ".join(blocks[0].text.split()) == title:
+        return blocks  # the text opens with its title already
+    return [Block(text=title, kind="heading", level=0), *blocks]
 
 
 def embedding_text(heading: str, content: str) -> str:

@@ -48,7 +48,9 @@ class Completed:
 
     ``incomplete`` is set when the upstream stream broke after text had already been relayed (the text
     cannot be retracted, so the answer ends there); ``fallback`` when the answer came from the bot's
-    fallback model or from the offline provider after the configured models failed.
+    fallback model or from the offline provider after the configured models failed. ``used_passages``:
+    the chunk ids of the passages the answer quotes, when the provider knows (the offline one does), so
+    only their sources are shown; None: it may have used any of them.
     """
 
     model: str
@@ -58,6 +60,7 @@ class Completed:
     offline: bool
     incomplete: bool = False
     fallback: bool = False
+    used_passages: tuple[int, ...] | None = None
 
 
 LLMEvent = TextDelta | Completed

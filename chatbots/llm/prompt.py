@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -109,6 +110,20 @@ def build_messages(
         {"role": "system", "content": system_message(bot=bot, passages=chosen)},
         *({"role": m["role"], "content": str(m.get("content", ""))} for m in [*kept, last]),
     ]
+
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+
+
+def cited_passages(answer: str, passages: Sequence[Passage]) -> tuple[int, ...] | None:
+    """The chunk ids of the passages an answer cites as ``[n]`` (the prompt numbers the passages it includes
+    from 1, in rank order, and always includes a prefix of them); ``None`` when it cites none of them."""
+    cited = []
+    for match in _CITATION.finditer(answer):
+        number = int(match.group(1))
+        if 1 <= number <= len(passages) and passages[number - 1].chunk_id not in cited:
+            cited.append(passages[number - 1].chunk_id)
+    return tuple(cited) or None
 
 
 def last_user_message(messages: Sequence[dict]) -> str:

@@ -29,6 +29,7 @@ from chatbots.exceptions import (
 )
 from chatbots.llm import Completed, LLMUnavailable, TextDelta, stream_chat
 from chatbots.llm.events import Turn
+from chatbots.llm.prompt import cited_passages
 from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline.blocking import in_thread_pool
 from chatbots.pipeline.events import Accepted, ChatEvent, ChatRequest, Delta, Finished, Sources
@@ -190,6 +191,14 @@ async def _model_answer(
                 if event.incomplete:
                     record.status = MessageStatus.INCOMPLETE
                     record.error_code = "stream_interrupted"
+                # Show only the sources the answer used: what the offline provider quoted, or what a model
+                # cited by number (a model that cites nothing keeps every source).
+                used_ids = event.used_passages
+                if used_ids is None:
+                    used_ids = cited_passages(record.text, passages)
+                if used_ids is not None:
+                    used = {(p.source_id, p.page) for p in passages if p.chunk_id in used_ids}
+                    record.sources = [s for s in record.sources if (s["source_id"], s["page"]) in used]
     except LLMUnavailable as exc:
         record.status = MessageStatus.INCOMPLETE if record.text else MessageStatus.FAILED
         record.error_code = "llm_unavailable"

@@ -30,7 +30,7 @@ ARTICLES = {
 
 
 def _help_center_bot(llm_server, **fields):
-    bot = make_bot(provider="custom", base_url=llm_server.base_url, model="fake", **fields)
+    bot = make_bot(provider="custom", base_url=llm_server.base_url, **{"model": "fake", **fields})
     for title, text in ARTICLES.items():
         source = source_create(organization=bot.organization, kind=SourceKind.TEXT, title=title, text=text)
         source_ingest(source_id=source.pk)
@@ -117,3 +117,25 @@ async def test_a_bots_own_threshold_overrides_the_measured_default(llm_server) -
     answer = await _ask(ws, "What is the capital of Australia?")  # every passage counts at 0
     await ws.disconnect(timeout=15)
     assert answer["sources"]
+
+
+async def test_sources_shown_are_the_ones_the_model_cites(llm_server) -> None:
+    question = "How long is a gift card valid and when do points expire?"
+    uncited = await sync_to_async(_help_center_bot)(llm_server, model="fake?reply=Two+years+and+18+months.")
+    ws = await connect(uncited)
+    await ws.receive_json_from()
+    every = await _ask(ws, question)
+    await ws.disconnect(timeout=15)
+    assert len(every["sources"]) >= 2  # a model that cites nothing: every source found stays
+
+    cited = await sync_to_async(_help_center_bot)(
+        llm_server, model="fake?reply=Points+expire+after+18+months+[2]."
+    )
+    ws = await connect(cited)
+    await ws.receive_json_from()
+    answer = await _ask(ws, question)
+    await ws.disconnect(timeout=15)
+    second = every["sources"][1]["title"]  # each bot has its own copy of the articles: compare titles
+    assert [source["title"] for source in answer["sources"]] == [second]
+    stored = await Message.objects.filter(role=MessageRole.ASSISTANT, conversation__bot=cited).alast()
+    assert [source["title"] for source in stored.sources] == [second]

@@ -14,28 +14,93 @@ import pytest
 from django.core.checks import run_checks
 
 from chatbots.llm import Usage
-from chatbots.llm.offline import best_excerpt, compose_answer
+from chatbots.llm.offline import choose_quotes, compose, compose_answer, distinct_passages
 from chatbots.llm.pricing import PriceTableError, estimate_cost, parse_price_table, price_for
 from chatbots.models import Bot
 from chatbots.tests.factories import SERVER_KEY
 from knowledge.retrieval import RetrievedChunk
 
-MANUAL = (
-    "Welcome to the manual. Charging takes about four hours with the supplied cable. "
-    "The battery lasts 60 kilometres. Clean the chain every month."
+MANUAL = (  # four sentences as the search splits them (knowledge.chunking.passage_sentences)
+    "Welcome to the owner's manual of the city e-bike. Charging takes about four hours with the supplied "
+    "cable. The battery lasts 60 kilometres on a full charge. Clean and oil the chain every month."
 )
 
 
-def passage(content: str, title: str = "Manual", url: str | None = None, page: int | None = None):
+def passage(
+    content: str, title: str = "Manual", url: str | None = None, page: int | None = None, *,
+    chunk_id: int = 1, source_id: int = 1, similarities: tuple[float, ...] = (),
+):  # fmt: skip
     return RetrievedChunk(
-        chunk_id=1, source_id=1, source_title=title, url=url, page=page, content=content, score=1
+        chunk_id=chunk_id, source_id=source_id, source_title=title, url=url, page=page, content=content,
+        score=1, sentence_similarities=similarities,
+    )  # fmt: skip
+
+
+def test_offline_answer_quotes_the_sentence_most_similar_to_the_question_not_the_whole_chunk():
+    # Similarities as the search returns them (one per sentence of the chunk): the second sentence
+    # answers "How far can I ride?" though it shares no word with the question.
+    manual = passage(MANUAL, similarities=(0.12, 0.31, 0.71, 0.05))
+    (quote,) = choose_quotes("How far can I ride?", [manual])
+    assert quote.text == "The battery lasts 60 kilometres on a full charge."
+    assert quote.similarity == 0.71
+
+
+def test_offline_answer_without_sentence_vectors_quotes_the_sentence_sharing_the_question_words():
+    (quote,) = choose_quotes("How long does charging take?", [passage(MANUAL)])
+    assert "Charging takes about four hours" in quote.text and "chain" not in quote.text
+    (quote,) = choose_quotes("battery range", [passage(MANUAL, similarities=(0.4,))])  # the chunk's own
+    assert quote.text == "The battery lasts 60 kilometres on a full charge."
+
+
+def test_offline_answer_joins_sentences_about_as_similar_and_marks_what_it_left_out():
+    manual = passage(MANUAL, similarities=(0.6, 0.05, 0.1, 0.58))
+    (quote,) = choose_quotes("Getting started and maintenance", [manual])
+    assert (
+        quote.text
+        == "Welcome to the owner's manual of the city e-bike. … Clean and oil the chain every month."
     )
 
 
-def test_offline_excerpt_centres_on_the_sentence_that_matches_the_question():
-    excerpt = best_excerpt(MANUAL, "How long does charging take?", limit=80)
-    assert "Charging takes about four hours" in excerpt and "chain" not in excerpt
-    assert "battery lasts 60" in best_excerpt(MANUAL, "battery range", limit=60)
+def test_offline_answer_drops_a_near_identical_passage_from_another_source():
+    page = "Returns are free within 30 days. Bring the receipt to any store; refunds take five days."
+    web_copy = passage(page, "Returns (web)", chunk_id=1, source_id=1, similarities=(0.7, 0.4))
+    pdf_copy = passage(  # the PDF of the same page: other case, spacing and a stray page number
+        page.upper().replace(" ", "  ") + " 3",
+        "Returns.pdf",
+        chunk_id=2,
+        source_id=2,
+        similarities=(0.7, 0.4),
+    )
+    shipping = passage(
+        "Refunds go back to the card you paid with. International returns take longer.",
+        "Shipping", chunk_id=3, source_id=3, similarities=(0.68, 0.3),
+    )  # fmt: skip
+    assert distinct_passages([web_copy, pdf_copy, shipping]) == [web_copy, shipping]
+    answer = compose(
+        bot=Bot(name="b"), question="How do refunds work?", passages=[web_copy, pdf_copy, shipping]
+    )
+    assert answer.used_passages == (1, 3)
+    assert "Returns.pdf" not in answer.text and answer.text.count("[") == 2
+
+
+def test_offline_answer_leaves_out_a_passage_far_less_similar_than_the_best():
+    hours = passage(
+        "The store opens at 9 am on weekdays.", "Hours", chunk_id=1, source_id=1, similarities=(0.74,)
+    )
+    parking = passage(
+        "Parking is free behind the store.", "Parking", chunk_id=2, source_id=2, similarities=(0.31,)
+    )
+    answer = compose(bot=Bot(name="b"), question="When do you open?", passages=[hours, parking])
+    assert answer.used_passages == (1,) and "Parking" not in answer.text
+
+
+def test_offline_answer_quotes_a_sentence_shared_by_overlapping_chunks_once():
+    shared = "Charging takes about four hours with the supplied cable."
+    first = passage(f"The battery lasts 60 kilometres. {shared}", chunk_id=1, similarities=(0.3, 0.8))
+    second = passage(f"{shared} A fast charger halves that time.", chunk_id=2, similarities=(0.8, 0.78))
+    quotes = choose_quotes("How long does charging take?", [first, second])
+    assert [quote.text.count(shared) for quote in quotes] == [1, 0]
+    assert quotes[1].text == "A fast charger halves that time."
 
 
 def test_offline_answer_names_its_sources_and_says_no_model_is_connected():
@@ -137,3 +202,60 @@ def test_redact_removes_given_secrets_and_key_shaped_strings():
     cleaned = redact(text, ["my-custom-secret-value"])
     assert "my-custom-secret-value" not in cleaned and "sk-proj-abcdefghijklmnop1234" not in cleaned
     assert cleaned.startswith("bad key [redacted]")
+
+
+def test_offline_answer_quotes_a_lead_in_only_with_what_it_leads_to():
+    steps = (
+        "Pausing stops all deliveries for a while.\n"
+        "To pause a subscription in the Lumen app:\n"
+        "Open the Deliveries tab and tap Pause deliveries.\n"
+        "A pause lasts between one and twelve weeks."
+    )
+    (quote,) = choose_quotes("How do I pause?", [passage(steps, similarities=(0.5, 0.72, 0.6, 0.66))])
+    assert quote.text == (
+        "To pause a subscription in the Lumen app: Open the Deliveries tab and tap Pause deliveries. "
+        "A pause lasts between one and twelve weeks."
+    )
+    (quote,) = choose_quotes(
+        "How long can a pause last?", [passage(steps, similarities=(0.5, 0.62, 0.3, 0.66))]
+    )
+    assert (
+        quote.text == "A pause lasts between one and twelve weeks."
+    )  # not "… To pause a subscription in the Lumen app:"
+
+
+def test_offline_answer_quotes_a_sentence_that_refers_back_with_the_one_it_refers_to():
+    guide = (
+        "Copy the embed snippet from the bot's page and paste it into your website's HTML. "
+        "It is one script tag that loads the widget. Allowed origins list the sites that may show it."
+    )
+    (quote,) = choose_quotes(
+        "How do I put the bot on my site?", [passage(guide, similarities=(0.7, 0.4, 0.3))]
+    )
+    assert quote.text.endswith("It is one script tag that loads the widget.")
+    assert "Allowed origins" not in quote.text
+
+
+def test_offline_answer_drops_a_copy_cut_into_chunks_elsewhere():
+    web = passage(
+        "Returns are free within 30 days. Bring the receipt to any store. Refunds take five working days.",
+        "Returns (web)", chunk_id=1, source_id=1,
+    )  # fmt: skip
+    pdf = passage(
+        "Returns are free within 30 days. Bring the receipt to any store.",
+        "Returns.pdf",
+        chunk_id=2,
+        source_id=2,
+    )
+    assert distinct_passages([web, pdf]) == [web]
+
+
+def test_cited_passages_reads_the_numbers_the_prompt_gave():
+    from types import SimpleNamespace
+
+    from chatbots.llm.prompt import cited_passages
+
+    passages = [SimpleNamespace(chunk_id=pk) for pk in (11, 12, 13)]
+    assert cited_passages("Yes [2], and see [1] and again [2].", passages) == (12, 11)
+    assert cited_passages("No citations here.", passages) is None
+    assert cited_passages("Out of range [7] and [0].", passages) is None

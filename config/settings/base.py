@@ -371,6 +371,17 @@ KNOWLEDGE_MIN_RELEVANCE = None if KNOWLEDGE_MIN_RELEVANCE < 0 else KNOWLEDGE_MIN
 KNOWLEDGE_EMBED_BATCH = env_int("KNOWLEDGE_EMBED_BATCH", 32)
 # A vector per sentence too: better retrieval (SciFact +0.05 nDCG@10 by meaning), ~2.35x the embedding work.
 KNOWLEDGE_SENTENCE_VECTORS = env_bool("KNOWLEDGE_SENTENCE_VECTORS", True)
+# An external reranker (``POST {url}/rerank``: text-embeddings-inference, vLLM, Jina, Cohere) reorders the
+# best fused candidates; off when blank (knowledge/reranking.py). Set by the operator, so it may be private.
+KNOWLEDGE_RERANK_URL = env_str("KNOWLEDGE_RERANK_URL", "")
+KNOWLEDGE_RERANK_MODEL = env_str("KNOWLEDGE_RERANK_MODEL", "")
+KNOWLEDGE_RERANK_API_KEY = env_str("KNOWLEDGE_RERANK_API_KEY", "")  # or KNOWLEDGE_RERANK_API_KEY_FILE
+KNOWLEDGE_RERANK_TIMEOUT = env_float("KNOWLEDGE_RERANK_TIMEOUT", 2.0)  # seconds; then the fused order
+KNOWLEDGE_RERANK_CANDIDATES = env_int("KNOWLEDGE_RERANK_CANDIDATES", 20)
+if KNOWLEDGE_RERANK_URL and not KNOWLEDGE_RERANK_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"KNOWLEDGE_RERANK_URL must be an http(s) address, got {KNOWLEDGE_RERANK_URL!r}"
+    )
 CELERY_BEAT_SCHEDULE = {
     "knowledge-resync-due-sources": {"task": "knowledge.sources_resync_due", "schedule": 15 * 60},
 }

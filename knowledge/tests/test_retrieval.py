@@ -217,7 +217,7 @@ def _postings(chunk_id: int) -> dict[str, float]:
 def test_postings_follow_every_change_to_a_chunk():
     """BM25 ranks from knowledge_chunkterm, which a trigger keeps in step with the chunks' tsvectors."""
     org = make_organization()
-    source = _ingest_text(org, "Boots", "Boots, boots and more boots. Laces sold separately.")
+    source = _ingest_text(org, "Shop notes", "Boots, boots and more boots. Laces sold separately.")
     chunk = Chunk.objects.get(source=source)
     postings = _postings(chunk.pk)
     assert postings["boot"] == 3
@@ -476,3 +476,54 @@ def test_table_rows_get_no_vectors_of_their_own():
     assert len(chunks) > 1 and all(chunk.tabular and chunk.sentence_embeddings == [] for chunk in chunks)
     hits = hybrid_search(organization_id=org.pk, source_ids=[source.pk], query="price of the tundra boot")
     assert hits and "name: tundra; price: 51 EUR" in hits[0].content
+
+
+def test_a_question_matching_only_a_text_sources_title_finds_its_passage_first():
+    org = make_organization()
+    cancelling = _ingest_text(
+        org,
+        "Cancellation policy",
+        "You may end your plan at any time from the account page; fees already paid stay paid.",
+    )
+    billing = _ingest_text(
+        org,
+        "Billing",
+        "Invoices are sent by email each month. Our policy team answers questions about the plan.",
+    )
+    chunk = Chunk.objects.get(source=cancelling)
+    assert chunk.heading == "Cancellation policy"  # indexed like a web page's <title>
+    hits = hybrid_search(
+        organization_id=org.pk,
+        source_ids=[cancelling.pk, billing.pk],
+        query="What is your cancellation policy?",
+    )
+    assert hits[0].source_id == cancelling.pk and hits[0].heading == "Cancellation policy"
+
+
+def test_a_text_source_without_a_title_of_its_own_gets_no_heading_from_its_first_words():
+    org = make_organization()
+    text = "Boots can be returned within 30 days with the receipt."
+    source = source_create(organization=org, kind=SourceKind.TEXT, text=text)  # title: the text's start
+    source_ingest(source_id=source.pk)
+    assert Chunk.objects.get(source=source).heading == ""
+    titled = _ingest_text(org, "Returns", "# Returns\n\nBoots can be returned within 30 days.")
+    assert Chunk.objects.get(source=titled).heading == "Returns"  # not "Returns › Returns"
+
+
+def test_passages_carry_each_sentences_similarity_to_the_question():
+    org = make_organization()
+    manual = _ingest_text(
+        org, "E-bike manual",
+        "Welcome to the owner's manual of the city e-bike. Charging takes about four hours with the supplied "
+        "cable. The battery lasts 60 kilometres on a full charge. Clean and oil the chain every month.",
+    )  # fmt: skip
+    short = _ingest_text(org, "Warranty", "The frame has a ten-year warranty.")
+    hits = hybrid_search(
+        organization_id=org.pk, source_ids=[manual.pk, short.pk], query="How far can I ride?"
+    )
+    by_source = {hit.source_id: hit for hit in hits}
+    sentences = passage_sentences(by_source[manual.pk].content)
+    similarities = by_source[manual.pk].sentence_similarities
+    assert len(similarities) == len(sentences) == 4  # from the stored sentence vectors, in order
+    assert sentences[similarities.index(max(similarities))].startswith("The battery lasts 60 kilometres")
+    assert len(by_source[short.pk].sentence_similarities) == 1  # one sentence: the chunk's own vector

@@ -211,7 +211,10 @@ def test_keys_and_roles_are_scoped(client):
 def test_a_change_does_not_overwrite_what_a_running_ingestion_wrote():
     from knowledge.services import source_update
 
-    source = make_source(organization=make_organization(), title="Notes", status="processing", progress=40)
+    source = make_source(
+        organization=make_organization(), kind="url", url="https://shop.example/notes", title="Notes",
+        status="processing", progress=40,
+    )  # fmt: skip
     stale = Source.objects.get(pk=source.pk)
     Source.objects.filter(pk=source.pk).update(
         status="ready", progress=100, chunk_count=3
@@ -224,3 +227,12 @@ def test_a_change_does_not_overwrite_what_a_running_ingestion_wrote():
         100,
         3,
     )
+
+
+@pytest.mark.django_db
+def test_renaming_a_text_source_indexes_it_again_under_its_new_title():
+    from knowledge.services import source_update
+
+    source = make_source(organization=make_organization(), title="Notes", status="ready", progress=100)
+    source_update(source=source, data={"title": "Shop notes"})
+    assert Source.objects.get(pk=source.pk).status == "queued"  # the title is part of what is indexed
