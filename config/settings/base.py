@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded import embedded_database_url, embedded_redis_url
@@ -384,7 +385,18 @@ if KNOWLEDGE_RERANK_URL and not KNOWLEDGE_RERANK_URL.startswith(("http://", "htt
     )
 CELERY_BEAT_SCHEDULE = {
     "knowledge-resync-due-sources": {"task": "knowledge.sources_resync_due", "schedule": 15 * 60},
+    # Analytics (analytics/tasks.py): today's figures fresh within a minute; yesterday rebuilt a few times
+    # after midnight for answers that were still streaming; older days when their messages changed.
+    "analytics-rollup-today": {"task": "analytics.daily_rollup", "schedule": 60, "kwargs": {"days_ago": 0}},
+    "analytics-rollup-yesterday": {
+        "task": "analytics.daily_rollup",
+        "schedule": crontab(minute="5,20,50", hour="0"),
+        "kwargs": {"days_ago": 1},
+    },
+    "analytics-rollup-stale-days": {"task": "analytics.rollup_stale_days", "schedule": crontab(minute=35)},
 }
+# How many past days the hourly analytics check compares with their messages (erased or late data).
+ANALYTICS_RECHECK_DAYS = env_int("ANALYTICS_RECHECK_DAYS", 180)
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 
 # --- Chat ------------------------------------------------------------------------------------
