@@ -16,6 +16,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from analytics import histograms
+from analytics.exceptions import InvalidDateRange
 from analytics.models import DailyStat
 from chatbots.models import Feedback, Message
 
@@ -156,3 +157,63 @@ def stale_days(*, since: dt.date, until: dt.date) -> list[dt.date]:
         )
     }
     return sorted(day for day in stored.keys() | actual.keys() if stored.get(day) != actual.get(day))
+
+
+MAX_RANGE_DAYS = 366
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Days from ``start`` to ``end``, both included (UTC)."""
+
+    start: dt.date
+    end: dt.date
+
+    @classmethod
+    def of(cls, *, start: dt.date | None, end: dt.date | None, today: dt.date, default_days: int = 30):
+        """The range asked for: ``end`` defaults to today, ``start`` to ``default_days`` days up to end."""
+        end = end or today
+        start = start or end - dt.timedelta(days=default_days - 1)
+        if start > end or (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise InvalidDateRange()
+        return cls(start=start, end=end)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> DateRange:
+        """The period of the same length just before (for "change against the previous period")."""
+        end = self.start - dt.timedelta(days=1)
+        return DateRange(start=end - dt.timedelta(days=self.days - 1), end=end)
+
+
+@dataclass
+class Summary:
+    range: DateRange
+    previous_range: DateRange
+    current: Figures
+    previous: Figures
+
+
+def analytics_summary(*, organization_id: int, date_range: DateRange, bot_ids: Iterable[int]) -> Summary:
+    """The figures of a range and of the period before it, for some of the organization's bots."""
+    bot_ids = list(bot_ids)
+    previous = date_range.previous()
+    rows = daily_stats(
+        organization_id=organization_id, start=previous.start, end=date_range.end, bot_ids=bot_ids
+    )
+    current, before = Figures(), Figures()
+    for row in rows:
+        (current if row.day >= date_range.start else before).add(row)
+    return Summary(range=date_range, previous_range=previous, current=current, previous=before)
+
+
+def analytics_series(
+    *, organization_id: int, date_range: DateRange, bot_ids: Iterable[int]
+) -> list[DayFigures]:
+    """The figures of each day of a range, for some of the organization's bots."""
+    rows = daily_stats(
+        organization_id=organization_id, start=date_range.start, end=date_range.end, bot_ids=list(bot_ids)
+    )
+    return figures_by_day(rows=rows, start=date_range.start, end=date_range.end)

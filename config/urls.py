@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("api/v1/", include("chatbots.api.urls")),
     path("api/v1/", include("chatbots.api.bot_urls")),
+    path("api/v1/", include("analytics.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file, so the CSP needs no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
