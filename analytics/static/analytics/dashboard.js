@@ -36,7 +36,17 @@
       beginAtZero: true,
       ...extra,
     });
-    const scales = { x: axis({}), y: axis({}) };
+    // Days as "11-04" (the year is in the heading and the data table), unrotated, as many as fit.
+    const dayTicks = {
+      color: colours.text,
+      maxRotation: 0,
+      autoSkip: true,
+      callback(value) {
+        const label = this.getLabelForValue(value);
+        return /^\d{4}-\d{2}-\d{2}$/.test(label) ? label.slice(5) : label;
+      },
+    };
+    const scales = { x: axis({ ticks: dayTicks }), y: axis({}) };
     if (spec.unit) scales.y.title = { display: true, text: spec.unit, color: colours.text };
     if (spec.id === "cost") scales.y2 = axis({ position: "right", grid: { drawOnChartArea: false } });
     return {
