@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "config.input_rules.InputRuleMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.security_headers.SecurityHeadersMiddleware",
+    "analytics.metrics.RequestMetricsMiddleware",  # after WhiteNoise: static files are not counted
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -400,6 +401,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 # How many past days the hourly analytics check compares with their messages (erased or late data).
 ANALYTICS_RECHECK_DAYS = env_int("ANALYTICS_RECHECK_DAYS", 180)
+# Prometheus /metrics (analytics/metrics.py): a bearer token for the scraper; without one only signed-in
+# staff users may read it.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_CELERY_QUEUES = env_list("METRICS_CELERY_QUEUES", ["celery"])
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 
 # --- Chat ------------------------------------------------------------------------------------
