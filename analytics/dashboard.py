@@ -213,6 +213,9 @@ def _charts(days: list, total: Figures) -> list[Chart]:
             Dataset("Latency p50", series("latency_p50_ms")),
             Dataset("Latency p95", series("latency_p95_ms")),
         ], unit="ms", description="Time to the first token and to the whole answer, in milliseconds."),
+        Chart("hours", "Busiest hours (UTC)", "bar", [f"{hour:02d}:00" for hour in range(24)], [
+            Dataset("Questions", total.questions_by_hour),
+        ], description="Visitors' messages by hour of the day over the whole range."),
         Chart("cost", "Cost by model", "bar", [model for model, _ in models], [
             Dataset("Cost (USD)", [float(usage.cost_usd) for _, usage in models]),
             Dataset("Answers", [usage.answers for _, usage in models]),

@@ -12,6 +12,10 @@ from django.db import models
 from analytics import histograms
 
 
+def hours_empty() -> list[int]:
+    return [0] * 24
+
+
 class DailyStat(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
     bot = models.ForeignKey("chatbots.Bot", on_delete=models.CASCADE, related_name="+")
@@ -41,6 +45,8 @@ class DailyStat(models.Model):
     latency_histogram = ArrayField(
         models.PositiveIntegerField(), size=histograms.BUCKETS, default=histograms.empty
     )
+    # Visitors' messages per UTC hour of the day (24 counts): the busiest hours.
+    questions_by_hour = ArrayField(models.PositiveIntegerField(), size=24, default=hours_empty)
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)

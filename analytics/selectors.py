@@ -66,6 +66,7 @@ class Figures:
     by_model: dict[str, ModelUsage] = field(default_factory=dict)
     ttft_histogram: list[int] = field(default_factory=histograms.empty)
     latency_histogram: list[int] = field(default_factory=histograms.empty)
+    questions_by_hour: list[int] = field(default_factory=lambda: [0] * 24)
 
     @property
     def messages(self) -> int:
@@ -101,6 +102,9 @@ class Figures:
             total.cost_usd += Decimal(usage["cost_usd"])
         self.ttft_histogram = histograms.merge([self.ttft_histogram, row.ttft_histogram])
         self.latency_histogram = histograms.merge([self.latency_histogram, row.latency_histogram])
+        self.questions_by_hour = [
+            a + b for a, b in zip(self.questions_by_hour, row.questions_by_hour, strict=True)
+        ]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
 from django.db.models import Case, CharField, Count, F, Func, IntegerField, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, ExtractHour
 from django.utils import timezone
 
 from analytics import histograms
@@ -131,6 +131,12 @@ def _compute_day(*, day: dt.date, organization_id: int | None) -> list[DailyStat
     ):  # fmt: skip
         for values in selection.annotate(n=Count("pk")):
             getattr(row(values), field)[values["bucket"]] = values["n"]
+    for values in (
+        messages.filter(USER)
+        .values(**KEY_FIELDS, hour=ExtractHour("created_at", tzinfo=dt.UTC))
+        .annotate(n=Count("pk"))
+    ):
+        row(values).questions_by_hour[values["hour"]] = values["n"]
     _add_usage(messages, row)
     return list(rows.values())
 

@@ -50,6 +50,9 @@ class FiguresSerializer(serializers.Serializer):
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     cost_usd = serializers.DecimalField(max_digits=14, decimal_places=6)
+    questions_by_hour = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Visitors' messages per UTC hour, 00 to 23."
+    )
     errors = serializers.DictField(child=serializers.IntegerField(), help_text="Messages per error code.")
     by_model = serializers.SerializerMethodField()
 

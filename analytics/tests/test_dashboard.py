@@ -56,7 +56,8 @@ def test_owner_sees_headlines_and_charts_of_the_last_30_days(client, traffic):
     assert headline(response, "Messages").value == "22"
     assert headline(response, "Satisfaction").value == "67 %"  # 4 up, 2 down
     data = charts(html)
-    assert set(data) == {"volume", "resolution", "feedback", "speed", "cost"}
+    assert set(data) == {"volume", "resolution", "feedback", "speed", "hours", "cost"}
+    assert data["hours"]["datasets"][0]["data"][12] == 8  # the traffic is at noon
     volume = data["volume"]
     assert len(volume["labels"]) == 30 and volume["labels"][-2] == YESTERDAY.isoformat()
     questions = next(d for d in volume["datasets"] if d["label"] == "Questions")
@@ -64,7 +65,7 @@ def test_owner_sees_headlines_and_charts_of_the_last_30_days(client, traffic):
     assert data["cost"]["labels"] == ["gpt-4o", "gpt-4o-mini", "offline"]
     # each chart's data table carries the same numbers
     assert (
-        html.count("<summary") == 5
+        html.count("<summary") == 6
         and f'<th scope="row" class="pr-4 font-normal">{YESTERDAY.isoformat()}' in html
     )
 

@@ -23,7 +23,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
   console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`);
 });
 """
-CHARTS = ("volume", "resolution", "feedback", "speed", "cost")
+CHARTS = ("volume", "resolution", "feedback", "speed", "hours", "cost")
 
 
 def _month_of_traffic() -> Any:
@@ -56,7 +56,7 @@ def test_dashboard_draws_every_chart_in_light_and_dark_mode(
     for theme in ("light", "dark"):
         page.emulate_media(color_scheme=theme)
         page.goto(f"{live_parlor.url}/admin/")
-        page.wait_for_function("() => window.Chart && document.querySelectorAll('canvas').length === 5")
+        page.wait_for_function("() => window.Chart && document.querySelectorAll('canvas').length === 6")
         drawn = page.evaluate(
             "(ids) => ids.map((id) => !!window.Chart.getChart(document.getElementById(`chart-${id}`)))",
             list(CHARTS),

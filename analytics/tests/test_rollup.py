@@ -36,6 +36,7 @@ def direct_count(day: dt.date) -> dict[tuple[int, str], dict]:
         row = rows[key]
         if message.role == "user":
             row["questions"] += 1
+            row.setdefault("hours", [0] * 24)[message.created_at.astimezone(dt.UTC).hour] += 1
             row["refused"] += message.status == "failed"
             visitors[key].add(conv.visitor_id or str(conv.pk))
             continue
@@ -106,6 +107,7 @@ def test_rollup_matches_a_direct_count_over_the_messages():
         assert row.cost_usd == want["cost_usd"]
         assert row.errors == dict(want["errors"])
         assert row.latency_histogram == histograms.from_values(want["latencies"])
+        assert row.questions_by_hour == want["hours"]
         assert row.organization_id == bot.organization_id
     widget = rows[(bot.pk, "widget")]
     # Three conversations started at noon plus the one around the day's edges; two visitors (v1 and the
