@@ -87,20 +87,23 @@ def _getting_started(request: HttpRequest) -> list[dict[str, Any]]:
     return steps
 
 
-def _sections(request: HttpRequest, organization: Organization) -> list[dict[str, Any]]:
+def _sections(request: HttpRequest, organization: Organization | None) -> list[dict[str, Any]]:
     """Sections that apps above accounts add to the dashboard, as config lists them in
     ``ADMIN_DASHBOARD_SECTIONS``: each a callable ``(*, request, organization)`` returning the context of
-    its section, whose ``template`` the dashboard includes (accounts imports none of those apps)."""
-    return [
-        import_string(path)(request=request, organization=organization)
-        for path in settings.ADMIN_DASHBOARD_SECTIONS
-    ]
+    its section (or None), whose ``template`` the dashboard includes (accounts imports none of those
+    apps). ``organization`` is None for an operator without a membership."""
+    sections = []
+    for path in settings.ADMIN_DASHBOARD_SECTIONS:
+        section = import_string(path)(request=request, organization=organization)
+        if section is not None:
+            sections.append(section)
+    return sections
 
 
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     membership = active_membership(request)
     if membership is None:
-        context.update({"parlor_operator": request.user.is_superuser})
+        context.update({"parlor_operator": request.user.is_superuser, "sections": _sections(request, None)})
         return context
     organization: Organization = membership.organization
     context.update(

@@ -75,7 +75,7 @@ def _parse_date(value: str | None) -> dt.date | None:
     return dt.date.fromisoformat(value) if value else None
 
 
-def _filters(request: HttpRequest, bots: list[Bot]) -> tuple[Filters, DateRange, list[int]]:
+def _filters(request: HttpRequest, bots: list[Bot]) -> tuple[Filters, DateRange, list[int] | None]:
     params = request.GET
     today = timezone.now().date()
     choice = params.get("range", DEFAULT_RANGE)
@@ -223,11 +223,18 @@ def _charts(days: list, total: Figures) -> list[Chart]:
     ]  # fmt: skip
 
 
-def dashboard_section(*, request: HttpRequest, organization: Organization) -> dict[str, Any]:
-    bots = list(Bot.objects.filter(organization=organization).order_by("name", "pk"))
+def dashboard_section(*, request: HttpRequest, organization: Organization | None) -> dict[str, Any] | None:
+    """The section for one organization; with ``organization=None``, the whole deployment for staff
+    operators (no bot filter: bots belong to many organizations), and nothing for anyone else."""
+    if organization is None and not request.user.is_staff:
+        return None
+    organization_id = organization.pk if organization is not None else None
+    bots = list(Bot.objects.filter(organization=organization).order_by("name", "pk")) if organization else []
     filters, date_range, bot_ids = _filters(request, bots)
-    summary = analytics_summary(organization_id=organization.pk, date_range=date_range, bot_ids=bot_ids)
-    days = analytics_series(organization_id=organization.pk, date_range=date_range, bot_ids=bot_ids)
+    if organization is None:
+        bot_ids = None
+    summary = analytics_summary(organization_id=organization_id, date_range=date_range, bot_ids=bot_ids)
+    days = analytics_series(organization_id=organization_id, date_range=date_range, bot_ids=bot_ids)
     charts = _charts(days, summary.current)
     return {
         "template": "analytics/admin/dashboard_section.html",
@@ -238,4 +245,5 @@ def dashboard_section(*, request: HttpRequest, organization: Organization) -> di
         "charts": charts,
         "chart_data": [asdict(chart) for chart in charts],
         "has_data": bool(summary.current.messages or summary.current.conversations),
+        "deployment": organization is None,
     }

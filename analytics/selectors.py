@@ -114,10 +114,13 @@ class DayFigures:
 
 
 def daily_stats(
-    *, organization_id: int, start: dt.date, end: dt.date, bot_ids: Iterable[int] | None = None
+    *, organization_id: int | None, start: dt.date, end: dt.date, bot_ids: Iterable[int] | None = None
 ) -> QuerySet[DailyStat]:
-    """The organization's rows from ``start`` to ``end`` (both included), of some bots if given."""
-    rows = DailyStat.objects.filter(organization_id=organization_id, day__gte=start, day__lte=end)
+    """The organization's rows from ``start`` to ``end`` (both included), of some bots if given.
+    ``organization_id=None`` means every organization: for the deployment's operators only."""
+    rows = DailyStat.objects.filter(day__gte=start, day__lte=end)
+    if organization_id is not None:
+        rows = rows.filter(organization_id=organization_id)
     if bot_ids is not None:
         rows = rows.filter(bot_id__in=list(bot_ids))
     return rows
@@ -200,9 +203,12 @@ class Summary:
     previous: Figures
 
 
-def analytics_summary(*, organization_id: int, date_range: DateRange, bot_ids: Iterable[int]) -> Summary:
-    """The figures of a range and of the period before it, for some of the organization's bots."""
-    bot_ids = list(bot_ids)
+def analytics_summary(
+    *, organization_id: int | None, date_range: DateRange, bot_ids: Iterable[int] | None
+) -> Summary:
+    """The figures of a range and of the period before it, for some of the organization's bots
+    (``None``: every organization, every bot — the operators' view)."""
+    bot_ids = None if bot_ids is None else list(bot_ids)
     previous = date_range.previous()
     rows = daily_stats(
         organization_id=organization_id, start=previous.start, end=date_range.end, bot_ids=bot_ids
@@ -214,10 +220,10 @@ def analytics_summary(*, organization_id: int, date_range: DateRange, bot_ids: I
 
 
 def analytics_series(
-    *, organization_id: int, date_range: DateRange, bot_ids: Iterable[int]
+    *, organization_id: int | None, date_range: DateRange, bot_ids: Iterable[int] | None
 ) -> list[DayFigures]:
-    """The figures of each day of a range, for some of the organization's bots."""
+    """The figures of each day of a range, for some of the organization's bots (``None``: all)."""
     rows = daily_stats(
-        organization_id=organization_id, start=date_range.start, end=date_range.end, bot_ids=list(bot_ids)
+        organization_id=organization_id, start=date_range.start, end=date_range.end, bot_ids=bot_ids
     )
     return figures_by_day(rows=rows, start=date_range.start, end=date_range.end)

@@ -12,7 +12,7 @@ from django.contrib.staticfiles import finders
 from django.utils import timezone
 
 from accounts.models import Role
-from accounts.tests.factories import add_member, owner_of
+from accounts.tests.factories import add_member, make_organization, make_user, owner_of
 from analytics.services import daily_rollup
 from analytics.tests.factories import make_bot, make_traffic
 
@@ -115,3 +115,17 @@ def test_an_empty_organization_sees_an_explanation(client):
     response = client.get("/admin/")
     assert 'data-testid="analytics-empty"' in response.content.decode()
     assert headline(response, "Latency p95").value == "–"
+
+
+def test_operators_see_the_whole_deployment(client, traffic):
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    response = client.get("/admin/")
+    html = response.content.decode()
+    assert "of the whole deployment" in html and 'name="bot"' not in html
+    assert headline(response, "Conversations").value == "9"  # three bots of two organizations
+
+
+def test_an_organization_without_bots_sees_nothing_of_others(client, traffic):
+    empty = make_organization(name="Empty Co")
+    client.force_login(owner_of(empty))
+    assert headline(client.get("/admin/"), "Conversations").value == "0"
