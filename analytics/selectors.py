@@ -18,7 +18,7 @@ from django.db.models.functions import TruncDate
 from analytics import histograms
 from analytics.exceptions import InvalidDateRange
 from analytics.models import DailyStat
-from chatbots.models import Feedback, Message
+from chatbots.models import Conversation, Feedback, Message
 
 COUNTS = (
     "conversations", "visitors", "questions", "refused", "answers", "answers_faq", "answers_knowledge",
@@ -143,26 +143,40 @@ def figures_by_day(*, rows: Iterable[DailyStat], start: dt.date, end: dt.date) -
 
 
 def stale_days(*, since: dt.date, until: dt.date) -> list[dt.date]:
-    """Days whose stored messages differ from what their rows counted: messages erased or added, or
-    feedback changed, since the day was rolled up."""
+    """Days whose stored messages or conversations differ from what their rows counted: erased or added
+    since the day was rolled up, or feedback changed."""
     start, _ = day_bounds(since)
     _, end = day_bounds(until)
+    utc_day = TruncDate("created_at", tzinfo=dt.UTC)
     stored = {
-        values["day"]: (values["n"], values["up"], values["down"])
+        values["day"]: (values["n"], values["up"], values["down"], values["c"])
         for values in DailyStat.objects.filter(day__gte=since, day__lte=until)
         .values("day")
-        .annotate(n=Sum("questions") + Sum("answers"), up=Sum("thumbs_up"), down=Sum("thumbs_down"))
+        .annotate(
+            n=Sum("questions") + Sum("answers"),
+            up=Sum("thumbs_up"),
+            down=Sum("thumbs_down"),
+            c=Sum("conversations"),
+        )
     }
-    actual = {
-        values["day"]: (values["n"], values["up"], values["down"])
-        for values in Message.objects.filter(created_at__gte=start, created_at__lt=end)
-        .values(day=TruncDate("created_at", tzinfo=dt.UTC))
+    actual: dict[dt.date, tuple[int, int, int, int]] = {}
+    for values in (
+        Message.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values(day=utc_day)
         .annotate(
             n=Count("pk"),
             up=Count("pk", filter=Q(feedback=Feedback.UP)),
             down=Count("pk", filter=Q(feedback=Feedback.DOWN)),
         )
-    }
+    ):
+        actual[values["day"]] = (values["n"], values["up"], values["down"], 0)
+    for values in (
+        Conversation.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values(day=utc_day)
+        .annotate(c=Count("pk"))
+    ):
+        n, up, down, _ = actual.get(values["day"], (0, 0, 0, 0))
+        actual[values["day"]] = (n, up, down, values["c"])
     return sorted(day for day in stored.keys() | actual.keys() if stored.get(day) != actual.get(day))
 
 

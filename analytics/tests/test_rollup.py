@@ -177,6 +177,19 @@ def test_a_day_whose_messages_are_all_gone_loses_its_rows():
     assert not DailyStat.objects.exists()
 
 
+def test_an_erased_conversation_without_messages_that_day_corrects_its_day():
+    bot = make_bot()
+    conversation = make_conversation_at(bot=bot, when=noon(DAY))  # its messages come the next day
+    make_message_at(conversation=conversation, when=noon(DAY + dt.timedelta(days=1)))
+    for day in (DAY, DAY + dt.timedelta(days=1)):
+        daily_rollup(day=day)
+    assert stored(DAY)[(bot.pk, "widget")].conversations == 1
+    assert rollup_stale_days(since=DAY, until=DAY + dt.timedelta(days=1)) == []
+    conversation_delete(conversation=conversation)
+    assert rollup_stale_days(since=DAY, until=DAY + dt.timedelta(days=1)) == [DAY, DAY + dt.timedelta(days=1)]
+    assert not DailyStat.objects.exists()
+
+
 def test_late_feedback_is_found_and_counted():
     bot = make_bot()
     messages = make_traffic(bot=bot, day=DAY)
