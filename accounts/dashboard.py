@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
+from django.utils.module_loading import import_string
 
 from accounts.admin_base import TenantScopedAdmin
 from accounts.models import ApiKey, Invitation, Organization
@@ -85,10 +87,23 @@ def _getting_started(request: HttpRequest) -> list[dict[str, Any]]:
     return steps
 
 
+def _sections(request: HttpRequest, organization: Organization | None) -> list[dict[str, Any]]:
+    """Sections that apps above accounts add to the dashboard, as config lists them in
+    ``ADMIN_DASHBOARD_SECTIONS``: each a callable ``(*, request, organization)`` returning the context of
+    its section (or None), whose ``template`` the dashboard includes (accounts imports none of those
+    apps). ``organization`` is None for an operator without a membership."""
+    sections = []
+    for path in settings.ADMIN_DASHBOARD_SECTIONS:
+        section = import_string(path)(request=request, organization=organization)
+        if section is not None:
+            sections.append(section)
+    return sections
+
+
 def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
     membership = active_membership(request)
     if membership is None:
-        context.update({"parlor_operator": request.user.is_superuser})
+        context.update({"parlor_operator": request.user.is_superuser, "sections": _sections(request, None)})
         return context
     organization: Organization = membership.organization
     context.update(
@@ -108,6 +123,7 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
             ],
             "api_key_count": ApiKey.objects.filter(organization=organization, revoked_at=None).count(),
             "getting_started": _getting_started(request),
+            "sections": _sections(request, organization),
             "links": {
                 "members": _url("admin:accounts_membership_changelist"),
                 "invite": _url("admin:accounts_invitation_add"),

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded import embedded_database_url, embedded_redis_url
@@ -90,6 +91,7 @@ MIDDLEWARE = [
     "config.input_rules.InputRuleMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.security_headers.SecurityHeadersMiddleware",
+    "analytics.metrics.RequestMetricsMiddleware",  # after WhiteNoise: static files are not counted
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -225,6 +227,9 @@ UNFOLD = {
     },
     "ACCOUNT": {"navigation": "accounts.dashboard.account_navigation"},
 }
+# Sections of the customer's admin home that apps above accounts provide (accounts.dashboard includes
+# them without importing those apps): callables ``(*, request, organization) -> {"template", ...}``.
+ADMIN_DASHBOARD_SECTIONS = ["analytics.dashboard.dashboard_section"]
 
 # --- Content-Security-Policy and Permissions-Policy ------------------------------------------------
 # For Parlor's own pages (admin, sign-in, API docs); the widget's pages send their own per-bot policy.
@@ -384,7 +389,22 @@ if KNOWLEDGE_RERANK_URL and not KNOWLEDGE_RERANK_URL.startswith(("http://", "htt
     )
 CELERY_BEAT_SCHEDULE = {
     "knowledge-resync-due-sources": {"task": "knowledge.sources_resync_due", "schedule": 15 * 60},
+    # Analytics (analytics/tasks.py): today's figures fresh within a minute; yesterday rebuilt a few times
+    # after midnight for answers that were still streaming; older days when their messages changed.
+    "analytics-rollup-today": {"task": "analytics.daily_rollup", "schedule": 60, "kwargs": {"days_ago": 0}},
+    "analytics-rollup-yesterday": {
+        "task": "analytics.daily_rollup",
+        "schedule": crontab(minute="5,20,50", hour="0"),
+        "kwargs": {"days_ago": 1},
+    },
+    "analytics-rollup-stale-days": {"task": "analytics.rollup_stale_days", "schedule": crontab(minute=35)},
 }
+# How many past days the hourly analytics check compares with their messages (erased or late data).
+ANALYTICS_RECHECK_DAYS = env_int("ANALYTICS_RECHECK_DAYS", 180)
+# Prometheus /metrics (analytics/metrics.py): a bearer token for the scraper; without one only signed-in
+# staff users may read it.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_CELERY_QUEUES = env_list("METRICS_CELERY_QUEUES", ["celery"])
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 
 # --- Chat ------------------------------------------------------------------------------------
