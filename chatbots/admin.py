@@ -9,17 +9,28 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import format_html_join
+from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import action, display
 from unfold.widgets import UnfoldAdminPasswordWidget, UnfoldAdminTextareaWidget, UnfoldBooleanSwitchWidget
 
 from accounts.admin import ApiKeyAdmin, ApiKeyForm
-from accounts.admin_base import TenantScopedAdmin, TenantScopedTabularInline
+from accounts.admin_base import TenantScopedAdmin
 from accounts.models import ApiKey
 from accounts.selectors import active_organization
 from chatbots.llm import ConnectionReport, endpoints_for
-from chatbots.models import Bot, Conversation, Message
-from chatbots.selectors import api_key_bot_ids, conversations_with_counts
+from chatbots.models import Bot, Conversation
+from chatbots.selectors import (
+    api_key_bot_ids,
+    conversation_transcript,
+    conversations_for_inbox,
+    conversations_search,
+    conversations_unanswered,
+    conversations_with_failure,
+    conversations_with_feedback,
+)
 from chatbots.services import (
     BOT_EDITABLE_FIELDS,
     api_key_set_bots,
@@ -218,42 +229,79 @@ class BotAdmin(TenantScopedAdmin):
         return redirect(reverse("admin:chatbots_bot_change", args=[bot.pk]))
 
 
-class MessageInline(TenantScopedTabularInline):
-    """The transcript: read-only, in order, with each answer's sources, timings, cost and feedback."""
+class FeedbackFilter(admin.SimpleListFilter):
+    title = "feedback"
+    parameter_name = "feedback"
 
-    model = Message
-    fields = ("created_at", "role", "text", "status", "source_titles", "feedback", "feedback_comment",
-              "first_token_ms", "latency_ms", "cost_usd", "model")  # fmt: skip
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("created_at", "id")
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("down", "Thumbs down"), ("up", "Thumbs up"), ("any", "Any rating")]
 
-    @display(description="Sources")
-    def source_titles(self, obj: Message) -> str:
-        return ", ".join(dict.fromkeys(str(s.get("title", "")) for s in obj.sources or [])) or "–"
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        if self.value() in ("down", "up", "any"):
+            return conversations_with_feedback(queryset, value=self.value())
+        return queryset
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class UnansweredFilter(admin.SimpleListFilter):
+    title = "answered"
+    parameter_name = "unanswered"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Unanswered (fallback reply or no source)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        return conversations_unanswered(queryset) if self.value() == "yes" else queryset
+
+
+class FailureFilter(admin.SimpleListFilter):
+    title = "delivery"
+    parameter_name = "failed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Failed or incomplete answers")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        return conversations_with_failure(queryset) if self.value() == "yes" else queryset
 
 
 @admin.register(Conversation)
 class ConversationAdmin(TenantScopedAdmin):
-    """Transcripts for every member to read; owners and admins may delete one (e.g. on request)."""
+    """The inbox: conversations titled by their first question, with who asked, where, and badges for what
+    went wrong; a transcript reads as a chat. Every member reads; owners and admins may delete one (e.g.
+    on request)."""
 
-    list_display = ("__str__", "bot", "channel", "message_count", "feedback_summary", "last_message_at")
-    list_filter = ("bot", "channel")
-    search_fields = ("messages__text", "visitor_id")
+    list_display = ("title", "visitor", "bot", "channel", "message_count", "badges", "last_message_at")
+    list_display_links = ("title",)
+    list_filter = (
+        "bot", "channel", ("last_message_at", RangeDateFilter), FeedbackFilter, UnansweredFilter, FailureFilter,
+    )  # fmt: skip
+    list_filter_submit = True  # the date range is applied with a button
+    list_per_page = 50
+    search_fields = ("messages__text",)  # the search itself is conversations_search (full-text, indexed)
+    search_help_text = 'Words from the messages ("exact phrase", -without), or a visitor id.'
     readonly_fields = ("bot", "channel", "visitor_id", "visitor_attributes", "created_at", "last_message_at")
     fields = readonly_fields
-    inlines = [MessageInline]
-    date_hierarchy = "last_message_at"
+    change_form_template = "chatbots/admin/conversation_transcript.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        return conversations_with_counts(super().get_queryset(request))
+        return conversations_for_inbox(super().get_queryset(request))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Conversation], search_term: str
+    ) -> tuple[QuerySet[Conversation], bool]:
+        return conversations_search(queryset, text=search_term), False
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        conversation = self.get_object(request, object_id)  # tenant-scoped: another organization's is a 404
+        context = {
+            **(extra_context or {}),
+            "transcript": conversation_transcript(conversation=conversation),
+            "visitor_label": conversation.visitor_label,
+            "visitor_attributes": sorted((conversation.visitor_attributes or {}).items()),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
         conversation_delete(conversation=obj)
@@ -262,13 +310,29 @@ class ConversationAdmin(TenantScopedAdmin):
         for conversation in queryset:
             conversation_delete(conversation=conversation)
 
+    @display(description="Question", ordering="first_question")
+    def title(self, obj: Conversation) -> str:
+        return obj.first_question or "(no question)"
+
+    @display(description="Visitor")
+    def visitor(self, obj: Conversation) -> str:
+        return obj.visitor_label
+
     @display(description="Messages", ordering="n_messages")
     def message_count(self, obj: Conversation) -> int:
         return obj.n_messages
 
-    @display(description="Feedback")
-    def feedback_summary(self, obj: Conversation) -> str:
-        return f"👍 {obj.n_up} · 👎 {obj.n_down}" if obj.n_up or obj.n_down else "–"
+    @display(description="Badges")
+    def badges(self, obj: Conversation) -> str:
+        shown = [
+            (obj.has_down, "danger", "Thumbs down"),
+            (obj.has_unanswered, "warning", "Unanswered"),
+            (obj.has_failure, "danger", "Failed / incomplete"),
+        ]
+        return format_html_join(
+            " ", "{}", ((render_to_string("unfold/helpers/label.html", {"text": text, "type": kind}),)
+                        for on, kind, text in shown if on),
+        )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False

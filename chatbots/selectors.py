@@ -8,14 +8,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.contrib.postgres.search import SearchQuery
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Exists, Q, QuerySet
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Left
 
 from accounts.models import ApiKey
 from chatbots.exceptions import BotNotFound, ConversationNotFound
 from chatbots.llm.events import Turn
-from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
+from chatbots.models import (
+    MESSAGE_SEARCH_CONFIG,
+    ApiKeyBotLimit,
+    Bot,
+    Conversation,
+    Feedback,
+    Message,
+    MessageRole,
+    MessageStatus,
+    message_search_vector,
+)
 
 BOT_CACHE_SECONDS = 5.0  # a change in the admin reaches open widgets within this many seconds
 _bot_cache: dict[str, tuple[float, Bot]] = {}
@@ -143,13 +155,86 @@ def conversation_get_for_api_key(*, api_key: ApiKey, conversation_id: Any) -> Co
     return conversation
 
 
-def conversations_with_counts(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """Conversations with their bot and ``n_messages``, ``n_up`` and ``n_down`` (one query for a page)."""
-    return conversations.select_related("bot").annotate(
-        n_messages=Count("messages", distinct=True),
-        n_up=Count("messages", filter=Q(messages__feedback=Feedback.UP), distinct=True),
-        n_down=Count("messages", filter=Q(messages__feedback=Feedback.DOWN), distinct=True),
+# --- the inbox ---------------------------------------------------------------------------------------
+INBOX_TITLE_CHARS = 140
+FALLBACK_PROVIDER = "fallback_reply"  # what the pipeline stores as the provider of the bot's fallback reply
+PROBLEM_STATUSES = (MessageStatus.FAILED, MessageStatus.INCOMPLETE)
+
+
+def unanswered_q() -> Q:
+    """Assistant messages that did not answer from the knowledge: the bot's fallback reply, or a complete
+    answer without any source (nothing relevant was found)."""
+    return Q(role=MessageRole.ASSISTANT, status=MessageStatus.COMPLETE) & (
+        Q(provider=FALLBACK_PROVIDER) | Q(sources=[])
     )
+
+
+def _messages_of_outer() -> QuerySet[Message]:
+    return Message.objects.filter(conversation_id=OuterRef("pk")).order_by()
+
+
+def conversations_for_inbox(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Conversations as the inbox lists them, in one query for a page: with their bot, ``first_question``
+    (the title), ``n_messages`` and the badges ``has_down``, ``has_unanswered`` and ``has_failure``.
+
+    Correlated subqueries rather than joins with GROUP BY: PostgreSQL walks the conversations in the order
+    shown (``conversation_bot_recent`` / ``last_message_at`` indexes) and evaluates them only for the rows
+    of the page, not for every conversation of the organization."""
+    messages = _messages_of_outer()
+    first_question = (
+        messages.filter(role=MessageRole.USER)
+        .order_by("created_at", "id")
+        .values(title=Left("text", INBOX_TITLE_CHARS))[:1]
+    )
+    count = messages.values("conversation_id").annotate(n=Count("pk")).values("n")
+    return conversations.select_related("bot").annotate(
+        first_question=Coalesce(Subquery(first_question), Value("")),
+        n_messages=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)),
+        has_down=Exists(messages.filter(feedback=Feedback.DOWN)),
+        has_unanswered=Exists(messages.filter(unanswered_q())),
+        has_failure=Exists(messages.filter(status__in=PROBLEM_STATUSES)),
+    )
+
+
+def conversations_with_feedback(
+    conversations: QuerySet[Conversation], *, value: str
+) -> QuerySet[Conversation]:
+    """Conversations with at least one answer rated ``value`` ("up", "down"), or "any" rating at all."""
+    rated = Q(feedback__in=[Feedback.UP, Feedback.DOWN]) if value == "any" else Q(feedback=value)
+    return conversations.filter(Exists(_messages_of_outer().filter(rated)))
+
+
+def conversations_unanswered(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Conversations where the bot gave its fallback reply or answered without a source at least once."""
+    return conversations.filter(Exists(_messages_of_outer().filter(unanswered_q())))
+
+
+def conversations_with_failure(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Conversations with a failed (provider error, refused) or incomplete (interrupted) message."""
+    return conversations.filter(Exists(_messages_of_outer().filter(status__in=PROBLEM_STATUSES)))
+
+
+def conversations_search(conversations: QuerySet[Conversation], *, text: str) -> QuerySet[Conversation]:
+    """Conversations in which a message contains the words of ``text`` (web-search syntax: "quoted
+    phrases", -excluded, or), through the GIN index ``message_text_search``; a visitor id matches too.
+
+    The ``simple`` configuration matches words as written in any language (no stemming: "parcel" does not
+    find "parcels"), see ``MESSAGE_SEARCH_CONFIG``."""
+    text = text.strip()
+    if not text:
+        return conversations
+    query = SearchQuery(text, config=MESSAGE_SEARCH_CONFIG, search_type="websearch")
+    matching = (
+        Message.objects.annotate(document=message_search_vector())
+        .filter(document=query)
+        .values("conversation_id")
+    )
+    return conversations.filter(Q(pk__in=matching) | Q(visitor_id=text))
+
+
+def conversation_transcript(*, conversation: Conversation) -> list[Message]:
+    """The messages of a conversation for reading it as a chat, oldest first (one query)."""
+    return list(conversation_messages(conversation=conversation))
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
