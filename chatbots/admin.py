@@ -6,24 +6,36 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
+from django.http import Http404
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html_join
 from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import action, display
-from unfold.widgets import UnfoldAdminPasswordWidget, UnfoldAdminTextareaWidget, UnfoldBooleanSwitchWidget
+from unfold.widgets import (
+    UnfoldAdminPasswordWidget,
+    UnfoldAdminSelectWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+    UnfoldBooleanSwitchWidget,
+)
 
 from accounts.admin import ApiKeyAdmin, ApiKeyForm
 from accounts.admin_base import TenantScopedAdmin
 from accounts.models import ApiKey
 from accounts.selectors import active_organization
+from chatbots.exceptions import MessageNotFound
 from chatbots.llm import ConnectionReport, endpoints_for
 from chatbots.models import Bot, Conversation
 from chatbots.selectors import (
+    answer_question,
     api_key_bot_ids,
+    bot_faq_sources,
+    conversation_answer_get,
     conversation_transcript,
     conversations_for_inbox,
     conversations_search,
@@ -33,6 +45,9 @@ from chatbots.selectors import (
 )
 from chatbots.services import (
     BOT_EDITABLE_FIELDS,
+    DEFAULT_IMPROVED_SOURCE_TITLE,
+    MAX_IMPROVED_ANSWER_CHARS,
+    answer_improve,
     api_key_set_bots,
     bot_create,
     bot_test_connection,
@@ -40,6 +55,8 @@ from chatbots.services import (
     bot_validate,
     conversation_delete,
 )
+from config.errors import ApplicationError
+from knowledge.models import Source
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -264,6 +281,32 @@ class FailureFilter(admin.SimpleListFilter):
         return conversations_with_failure(queryset) if self.value() == "yes" else queryset
 
 
+class ImproveAnswerForm(forms.Form):
+    """A correction of one answer: the question it should answer, the right answer, and where it goes."""
+
+    question = forms.CharField(
+        max_length=1000, widget=UnfoldAdminTextInputWidget,
+        help_text="Visitors who ask this, or something close to it, get the answer below.",
+    )  # fmt: skip
+    answer = forms.CharField(
+        max_length=MAX_IMPROVED_ANSWER_CHARS, widget=UnfoldAdminTextareaWidget(attrs={"rows": 8}),
+        label="Correct answer",
+    )  # fmt: skip
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.none(), required=False, empty_label="A new FAQ source",
+        widget=UnfoldAdminSelectWidget, label="FAQ source",
+        help_text="One of this bot's FAQ sources; a pair there with the same question is replaced.",
+    )  # fmt: skip
+    new_source_title = forms.CharField(
+        max_length=255, required=False, initial=DEFAULT_IMPROVED_SOURCE_TITLE,
+        widget=UnfoldAdminTextInputWidget, label="Title of the new source",
+    )  # fmt: skip
+
+    def __init__(self, *args: Any, sources: QuerySet, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["source"].queryset = sources
+
+
 @admin.register(Conversation)
 class ConversationAdmin(TenantScopedAdmin):
     """The inbox: conversations titled by their first question, with who asked, where, and badges for what
@@ -300,8 +343,68 @@ class ConversationAdmin(TenantScopedAdmin):
             "transcript": conversation_transcript(conversation=conversation),
             "visitor_label": conversation.visitor_label,
             "visitor_attributes": sorted((conversation.visitor_attributes or {}).items()),
+            "may_improve": self.may_improve(request),
         }
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+    # --- improve an answer -------------------------------------------------------------------------
+    def may_improve(self, request: HttpRequest) -> bool:
+        """Owners and admins (and operators) turn corrections into FAQ pairs; members only read."""
+        return self.is_operator(request) or self._can_write(request)
+
+    def tenant_object_urls(self, obj: Conversation) -> list[str]:
+        """The pages of one conversation beyond the change page (the tenant isolation walk opens them)."""
+        ids = obj.messages.order_by("pk").values_list("pk", flat=True)[:3]
+        return [reverse("admin:chatbots_conversation_improve", args=[obj.pk, pk]) for pk in ids]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<path:object_id>/improve/<int:message_id>/",
+                self.admin_site.admin_view(self.improve_view),
+                name="chatbots_conversation_improve",
+            ),
+            *super().get_urls(),
+        ]
+
+    def improve_view(self, request: HttpRequest, object_id: str, message_id: int) -> HttpResponse:
+        conversation = self.get_object(request, object_id)  # tenant-scoped: another organization's is a 404
+        try:
+            message = conversation_answer_get(conversation=conversation, message_id=message_id)
+        except MessageNotFound:
+            raise Http404("No such answer in this conversation.") from None
+        if not self.may_improve(request):
+            raise PermissionDenied
+        form = ImproveAnswerForm(
+            request.POST or None,
+            sources=bot_faq_sources(bot=conversation.bot),
+            initial={"question": answer_question(message=message), "answer": message.text},
+        )
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                source = answer_improve(
+                    message=message, question=data["question"], answer=data["answer"],
+                    source=data["source"], new_source_title=data["new_source_title"],
+                )  # fmt: skip
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request, f"Saved in “{source.title}”: this question gets the new answer once the source "
+                    "is ready.", messages.SUCCESS,
+                )  # fmt: skip
+                change = reverse("admin:chatbots_conversation_change", args=[conversation.pk])
+                return redirect(f"{change}#message-{message.pk}")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Improve this answer",
+            "original": conversation,
+            "form": form,
+            "answer_message": message,
+        }
+        return TemplateResponse(request, "chatbots/admin/improve_answer.html", context)
 
     def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
         conversation_delete(conversation=obj)

@@ -15,7 +15,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet,
 from django.db.models.functions import Coalesce, Left
 
 from accounts.models import ApiKey
-from chatbots.exceptions import BotNotFound, ConversationNotFound
+from chatbots.exceptions import BotNotFound, ConversationNotFound, MessageNotFound
 from chatbots.llm.events import Turn
 from chatbots.models import (
     MESSAGE_SEARCH_CONFIG,
@@ -28,6 +28,8 @@ from chatbots.models import (
     MessageStatus,
     message_search_vector,
 )
+from knowledge.models import Source, SourceKind
+from knowledge.selectors import faq_pairs_by_origin
 
 BOT_CACHE_SECONDS = 5.0  # a change in the admin reaches open widgets within this many seconds
 _bot_cache: dict[str, tuple[float, Bot]] = {}
@@ -233,8 +235,48 @@ def conversations_search(conversations: QuerySet[Conversation], *, text: str) ->
 
 
 def conversation_transcript(*, conversation: Conversation) -> list[Message]:
-    """The messages of a conversation for reading it as a chat, oldest first (one query)."""
-    return list(conversation_messages(conversation=conversation))
+    """The messages of a conversation for reading it as a chat, oldest first, each answer with
+    ``improved_by``: the FAQ pair that corrects it, if any (two queries)."""
+    messages = list(conversation_messages(conversation=conversation))
+    answers = [m.pk for m in messages if m.role == MessageRole.ASSISTANT]
+    pairs = (
+        faq_pairs_by_origin(organization_id=conversation.organization_id, message_ids=answers)
+        if answers
+        else {}
+    )
+    for message in messages:
+        message.improved_by = pairs.get(message.pk)
+    return messages
+
+
+def conversation_answer_get(*, conversation: Conversation, message_id: Any) -> Message:
+    """One of the bot's answers in this conversation (MessageNotFound for anything else)."""
+    try:
+        return Message.objects.select_related("conversation__bot__organization").get(
+            pk=int(message_id), conversation=conversation, role=MessageRole.ASSISTANT
+        )
+    except (Message.DoesNotExist, ValueError, TypeError):
+        raise MessageNotFound() from None
+
+
+def answer_question(*, message: Message) -> str:
+    """The visitor's question an answer replied to: the last user message before it."""
+    question = (
+        Message.objects.filter(
+            conversation_id=message.conversation_id, role=MessageRole.USER, pk__lt=message.pk
+        )
+        .order_by("-created_at", "-id")
+        .values_list("text", flat=True)
+        .first()
+    )
+    return question or ""
+
+
+def bot_faq_sources(*, bot: Bot) -> QuerySet[Source]:
+    """The FAQ sources a bot answers from (where a corrected answer can go)."""
+    return Source.objects.filter(bots=bot, kind=SourceKind.FAQ, organization_id=bot.organization_id).order_by(
+        "title", "pk"
+    )
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
