@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -232,6 +233,47 @@ def conversations_search(conversations: QuerySet[Conversation], *, text: str) ->
         .values("conversation_id")
     )
     return conversations.filter(Q(pk__in=matching) | Q(visitor_id=text))
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    """The inbox's filters (the admin's list filters and the conversations API ask the same)."""
+
+    bot_ids: list[int] | None = None
+    channel: str = ""
+    since: date | None = None  # last activity on or after this day
+    until: date | None = None  # last activity on or before this day
+    feedback: str = ""  # "up", "down", "any" or "" (no filter)
+    unanswered: bool = False
+    failed: bool = False
+    search: str = ""
+
+
+def conversations_filtered(
+    conversations: QuerySet[Conversation], *, filters: InboxFilters
+) -> QuerySet[Conversation]:
+    if filters.bot_ids is not None:
+        conversations = conversations.filter(bot_id__in=filters.bot_ids)
+    if filters.channel:
+        conversations = conversations.filter(channel=filters.channel)
+    if filters.since:
+        conversations = conversations.filter(last_message_at__date__gte=filters.since)
+    if filters.until:
+        conversations = conversations.filter(last_message_at__date__lte=filters.until)
+    if filters.feedback:
+        conversations = conversations_with_feedback(conversations, value=filters.feedback)
+    if filters.unanswered:
+        conversations = conversations_unanswered(conversations)
+    if filters.failed:
+        conversations = conversations_with_failure(conversations)
+    return conversations_search(conversations, text=filters.search)
+
+
+def conversations_for_api_key(*, api_key: ApiKey) -> QuerySet[Conversation]:
+    """The conversations an API key may read: of its organization and of the bots it may use."""
+    return Conversation.objects.filter(
+        organization_id=api_key.organization_id, bot__in=bots_for_api_key(api_key=api_key)
+    )
 
 
 def conversation_transcript(*, conversation: Conversation) -> list[Message]:
