@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import action, display
 from unfold.widgets import (
@@ -28,10 +29,12 @@ from accounts.admin import ApiKeyAdmin, ApiKeyForm
 from accounts.admin_base import TenantScopedAdmin
 from accounts.models import ApiKey
 from accounts.selectors import active_organization
-from chatbots.exceptions import MessageNotFound
+from chatbots.exceptions import ExportUnavailable, MessageNotFound
+from chatbots.exports import conversation_export_request, export_file_response
 from chatbots.llm import ConnectionReport, endpoints_for
-from chatbots.models import Bot, Conversation
+from chatbots.models import Bot, Conversation, ConversationExport, ExportFormat, ExportStatus
 from chatbots.selectors import (
+    InboxFilters,
     answer_question,
     api_key_bot_ids,
     bot_faq_sources,
@@ -42,6 +45,7 @@ from chatbots.selectors import (
     conversations_unanswered,
     conversations_with_failure,
     conversations_with_feedback,
+    export_available,
 )
 from chatbots.services import (
     BOT_EDITABLE_FIELDS,
@@ -60,7 +64,7 @@ from knowledge.models import Source
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
-    from django.http import HttpRequest, HttpResponse
+    from django.http import HttpRequest
 
 
 class LinesField(forms.CharField):
@@ -281,6 +285,30 @@ class FailureFilter(admin.SimpleListFilter):
         return conversations_with_failure(queryset) if self.value() == "yes" else queryset
 
 
+def _admin_date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return forms.DateField().clean(value)
+    except ValidationError:
+        return None
+
+
+def inbox_filters_from_admin(params: Any) -> InboxFilters:
+    """The inbox changelist's query string (its list filters and search) as the selectors' filters."""
+    bot_id = params.get("bot__id__exact", "")
+    return InboxFilters(
+        bot_ids=[int(bot_id)] if bot_id.isdigit() else None,
+        channel=params.get("channel__exact", ""),
+        since=_admin_date(params.get("last_message_at_from")),
+        until=_admin_date(params.get("last_message_at_to")),
+        feedback=params.get("feedback", "") if params.get("feedback") in ("up", "down", "any") else "",
+        unanswered=params.get("unanswered") == "yes",
+        failed=params.get("failed") == "yes",
+        search=params.get("q", ""),
+    )
+
+
 class ImproveAnswerForm(forms.Form):
     """A correction of one answer: the question it should answer, the right answer, and where it goes."""
 
@@ -325,6 +353,7 @@ class ConversationAdmin(TenantScopedAdmin):
     readonly_fields = ("bot", "channel", "visitor_id", "visitor_attributes", "created_at", "last_message_at")
     fields = readonly_fields
     change_form_template = "chatbots/admin/conversation_transcript.html"
+    change_list_template = "chatbots/admin/conversation_inbox.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         return conversations_for_inbox(super().get_queryset(request))
@@ -359,6 +388,9 @@ class ConversationAdmin(TenantScopedAdmin):
 
     def get_urls(self) -> list[Any]:
         return [
+            path(
+                "export/", self.admin_site.admin_view(self.export_view), name="chatbots_conversation_export"
+            ),
             path(
                 "<path:object_id>/improve/<int:message_id>/",
                 self.admin_site.admin_view(self.improve_view),
@@ -406,6 +438,31 @@ class ConversationAdmin(TenantScopedAdmin):
         }
         return TemplateResponse(request, "chatbots/admin/improve_answer.html", context)
 
+    # --- export ------------------------------------------------------------------------------------
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        context = {
+            **(extra_context or {}),
+            "may_export": self.may_improve(request),
+            "export_formats": ExportFormat.choices,
+        }
+        return super().changelist_view(request, extra_context=context)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """POST from the inbox: export the conversations its current filters (the query string) show."""
+        if request.method != "POST":
+            return redirect(reverse("admin:chatbots_conversation_changelist"))
+        organization = active_organization(request)
+        if not self.may_improve(request) or organization is None:
+            raise PermissionDenied
+        export = conversation_export_request(
+            organization=organization, user=request.user, filters=inbox_filters_from_admin(request.GET),
+            format=request.POST.get("format", ExportFormat.CSV),
+        )  # fmt: skip
+        self.message_user(
+            request, f"{export} is being prepared; it appears here with a download link when ready."
+        )
+        return redirect(reverse("admin:chatbots_conversationexport_changelist"))
+
     def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
         conversation_delete(conversation=obj)
 
@@ -442,6 +499,61 @@ class ConversationAdmin(TenantScopedAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ConversationExport)
+class ConversationExportAdmin(TenantScopedAdmin):
+    """Exports started from the inbox: progress while they are written, then a download link until they
+    expire. Read-only: they are made by the export job and removed by the purge job."""
+
+    read_only = True
+    list_display = ("__str__", "status_badge", "progress_label", "conversation_count", "message_count",
+                    "expires_at", "download")  # fmt: skip
+    list_filter = ("status", "format")
+    fields = ("format", "filters", "status", "progress", "conversation_count", "message_count", "error",
+              "created_at", "finished_at", "expires_at")  # fmt: skip
+    readonly_fields = fields
+
+    def tenant_object_urls(self, obj: ConversationExport) -> list[str]:
+        return [reverse("admin:chatbots_conversationexport_download", args=[obj.pk])]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<path:object_id>/download/",
+                self.admin_site.admin_view(self.download_view),
+                name="chatbots_conversationexport_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        export = self.get_object(request, object_id)  # tenant-scoped: another organization's is a 404
+        try:
+            export_available(export=export)
+        except ExportUnavailable as exc:
+            return HttpResponse(exc.message, status=exc.http_status, content_type="text/plain")
+        return export_file_response(export)
+
+    @display(
+        description="Status",
+        label={"queued": "info", "running": "warning", "ready": "success", "failed": "danger"},
+    )
+    def status_badge(self, obj: ConversationExport) -> str:
+        return obj.status
+
+    @display(description="Progress")
+    def progress_label(self, obj: ConversationExport) -> str:
+        return f"{obj.progress}%"
+
+    @display(description="Download")
+    def download(self, obj: ConversationExport) -> str:
+        try:
+            export_available(export=obj)
+        except ExportUnavailable:
+            return "expired" if obj.status == ExportStatus.READY else "–"
+        url = reverse("admin:chatbots_conversationexport_download", args=[obj.pk])
+        return format_html('<a class="underline" href="{}">Download</a>', url)
 
 
 # --- API keys, with the bots each may use (accounts knows no bots: its admin is extended here) ----------

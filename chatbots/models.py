@@ -308,3 +308,46 @@ class ApiKeyBotLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key} limited to bots"
+
+
+class ExportFormat(models.TextChoices):
+    CSV = "csv", "CSV (one row per message)"
+    JSONL = "jsonl", "JSON Lines (one conversation per line)"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class ConversationExport(models.Model):
+    """A filtered set of conversations written to a file by a Celery job (chatbots.exports); downloadable
+    until ``expires_at``, then the file is deleted."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    format = models.CharField(max_length=8, choices=ExportFormat.choices, default=ExportFormat.CSV)
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    conversation_count = models.PositiveIntegerField(default=0)
+    message_count = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    file = models.FileField(upload_to="exports/%Y/%m/", blank=True, max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "conversation export"
+
+    def __str__(self) -> str:
+        return (
+            f"Export {self.pk} ({self.get_format_display().split(' (')[0]}, {self.created_at:%Y-%m-%d %H:%M})"
+        )

@@ -9,20 +9,31 @@ from datetime import date
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.postgres.search import SearchQuery
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Left
+from django.utils import timezone
 
 from accounts.models import ApiKey
-from chatbots.exceptions import BotNotFound, ConversationNotFound, MessageNotFound
+from chatbots.exceptions import (
+    BotNotFound,
+    ConversationNotFound,
+    ExportNotFound,
+    ExportUnavailable,
+    MessageNotFound,
+)
 from chatbots.llm.events import Turn
 from chatbots.models import (
     MESSAGE_SEARCH_CONFIG,
     ApiKeyBotLimit,
     Bot,
     Conversation,
+    ConversationExport,
+    ExportStatus,
     Feedback,
     Message,
     MessageRole,
@@ -372,3 +383,48 @@ def conversation_recent_turns(
         .values("role", "text")[: turns * 2]
     )
     return [Turn(role=row["role"], content=row["text"]) for row in reversed(rows)]
+
+
+# --- conversation exports -------------------------------------------------------------------------
+EXPORT_DOWNLOAD_SALT = "chatbots.export.download"
+
+
+def export_download_token(*, export: ConversationExport) -> str:
+    """A signed token naming the export: its link works without a login (to hand to a browser or a
+    script) until the export expires."""
+    return signing.dumps({"export": export.pk, "org": export.organization_id}, salt=EXPORT_DOWNLOAD_SALT)
+
+
+def export_available(*, export: ConversationExport) -> ConversationExport:
+    """The export if its file can be downloaded now, else ExportUnavailable (not ready, failed, expired)."""
+    if export.status != ExportStatus.READY or not export.file or export.expires_at is None:
+        raise ExportUnavailable()
+    if export.expires_at <= timezone.now():
+        raise ExportUnavailable()
+    return export
+
+
+def export_by_token(*, token: str) -> ConversationExport:
+    """The export a download token names (ExportNotFound for a forged one), if still downloadable."""
+    try:
+        data = signing.loads(
+            token, salt=EXPORT_DOWNLOAD_SALT, max_age=settings.CONVERSATION_EXPORT_HOURS * 3600
+        )
+        export = ConversationExport.objects.get(pk=int(data["export"]), organization_id=int(data["org"]))
+    except (signing.BadSignature, ConversationExport.DoesNotExist, KeyError, TypeError, ValueError):
+        raise ExportNotFound() from None
+    return export_available(export=export)
+
+
+def export_get_for_api_key(*, api_key: ApiKey, export_id: Any) -> ConversationExport:
+    """An export of the key's organization; a key limited to some bots only sees exports of those bots."""
+    try:
+        export = ConversationExport.objects.get(pk=int(export_id), organization_id=api_key.organization_id)
+    except (ConversationExport.DoesNotExist, TypeError, ValueError):
+        raise ExportNotFound() from None
+    if api_key_is_bot_limited(api_key=api_key):
+        bot_ids = (export.filters or {}).get("bot_ids")
+        allowed = set(bots_for_api_key(api_key=api_key).values_list("pk", flat=True))
+        if bot_ids is None or not set(bot_ids) <= allowed:
+            raise ExportNotFound()
+    return export

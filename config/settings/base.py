@@ -373,7 +373,10 @@ KNOWLEDGE_EMBED_BATCH = env_int("KNOWLEDGE_EMBED_BATCH", 32)
 KNOWLEDGE_SENTENCE_VECTORS = env_bool("KNOWLEDGE_SENTENCE_VECTORS", True)
 CELERY_BEAT_SCHEDULE = {
     "knowledge-resync-due-sources": {"task": "knowledge.sources_resync_due", "schedule": 15 * 60},
+    "chatbots-purge-expired-exports": {"task": "chatbots.conversation_exports_purge", "schedule": 60 * 60},
 }
+# How long a conversation export's download link works (then the file is deleted by the beat job above).
+CONVERSATION_EXPORT_HOURS = env_int("CONVERSATION_EXPORT_HOURS", 24)
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 
 # --- Chat ------------------------------------------------------------------------------------
