@@ -514,6 +514,17 @@ class ConversationExportAdmin(TenantScopedAdmin):
               "created_at", "finished_at", "expires_at")  # fmt: skip
     readonly_fields = fields
 
+    # Made by the export job and removed by the purge job, for operators too (a deleted row would leave
+    # its file behind).
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
     def tenant_object_urls(self, obj: ConversationExport) -> list[str]:
         return [reverse("admin:chatbots_conversationexport_download", args=[obj.pk])]
 
