@@ -119,7 +119,9 @@ class ConversationListView(ApiKeyView):
     """GET /api/v1/conversations/: the inbox — the key's conversations, newest activity first, filtered
     like the admin's inbox, paginated."""
 
-    @extend_schema(parameters=[ConversationListInput], responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="conversations_list", parameters=[ConversationListInput], responses=OpenApiTypes.OBJECT
+    )
     def get(self, request: Request) -> Response:
         query = ConversationListInput(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
@@ -181,12 +183,12 @@ def export_payload(request: Request, export: ConversationExport) -> dict[str, An
 
 
 class ConversationExportView(ApiKeyView):
-    """POST /api/v1/conversations/export/: export the conversations the list's filters select (body or
-    query string: the same names, plus ``format``: ``csv`` or ``jsonl``); 202 with the export to poll."""
+    """POST /api/v1/conversations/export/: export the conversations the list's filters select (a JSON body
+    with the same names, plus ``format``: ``csv`` or ``jsonl``); 202 with the export to poll."""
 
     @extend_schema(request=ExportInput, responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
-        query = ExportInput(data={**request.query_params.dict(), **(request.data or {})})
+        query = ExportInput(data=request.data)
         query.is_valid(raise_exception=True)
         data = query.validated_data
         filters = InboxFilters(
@@ -216,6 +218,8 @@ class ExportDownloadView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    # Not an operation of the API's schema: a link handed out as ``download_url`` (its only parameter is the
+    # opaque token, which the signature checks).
+    @extend_schema(exclude=True)
     def get(self, request: Request, token: str) -> FileResponse:
         return export_file_response(export_by_token(token=token))
