@@ -2,26 +2,56 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import action, display
-from unfold.widgets import UnfoldAdminPasswordWidget, UnfoldAdminTextareaWidget, UnfoldBooleanSwitchWidget
+from unfold.widgets import (
+    UnfoldAdminPasswordWidget,
+    UnfoldAdminSelectWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+    UnfoldBooleanSwitchWidget,
+)
 
 from accounts.admin import ApiKeyAdmin, ApiKeyForm
-from accounts.admin_base import TenantScopedAdmin, TenantScopedTabularInline
+from accounts.admin_base import TenantScopedAdmin
 from accounts.models import ApiKey
 from accounts.selectors import active_organization
+from chatbots.exceptions import ExportUnavailable, MessageNotFound
+from chatbots.exports import conversation_export_request, export_file_response
 from chatbots.llm import ConnectionReport, endpoints_for
-from chatbots.models import Bot, Conversation, Message
-from chatbots.selectors import api_key_bot_ids, conversations_with_counts
+from chatbots.models import Bot, Conversation, ConversationExport, ExportFormat, ExportStatus
+from chatbots.selectors import (
+    InboxFilters,
+    answer_question,
+    api_key_bot_ids,
+    bot_faq_sources,
+    conversation_answer_get,
+    conversation_transcript,
+    conversations_for_inbox,
+    conversations_search,
+    conversations_unanswered,
+    conversations_with_failure,
+    conversations_with_feedback,
+    export_available,
+)
 from chatbots.services import (
     BOT_EDITABLE_FIELDS,
+    DEFAULT_IMPROVED_SOURCE_TITLE,
+    MAX_IMPROVED_ANSWER_CHARS,
+    answer_improve,
     api_key_set_bots,
     bot_create,
     bot_test_connection,
@@ -29,10 +59,12 @@ from chatbots.services import (
     bot_validate,
     conversation_delete,
 )
+from config.errors import ApplicationError
+from knowledge.models import Source
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
-    from django.http import HttpRequest, HttpResponse
+    from django.http import HttpRequest
 
 
 class LinesField(forms.CharField):
@@ -218,42 +250,218 @@ class BotAdmin(TenantScopedAdmin):
         return redirect(reverse("admin:chatbots_bot_change", args=[bot.pk]))
 
 
-class MessageInline(TenantScopedTabularInline):
-    """The transcript: read-only, in order, with each answer's sources, timings, cost and feedback."""
+class FeedbackFilter(admin.SimpleListFilter):
+    title = "feedback"
+    parameter_name = "feedback"
 
-    model = Message
-    fields = ("created_at", "role", "text", "status", "source_titles", "feedback", "feedback_comment",
-              "first_token_ms", "latency_ms", "cost_usd", "model")  # fmt: skip
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("created_at", "id")
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("down", "Thumbs down"), ("up", "Thumbs up"), ("any", "Any rating")]
 
-    @display(description="Sources")
-    def source_titles(self, obj: Message) -> str:
-        return ", ".join(dict.fromkeys(str(s.get("title", "")) for s in obj.sources or [])) or "–"
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        if self.value() in ("down", "up", "any"):
+            return conversations_with_feedback(queryset, value=self.value())
+        return queryset
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class UnansweredFilter(admin.SimpleListFilter):
+    title = "answered"
+    parameter_name = "unanswered"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Unanswered (fallback reply or no source)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        return conversations_unanswered(queryset) if self.value() == "yes" else queryset
+
+
+class FailureFilter(admin.SimpleListFilter):
+    title = "delivery"
+    parameter_name = "failed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Failed or incomplete answers")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        return conversations_with_failure(queryset) if self.value() == "yes" else queryset
+
+
+def _admin_date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return forms.DateField().clean(value)
+    except ValidationError:
+        return None
+
+
+def inbox_filters_from_admin(params: Any) -> InboxFilters:
+    """The inbox changelist's query string (its list filters and search) as the selectors' filters."""
+    bot_id = params.get("bot__id__exact", "")
+    return InboxFilters(
+        bot_ids=[int(bot_id)] if bot_id.isdigit() else None,
+        channel=params.get("channel__exact", ""),
+        since=_admin_date(params.get("last_message_at_from")),
+        until=_admin_date(params.get("last_message_at_to")),
+        feedback=params.get("feedback", "") if params.get("feedback") in ("up", "down", "any") else "",
+        unanswered=params.get("unanswered") == "yes",
+        failed=params.get("failed") == "yes",
+        search=params.get("q", ""),
+    )
+
+
+class ImproveAnswerForm(forms.Form):
+    """A correction of one answer: the question it should answer, the right answer, and where it goes."""
+
+    question = forms.CharField(
+        max_length=1000, widget=UnfoldAdminTextInputWidget,
+        help_text="Visitors who ask this, or something close to it, get the answer below.",
+    )  # fmt: skip
+    answer = forms.CharField(
+        max_length=MAX_IMPROVED_ANSWER_CHARS, widget=UnfoldAdminTextareaWidget(attrs={"rows": 8}),
+        label="Correct answer",
+    )  # fmt: skip
+    source = forms.ModelChoiceField(
+        queryset=Source.objects.none(), required=False, empty_label="A new FAQ source",
+        widget=UnfoldAdminSelectWidget, label="FAQ source",
+        help_text="One of this bot's FAQ sources; a pair there with the same question is replaced.",
+    )  # fmt: skip
+    new_source_title = forms.CharField(
+        max_length=255, required=False, initial=DEFAULT_IMPROVED_SOURCE_TITLE,
+        widget=UnfoldAdminTextInputWidget, label="Title of the new source",
+    )  # fmt: skip
+
+    def __init__(self, *args: Any, sources: QuerySet, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["source"].queryset = sources
 
 
 @admin.register(Conversation)
 class ConversationAdmin(TenantScopedAdmin):
-    """Transcripts for every member to read; owners and admins may delete one (e.g. on request)."""
+    """The inbox: conversations titled by their first question, with who asked, where, and badges for what
+    went wrong; a transcript reads as a chat. Every member reads; owners and admins may delete one (e.g.
+    on request)."""
 
-    list_display = ("__str__", "bot", "channel", "message_count", "feedback_summary", "last_message_at")
-    list_filter = ("bot", "channel")
-    search_fields = ("messages__text", "visitor_id")
+    list_display = ("title", "visitor", "bot", "channel", "message_count", "badges", "last_message_at")
+    list_display_links = ("title",)
+    list_filter = (
+        "bot", "channel", ("last_message_at", RangeDateFilter), FeedbackFilter, UnansweredFilter, FailureFilter,
+    )  # fmt: skip
+    list_filter_submit = True  # the date range is applied with a button
+    list_per_page = 50
+    search_fields = ("messages__text",)  # the search itself is conversations_search (full-text, indexed)
+    search_help_text = 'Words from the messages ("exact phrase", -without), or a visitor id.'
     readonly_fields = ("bot", "channel", "visitor_id", "visitor_attributes", "created_at", "last_message_at")
     fields = readonly_fields
-    inlines = [MessageInline]
-    date_hierarchy = "last_message_at"
+    change_form_template = "chatbots/admin/conversation_transcript.html"
+    change_list_template = "chatbots/admin/conversation_inbox.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
-        return conversations_with_counts(super().get_queryset(request))
+        return conversations_for_inbox(super().get_queryset(request))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Conversation], search_term: str
+    ) -> tuple[QuerySet[Conversation], bool]:
+        return conversations_search(queryset, text=search_term), False
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        conversation = self.get_object(request, object_id)  # tenant-scoped: another organization's is a 404
+        context = {
+            **(extra_context or {}),
+            "transcript": conversation_transcript(conversation=conversation),
+            "visitor_label": conversation.visitor_label,
+            "visitor_attributes": sorted((conversation.visitor_attributes or {}).items()),
+            "may_improve": self.may_improve(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    # --- improve an answer -------------------------------------------------------------------------
+    def may_improve(self, request: HttpRequest) -> bool:
+        """Owners and admins (and operators) turn corrections into FAQ pairs; members only read."""
+        return self.is_operator(request) or self._can_write(request)
+
+    def tenant_object_urls(self, obj: Conversation) -> list[str]:
+        """The pages of one conversation beyond the change page (the tenant isolation walk opens them)."""
+        ids = obj.messages.order_by("pk").values_list("pk", flat=True)[:3]
+        return [reverse("admin:chatbots_conversation_improve", args=[obj.pk, pk]) for pk in ids]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "export/", self.admin_site.admin_view(self.export_view), name="chatbots_conversation_export"
+            ),
+            path(
+                "<path:object_id>/improve/<int:message_id>/",
+                self.admin_site.admin_view(self.improve_view),
+                name="chatbots_conversation_improve",
+            ),
+            *super().get_urls(),
+        ]
+
+    def improve_view(self, request: HttpRequest, object_id: str, message_id: int) -> HttpResponse:
+        conversation = self.get_object(request, object_id)  # tenant-scoped: another organization's is a 404
+        try:
+            message = conversation_answer_get(conversation=conversation, message_id=message_id)
+        except MessageNotFound:
+            raise Http404("No such answer in this conversation.") from None
+        if not self.may_improve(request):
+            raise PermissionDenied
+        form = ImproveAnswerForm(
+            request.POST or None,
+            sources=bot_faq_sources(bot=conversation.bot),
+            initial={"question": answer_question(message=message), "answer": message.text},
+        )
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                source = answer_improve(
+                    message=message, question=data["question"], answer=data["answer"],
+                    source=data["source"], new_source_title=data["new_source_title"],
+                )  # fmt: skip
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request, f"Saved in “{source.title}”: this question gets the new answer once the source "
+                    "is ready.", messages.SUCCESS,
+                )  # fmt: skip
+                change = reverse("admin:chatbots_conversation_change", args=[conversation.pk])
+                return redirect(f"{change}#message-{message.pk}")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Improve this answer",
+            "original": conversation,
+            "form": form,
+            "answer_message": message,
+        }
+        return TemplateResponse(request, "chatbots/admin/improve_answer.html", context)
+
+    # --- export ------------------------------------------------------------------------------------
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        context = {
+            **(extra_context or {}),
+            "may_export": self.may_improve(request),
+            "export_formats": ExportFormat.choices,
+        }
+        return super().changelist_view(request, extra_context=context)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """POST from the inbox: export the conversations its current filters (the query string) show."""
+        if request.method != "POST":
+            return redirect(reverse("admin:chatbots_conversation_changelist"))
+        organization = active_organization(request)
+        if not self.may_improve(request) or organization is None:
+            raise PermissionDenied
+        export = conversation_export_request(
+            organization=organization, user=request.user, filters=inbox_filters_from_admin(request.GET),
+            format=request.POST.get("format", ExportFormat.CSV),
+        )  # fmt: skip
+        self.message_user(
+            request, f"{export} is being prepared; it appears here with a download link when ready."
+        )
+        return redirect(reverse("admin:chatbots_conversationexport_changelist"))
 
     def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
         conversation_delete(conversation=obj)
@@ -262,19 +470,101 @@ class ConversationAdmin(TenantScopedAdmin):
         for conversation in queryset:
             conversation_delete(conversation=conversation)
 
+    @display(description="Question", ordering="first_question")
+    def title(self, obj: Conversation) -> str:
+        return obj.first_question or "(no question)"
+
+    @display(description="Visitor")
+    def visitor(self, obj: Conversation) -> str:
+        return obj.visitor_label
+
     @display(description="Messages", ordering="n_messages")
     def message_count(self, obj: Conversation) -> int:
         return obj.n_messages
 
-    @display(description="Feedback")
-    def feedback_summary(self, obj: Conversation) -> str:
-        return f"👍 {obj.n_up} · 👎 {obj.n_down}" if obj.n_up or obj.n_down else "–"
+    @display(description="Badges")
+    def badges(self, obj: Conversation) -> str:
+        shown = [
+            (obj.has_down, "danger", "Thumbs down"),
+            (obj.has_unanswered, "warning", "Unanswered"),
+            (obj.has_failure, "danger", "Failed / incomplete"),
+        ]
+        return format_html_join(
+            " ", "{}", ((render_to_string("unfold/helpers/label.html", {"text": text, "type": kind}),)
+                        for on, kind, text in shown if on),
+        )  # fmt: skip
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ConversationExport)
+class ConversationExportAdmin(TenantScopedAdmin):
+    """Exports started from the inbox: progress while they are written, then a download link until they
+    expire. Read-only: they are made by the export job and removed by the purge job."""
+
+    read_only = True
+    list_display = ("__str__", "status_badge", "progress_label", "conversation_count", "message_count",
+                    "expires_at", "download")  # fmt: skip
+    list_filter = ("status", "format")
+    fields = ("format", "filters", "status", "progress", "conversation_count", "message_count", "error",
+              "created_at", "finished_at", "expires_at")  # fmt: skip
+    readonly_fields = fields
+
+    # Made by the export job and removed by the purge job, for operators too (a deleted row would leave
+    # its file behind).
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def tenant_object_urls(self, obj: ConversationExport) -> list[str]:
+        return [reverse("admin:chatbots_conversationexport_download", args=[obj.pk])]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<path:object_id>/download/",
+                self.admin_site.admin_view(self.download_view),
+                name="chatbots_conversationexport_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        export = self.get_object(request, object_id)  # tenant-scoped: another organization's is a 404
+        try:
+            export_available(export=export)
+        except ExportUnavailable as exc:
+            return HttpResponse(exc.message, status=exc.http_status, content_type="text/plain")
+        return export_file_response(export)
+
+    @display(
+        description="Status",
+        label={"queued": "info", "running": "warning", "ready": "success", "failed": "danger"},
+    )
+    def status_badge(self, obj: ConversationExport) -> str:
+        return obj.status
+
+    @display(description="Progress")
+    def progress_label(self, obj: ConversationExport) -> str:
+        return f"{obj.progress}%"
+
+    @display(description="Download")
+    def download(self, obj: ConversationExport) -> str:
+        try:
+            export_available(export=obj)
+        except ExportUnavailable:
+            return "expired" if obj.status == ExportStatus.READY else "–"
+        url = reverse("admin:chatbots_conversationexport_download", args=[obj.pk])
+        return format_html('<a class="underline" href="{}">Download</a>', url)
 
 
 # --- API keys, with the bots each may use (accounts knows no bots: its admin is extended here) ----------

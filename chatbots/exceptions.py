@@ -104,3 +104,17 @@ class InternalError(ChatError):
     code = "internal_error"
     http_status = 500
     default_message = "Something went wrong on our side. Please try again."
+
+
+class ExportNotFound(ApplicationError):
+    code = "export_not_found"
+    http_status = 404
+    default_message = "This export does not exist."
+
+
+class ExportUnavailable(ApplicationError):
+    """The export's file is not there (any more): still being written, failed, or its link expired."""
+
+    code = "export_unavailable"
+    http_status = 410
+    default_message = "This export is not available: it is not ready yet, it failed, or its link has expired."

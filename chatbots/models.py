@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
@@ -187,6 +190,19 @@ class Channel(models.TextChoices):
     OPENAI = "openai", "OpenAI-compatible API"
 
 
+# Keys of ``Conversation.visitor_attributes`` that name the visitor, in order of preference.
+VISITOR_NAME_KEYS = ("name", "full_name", "email", "e-mail")
+
+# The full-text configuration of message search. "simple" (lower-cased words, no stemming, no stop words)
+# rather than "english": visitors write in any language, and a stemmer for one language mangles the others.
+MESSAGE_SEARCH_CONFIG = "simple"
+
+
+def message_search_vector() -> SearchVector:
+    """The indexed expression of message search; a query must use exactly this to use the GIN index."""
+    return SearchVector("text", config=MESSAGE_SEARCH_CONFIG)
+
+
 class Conversation(models.Model):
     """A visitor's (or API client's) thread with one bot; resumable by its unguessable id."""
 
@@ -205,6 +221,19 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot} · {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def visitor_label(self) -> str:
+        """Who the visitor is, for people reading the inbox: the name or e-mail address the site passed in
+        ``visitor_attributes`` when it identified the visitor, otherwise a short anonymous label derived
+        from the visitor id (stable across the visitor's conversations, never the id itself)."""
+        attributes = self.visitor_attributes if isinstance(self.visitor_attributes, dict) else {}
+        for key in VISITOR_NAME_KEYS:
+            value = attributes.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:120]
+        seed = self.visitor_id or str(self.pk)
+        return "Visitor " + hashlib.sha256(seed.encode()).hexdigest()[:4]
 
 
 class MessageRole(models.TextChoices):
@@ -251,7 +280,10 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["conversation", "created_at"], name="message_conversation_time")]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="message_conversation_time"),
+            GinIndex(message_search_vector(), name="message_text_search"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
@@ -276,3 +308,46 @@ class ApiKeyBotLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key} limited to bots"
+
+
+class ExportFormat(models.TextChoices):
+    CSV = "csv", "CSV (one row per message)"
+    JSONL = "jsonl", "JSON Lines (one conversation per line)"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class ConversationExport(models.Model):
+    """A filtered set of conversations written to a file by a Celery job (chatbots.exports); downloadable
+    until ``expires_at``, then the file is deleted."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    format = models.CharField(max_length=8, choices=ExportFormat.choices, default=ExportFormat.CSV)
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    conversation_count = models.PositiveIntegerField(default=0)
+    message_count = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    file = models.FileField(upload_to="exports/%Y/%m/", blank=True, max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "conversation export"
+
+    def __str__(self) -> str:
+        return (
+            f"Export {self.pk} ({self.get_format_display().split(' (')[0]}, {self.created_at:%Y-%m-%d %H:%M})"
+        )

@@ -5,17 +5,43 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.postgres.search import SearchQuery
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Exists, Q, QuerySet
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Left
+from django.utils import timezone
 
 from accounts.models import ApiKey
-from chatbots.exceptions import BotNotFound, ConversationNotFound
+from chatbots.exceptions import (
+    BotNotFound,
+    ConversationNotFound,
+    ExportNotFound,
+    ExportUnavailable,
+    MessageNotFound,
+)
 from chatbots.llm.events import Turn
-from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
+from chatbots.models import (
+    MESSAGE_SEARCH_CONFIG,
+    ApiKeyBotLimit,
+    Bot,
+    Conversation,
+    ConversationExport,
+    ExportStatus,
+    Feedback,
+    Message,
+    MessageRole,
+    MessageStatus,
+    message_search_vector,
+)
+from knowledge.models import Source, SourceKind
+from knowledge.selectors import faq_pairs_by_origin
 
 BOT_CACHE_SECONDS = 5.0  # a change in the admin reaches open widgets within this many seconds
 _bot_cache: dict[str, tuple[float, Bot]] = {}
@@ -143,12 +169,166 @@ def conversation_get_for_api_key(*, api_key: ApiKey, conversation_id: Any) -> Co
     return conversation
 
 
-def conversations_with_counts(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """Conversations with their bot and ``n_messages``, ``n_up`` and ``n_down`` (one query for a page)."""
+# --- the inbox ---------------------------------------------------------------------------------------
+INBOX_TITLE_CHARS = 140
+FALLBACK_PROVIDER = "fallback_reply"  # what the pipeline stores as the provider of the bot's fallback reply
+PROBLEM_STATUSES = (MessageStatus.FAILED, MessageStatus.INCOMPLETE)
+
+
+def unanswered_q() -> Q:
+    """Assistant messages that did not answer from the knowledge: the bot's fallback reply, or a complete
+    answer without any source (nothing relevant was found)."""
+    return Q(role=MessageRole.ASSISTANT, status=MessageStatus.COMPLETE) & (
+        Q(provider=FALLBACK_PROVIDER) | Q(sources=[])
+    )
+
+
+def _messages_of_outer() -> QuerySet[Message]:
+    return Message.objects.filter(conversation_id=OuterRef("pk")).order_by()
+
+
+def conversations_for_inbox(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Conversations as the inbox lists them, in one query for a page: with their bot, ``first_question``
+    (the title), ``n_messages`` and the badges ``has_down``, ``has_unanswered`` and ``has_failure``.
+
+    Correlated subqueries rather than joins with GROUP BY: PostgreSQL walks the conversations in the order
+    shown (``conversation_bot_recent`` / ``last_message_at`` indexes) and evaluates them only for the rows
+    of the page, not for every conversation of the organization."""
+    messages = _messages_of_outer()
+    first_question = (
+        messages.filter(role=MessageRole.USER)
+        .order_by("created_at", "id")
+        .values(title=Left("text", INBOX_TITLE_CHARS))[:1]
+    )
+    count = messages.values("conversation_id").annotate(n=Count("pk")).values("n")
     return conversations.select_related("bot").annotate(
-        n_messages=Count("messages", distinct=True),
-        n_up=Count("messages", filter=Q(messages__feedback=Feedback.UP), distinct=True),
-        n_down=Count("messages", filter=Q(messages__feedback=Feedback.DOWN), distinct=True),
+        first_question=Coalesce(Subquery(first_question), Value("")),
+        n_messages=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)),
+        has_down=Exists(messages.filter(feedback=Feedback.DOWN)),
+        has_unanswered=Exists(messages.filter(unanswered_q())),
+        has_failure=Exists(messages.filter(status__in=PROBLEM_STATUSES)),
+    )
+
+
+def conversations_with_feedback(
+    conversations: QuerySet[Conversation], *, value: str
+) -> QuerySet[Conversation]:
+    """Conversations with at least one answer rated ``value`` ("up", "down"), or "any" rating at all."""
+    rated = Q(feedback__in=[Feedback.UP, Feedback.DOWN]) if value == "any" else Q(feedback=value)
+    return conversations.filter(Exists(_messages_of_outer().filter(rated)))
+
+
+def conversations_unanswered(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Conversations where the bot gave its fallback reply or answered without a source at least once."""
+    return conversations.filter(Exists(_messages_of_outer().filter(unanswered_q())))
+
+
+def conversations_with_failure(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Conversations with a failed (provider error, refused) or incomplete (interrupted) message."""
+    return conversations.filter(Exists(_messages_of_outer().filter(status__in=PROBLEM_STATUSES)))
+
+
+def conversations_search(conversations: QuerySet[Conversation], *, text: str) -> QuerySet[Conversation]:
+    """Conversations in which a message contains the words of ``text`` (web-search syntax: "quoted
+    phrases", -excluded, or), through the GIN index ``message_text_search``; a visitor id matches too.
+
+    The ``simple`` configuration matches words as written in any language (no stemming: "parcel" does not
+    find "parcels"), see ``MESSAGE_SEARCH_CONFIG``."""
+    text = text.strip()
+    if not text:
+        return conversations
+    query = SearchQuery(text, config=MESSAGE_SEARCH_CONFIG, search_type="websearch")
+    matching = (
+        Message.objects.annotate(document=message_search_vector())
+        .filter(document=query)
+        .values("conversation_id")
+    )
+    return conversations.filter(Q(pk__in=matching) | Q(visitor_id=text))
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    """The inbox's filters (the admin's list filters and the conversations API ask the same)."""
+
+    bot_ids: list[int] | None = None
+    channel: str = ""
+    since: date | None = None  # last activity on or after this day
+    until: date | None = None  # last activity on or before this day
+    feedback: str = ""  # "up", "down", "any" or "" (no filter)
+    unanswered: bool = False
+    failed: bool = False
+    search: str = ""
+
+
+def conversations_filtered(
+    conversations: QuerySet[Conversation], *, filters: InboxFilters
+) -> QuerySet[Conversation]:
+    if filters.bot_ids is not None:
+        conversations = conversations.filter(bot_id__in=filters.bot_ids)
+    if filters.channel:
+        conversations = conversations.filter(channel=filters.channel)
+    if filters.since:
+        conversations = conversations.filter(last_message_at__date__gte=filters.since)
+    if filters.until:
+        conversations = conversations.filter(last_message_at__date__lte=filters.until)
+    if filters.feedback:
+        conversations = conversations_with_feedback(conversations, value=filters.feedback)
+    if filters.unanswered:
+        conversations = conversations_unanswered(conversations)
+    if filters.failed:
+        conversations = conversations_with_failure(conversations)
+    return conversations_search(conversations, text=filters.search)
+
+
+def conversations_for_api_key(*, api_key: ApiKey) -> QuerySet[Conversation]:
+    """The conversations an API key may read: of its organization and of the bots it may use."""
+    return Conversation.objects.filter(
+        organization_id=api_key.organization_id, bot__in=bots_for_api_key(api_key=api_key)
+    )
+
+
+def conversation_transcript(*, conversation: Conversation) -> list[Message]:
+    """The messages of a conversation for reading it as a chat, oldest first, each answer with
+    ``improved_by``: the FAQ pair that corrects it, if any (two queries)."""
+    messages = list(conversation_messages(conversation=conversation))
+    answers = [m.pk for m in messages if m.role == MessageRole.ASSISTANT]
+    pairs = (
+        faq_pairs_by_origin(organization_id=conversation.organization_id, message_ids=answers)
+        if answers
+        else {}
+    )
+    for message in messages:
+        message.improved_by = pairs.get(message.pk)
+    return messages
+
+
+def conversation_answer_get(*, conversation: Conversation, message_id: Any) -> Message:
+    """One of the bot's answers in this conversation (MessageNotFound for anything else)."""
+    try:
+        return Message.objects.select_related("conversation__bot__organization").get(
+            pk=int(message_id), conversation=conversation, role=MessageRole.ASSISTANT
+        )
+    except (Message.DoesNotExist, ValueError, TypeError):
+        raise MessageNotFound() from None
+
+
+def answer_question(*, message: Message) -> str:
+    """The visitor's question an answer replied to: the last user message before it."""
+    question = (
+        Message.objects.filter(
+            conversation_id=message.conversation_id, role=MessageRole.USER, pk__lt=message.pk
+        )
+        .order_by("-created_at", "-id")
+        .values_list("text", flat=True)
+        .first()
+    )
+    return question or ""
+
+
+def bot_faq_sources(*, bot: Bot) -> QuerySet[Source]:
+    """The FAQ sources a bot answers from (where a corrected answer can go)."""
+    return Source.objects.filter(bots=bot, kind=SourceKind.FAQ, organization_id=bot.organization_id).order_by(
+        "title", "pk"
     )
 
 
@@ -203,3 +383,48 @@ def conversation_recent_turns(
         .values("role", "text")[: turns * 2]
     )
     return [Turn(role=row["role"], content=row["text"]) for row in reversed(rows)]
+
+
+# --- conversation exports -------------------------------------------------------------------------
+EXPORT_DOWNLOAD_SALT = "chatbots.export.download"
+
+
+def export_download_token(*, export: ConversationExport) -> str:
+    """A signed token naming the export: its link works without a login (to hand to a browser or a
+    script) until the export expires."""
+    return signing.dumps({"export": export.pk, "org": export.organization_id}, salt=EXPORT_DOWNLOAD_SALT)
+
+
+def export_available(*, export: ConversationExport) -> ConversationExport:
+    """The export if its file can be downloaded now, else ExportUnavailable (not ready, failed, expired)."""
+    if export.status != ExportStatus.READY or not export.file or export.expires_at is None:
+        raise ExportUnavailable()
+    if export.expires_at <= timezone.now():
+        raise ExportUnavailable()
+    return export
+
+
+def export_by_token(*, token: str) -> ConversationExport:
+    """The export a download token names (ExportNotFound for a forged one), if still downloadable."""
+    try:
+        data = signing.loads(
+            token, salt=EXPORT_DOWNLOAD_SALT, max_age=settings.CONVERSATION_EXPORT_HOURS * 3600
+        )
+        export = ConversationExport.objects.get(pk=int(data["export"]), organization_id=int(data["org"]))
+    except (signing.BadSignature, ConversationExport.DoesNotExist, KeyError, TypeError, ValueError):
+        raise ExportNotFound() from None
+    return export_available(export=export)
+
+
+def export_get_for_api_key(*, api_key: ApiKey, export_id: Any) -> ConversationExport:
+    """An export of the key's organization; a key limited to some bots only sees exports of those bots."""
+    try:
+        export = ConversationExport.objects.get(pk=int(export_id), organization_id=api_key.organization_id)
+    except (ConversationExport.DoesNotExist, TypeError, ValueError):
+        raise ExportNotFound() from None
+    if api_key_is_bot_limited(api_key=api_key):
+        bot_ids = (export.filters or {}).get("bot_ids")
+        allowed = set(bots_for_api_key(api_key=api_key).values_list("pk", flat=True))
+        if bot_ids is None or not set(bot_ids) <= allowed:
+            raise ExportNotFound()
+    return export

@@ -29,7 +29,9 @@ from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message
 from chatbots.origins import parse_allowed_origin
 from chatbots.selectors import conversation_get_for_visitor, conversation_recent_turns
 from config import outbound
-from knowledge.selectors import SourcePayload
+from knowledge.models import FaqPair, Source, SourceKind
+from knowledge.selectors import SourcePayload, faq_question_key
+from knowledge.services import FaqOrigin, faq_pair_count_answer, source_create, source_update
 
 # Fields a customer may set through the admin or the API (keys go through their own arguments).
 BOT_EDITABLE_FIELDS = (
@@ -289,6 +291,7 @@ class AnswerRecord:
     error_code: str = ""
     sources: list[SourcePayload] = dataclasses.field(default_factory=list)
     answered_from_faq: bool = False
+    faq_pair_id: int | None = None  # the FAQ pair answered with: counted when the answer is stored
     model: str = ""
     provider: str = ""
     offline: bool = False
@@ -322,7 +325,51 @@ def assistant_message_create(
         first_token_ms=record.first_token_ms,
     )
     Conversation.objects.filter(pk=conversation_id).update(last_message_at=timezone.now())
+    if record.faq_pair_id is not None and record.status == MessageStatus.COMPLETE:
+        faq_pair_count_answer(pair_id=record.faq_pair_id)  # one UPDATE, in this same trip to a thread
     return message
+
+
+# --- improving an answer from the inbox ---------------------------------------------------------------
+MAX_IMPROVED_ANSWER_CHARS = 10_000
+DEFAULT_IMPROVED_SOURCE_TITLE = "Improved answers"
+
+
+@transaction.atomic
+def answer_improve(
+    *, message: Message, question: str, answer: str, source: Source | None = None, new_source_title: str = ""
+) -> Source:
+    """Turn a correction of ``message`` (one of the bot's answers) into an FAQ pair of its bot, so that
+    ``question`` and its paraphrases get ``answer`` from then on. The pair goes into ``source`` (an FAQ
+    source of the bot, replacing a pair there with the same question) or, with none, into a new FAQ
+    source that the bot answers from; it records the message it came from. The source is re-ingested (the
+    pair's embedding) by the usual ingestion job."""
+    question, answer = question.strip(), answer.strip()
+    if message.role != MessageRole.ASSISTANT:
+        raise InvalidMessage("Only the bot's answers can be improved.")
+    if not question or not answer:
+        raise InvalidMessage("Enter the question and the correct answer.")
+    if len(question) > 1000 or len(answer) > MAX_IMPROVED_ANSWER_CHARS:
+        raise InvalidMessage("The question or the answer is too long.")
+    bot = message.conversation.bot
+    origin = FaqOrigin(message_id=message.pk, conversation_id=message.conversation_id)
+    if source is None:
+        source = source_create(
+            organization=bot.organization, kind=SourceKind.FAQ,
+            title=new_source_title.strip() or DEFAULT_IMPROVED_SOURCE_TITLE,
+            faq_pairs=[(question, answer)], faq_origin=origin,
+        )  # fmt: skip
+        source_set_bots(source=source, bots=[bot])
+        return source
+    if source.kind != SourceKind.FAQ or not bot.sources.filter(pk=source.pk).exists():
+        raise ApplicationError("Choose one of this bot's FAQ sources.")
+    wanted = faq_question_key(question)
+    pairs = [
+        (q, a)
+        for q, a in FaqPair.objects.filter(source=source).order_by("pk").values_list("question", "answer")
+        if faq_question_key(q) != wanted
+    ]
+    return source_update(source=source, data={}, faq_pairs=[*pairs, (question, answer)], faq_origin=origin)
 
 
 @transaction.atomic

@@ -93,7 +93,8 @@ class SourceAdminForm(forms.ModelForm):
 
 class FaqPairInline(TenantScopedTabularInline):
     model = FaqPair
-    fields = ["question", "answer"]
+    fields = ["question", "answer", "answered_count"]
+    readonly_fields = ["answered_count"]
     extra = 1
     tab = True
 

@@ -96,11 +96,20 @@ class FaqPair(models.Model):
     answer = models.TextField()
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
     embedding_model = models.CharField(max_length=100, blank=True, editable=False)
+    # Where the pair came from when it corrects a bot's answer ("improve this answer" in the inbox): the
+    # chat message and its conversation, as plain ids (knowledge knows no conversations).
+    origin_message_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    origin_conversation_id = models.UUIDField(null=True, blank=True, editable=False)
+    answered_count = models.PositiveIntegerField(
+        default=0, editable=False, help_text="How often the bot has answered with this pair."
+    )
+    last_answered_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["pk"]
         verbose_name = "FAQ pair"
+        indexes = [models.Index(fields=["origin_message_id"], name="faq_pair_origin_message")]
 
     def __str__(self) -> str:
         return self.question[:80]

@@ -52,6 +52,7 @@ class FaqAnswer:
     answer: str
     source_id: int
     score: float
+    pair_id: int | None = None  # counted by knowledge.services.faq_pair_count_answer once answered
 
     def as_source(self) -> SourcePayload:
         return {"source_id": self.source_id, "title": self.question, "url": None, "page": None,
@@ -146,6 +147,17 @@ def _normalise(text: str) -> str:
     return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
 
 
+def faq_question_key(text: str) -> str:
+    """A question as FAQ matching compares it: case, punctuation and spacing do not count."""
+    return _normalise(text)
+
+
+def faq_pairs_by_origin(*, organization_id: int, message_ids: list[int]) -> dict[int, FaqPair]:
+    """The FAQ pairs that correct these chat messages, by message id (the newest per message; one query)."""
+    pairs = FaqPair.objects.filter(organization_id=organization_id, origin_message_id__in=message_ids)
+    return {pair.origin_message_id: pair for pair in pairs.select_related("source").order_by("pk")}
+
+
 def faq_match(
     *, organization_id: int, source_ids: list[int], question: str, query_vector: QueryVector = None
 ) -> FaqAnswer | None:
@@ -158,20 +170,23 @@ def faq_match(
         organization_id=organization_id, source_id__in=source_ids, source__status=SourceStatus.READY
     )
     # One query tells both whether these sources hold FAQs at all (most bots' do not) and the exact match.
-    candidates = list(pairs.values_list("question", "answer", "source_id"))
+    # Newest first: the latest correction of a question ("improve this answer") wins over an older pair.
+    candidates = list(pairs.order_by("-pk").values_list("question", "answer", "source_id", "pk"))
     if not candidates:
         return None
     wanted = _normalise(question)
-    for pair_question, answer, source_id in candidates:
+    for pair_question, answer, source_id, pair_id in candidates:
         if _normalise(pair_question) == wanted:
-            return FaqAnswer(question=pair_question, answer=answer, source_id=source_id, score=1.0)
+            return FaqAnswer(
+                question=pair_question, answer=answer, source_id=source_id, score=1.0, pair_id=pair_id
+            )
     model = serving_model_name()
     vector = query_vector_for(question, query_vector)
     best = (
         pairs.filter(embedding_model=model, embedding__isnull=False)
         .annotate(distance=CosineDistance("embedding", vector))
-        .order_by("distance")
-        .values_list("question", "answer", "source_id", "distance")
+        .order_by("distance", "-pk")
+        .values_list("question", "answer", "source_id", "distance", "pk")
         .first()
     )
     if best is None:
@@ -179,4 +194,6 @@ def faq_match(
     similarity = 1.0 - float(best[3])
     if similarity < faq_min_similarity(model):
         return None
-    return FaqAnswer(question=best[0], answer=best[1], source_id=best[2], score=round(similarity, 4))
+    return FaqAnswer(
+        question=best[0], answer=best[1], source_id=best[2], score=round(similarity, 4), pair_id=best[4]
+    )

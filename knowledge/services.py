@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import io
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from config.input_rules import clean_text
@@ -103,15 +105,43 @@ def _default_title(*, kind: str, file, url: str, text: str, faq_pairs: list[tupl
     return " ".join((url or text or kind).split())[:80]
 
 
-def _faq_pairs_replace(source: Source, pairs: list[tuple[str, str]]) -> None:
-    source.faq_pairs.all().delete()
+@dataclasses.dataclass(frozen=True)
+class FaqOrigin:
+    """The chat message (and its conversation) a new FAQ pair corrects: recorded on the pair."""
+
+    message_id: int
+    conversation_id: uuid.UUID | str
+
+
+def _faq_pairs_replace(source: Source, pairs: list[tuple[str, str]], origin: FaqOrigin | None = None) -> None:
+    """Make ``pairs`` the source's FAQ. A pair that stays as it was keeps its row: its vector, where it
+    came from and how often it has answered survive an edit of the others. New rows get ``origin``."""
+    wanted: dict[tuple[str, str], None] = {}
+    for q, a in pairs:
+        if q.strip() and a.strip():
+            wanted[(q.strip()[:1000], a.strip())] = None
+    kept: set[tuple[str, str]] = set()
+    stale: list[int] = []
+    for pk, question, answer in source.faq_pairs.values_list("pk", "question", "answer"):
+        if (question, answer) in wanted and (question, answer) not in kept:
+            kept.add((question, answer))
+        else:
+            stale.append(pk)
+    FaqPair.objects.filter(pk__in=stale).delete()
     FaqPair.objects.bulk_create(
         FaqPair(
-            organization_id=source.organization_id, source=source, question=q.strip()[:1000], answer=a.strip()
+            organization_id=source.organization_id, source=source, question=q, answer=a,
+            origin_message_id=origin.message_id if origin else None,
+            origin_conversation_id=origin.conversation_id if origin else None,
         )
-        for q, a in pairs
-        if q.strip() and a.strip()
-    )
+        for q, a in wanted
+        if (q, a) not in kept
+    )  # fmt: skip
+
+
+def faq_pair_count_answer(*, pair_id: int) -> None:
+    """Count one answer given from an FAQ pair: a single UPDATE on the chat's path (no read, no race)."""
+    FaqPair.objects.filter(pk=pair_id).update(answered_count=F("answered_count") + 1, last_answered_at=Now())
 
 
 def source_create(
@@ -126,6 +156,7 @@ def source_create(
     max_pages: int = 50,
     max_depth: int = 3,
     resync_hours: int = 0,
+    faq_origin: FaqOrigin | None = None,
 ) -> Source:
     """Create a source and queue its ingestion (after the surrounding transaction commits). A blank
     ``title`` becomes the file name, the address, the text's start or the first FAQ question. Which bots
@@ -140,7 +171,7 @@ def source_create(
             source.file.save(getattr(file, "name", "upload"), file, save=False)
         source.save()
         if faq_pairs:
-            _faq_pairs_replace(source, faq_pairs)
+            _faq_pairs_replace(source, faq_pairs, faq_origin)
         _enqueue_ingest(source.pk)
     return source
 
@@ -150,8 +181,10 @@ def source_update(
     source: Source,
     data: dict[str, Any],
     faq_pairs: list[tuple[str, str]] | None = None,
+    faq_origin: FaqOrigin | None = None,
 ) -> Source:
-    """Change a source's settings (``data``: model fields) or replace its FAQ pairs.
+    """Change a source's settings (``data``: model fields) or replace its FAQ pairs (pairs that stay the
+    same keep their rows; new ones record ``faq_origin``).
     A change to what is ingested queues a re-ingestion; the old chunks serve until the new ones commit."""
     with transaction.atomic():
         old_file = source.file.name if source.file else ""
@@ -167,7 +200,7 @@ def source_update(
             # Only these: a running ingestion writes the status and counts meanwhile.
             source.save(update_fields=[*fields, "updated_at"])
         if faq_pairs is not None:
-            _faq_pairs_replace(source, faq_pairs)
+            _faq_pairs_replace(source, faq_pairs, faq_origin)
             changed.add("faq_pairs")
         retitled_text = "title" in changed and source.kind == SourceKind.TEXT  # its title is indexed
         if changed & {*INGEST_FIELDS, "faq_pairs"} or retitled_text:

@@ -175,6 +175,16 @@ def test_outsider_walks_every_model_admin_without_seeing_or_touching_foreign_dat
             assert response.status_code == 404, (
                 f"{label}: {view} of A's object answered {response.status_code}"
             )
+        # the admin's custom pages of one object: A's answer 404 (GET and POST), B's own do not leak
+        for url in model_admin.tenant_object_urls(foreign):
+            for method in ("get", "post"):
+                response = getattr(client, method)(url)
+                assert response.status_code == 404, f"{label}: {method.upper()} {url} {response.status_code}"
+                _assert_no_leak(response.content, a, f"{label} {url}")
+        for url in model_admin.tenant_object_urls(own) if own is not None else []:
+            response = client.get(url)
+            assert response.status_code in (200, 403, 404, 410), f"{label}: own {url} {response.status_code}"
+            _assert_no_leak(response.content, a, f"{label} {url}")
         response = client.post(_url(model, "change", foreign.pk), {})
         assert response.status_code in (403, 404), (
             f"{label}: POST change of A's object {response.status_code}"

@@ -6,6 +6,19 @@ from chatbots.api import chat_views, views
 
 urlpatterns = [
     path("bots/<str:public_id>/messages", chat_views.message_create, name="chat-message-create"),
+    path("conversations/", views.ConversationListView.as_view(), name="conversation-list"),
+    path("conversations/export/", views.ConversationExportView.as_view(), name="conversation-export"),
+    path("exports/<int:export_id>/", views.ExportDetailView.as_view(), name="conversation-export-detail"),
+    path(
+        "exports/download/<str:token>/",
+        views.ExportDownloadView.as_view(),
+        name="conversation-export-download",
+    ),
+    path(
+        "conversations/<uuid:conversation_id>/",
+        views.ConversationDetailView.as_view(),
+        name="conversation-detail",
+    ),
     path(
         "conversations/<uuid:conversation_id>/messages",
         views.ConversationMessagesView.as_view(),

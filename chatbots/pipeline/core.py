@@ -170,6 +170,7 @@ async def _fixed_reply(text: str) -> AsyncIterator[str]:
 async def _faq_answer(faq: FaqAnswer, record: AnswerRecord) -> AsyncIterator[str]:
     """An FAQ answer, streamed in small pieces so every transport behaves as for a model's answer."""
     record.answered_from_faq = True
+    record.faq_pair_id = faq.pair_id
     record.provider = "faq"
     for start in range(0, len(faq.answer), FAQ_CHUNK_CHARS):
         yield faq.answer[start : start + FAQ_CHUNK_CHARS]

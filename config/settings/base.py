@@ -398,6 +398,7 @@ CELERY_BEAT_SCHEDULE = {
         "kwargs": {"days_ago": 1},
     },
     "analytics-rollup-stale-days": {"task": "analytics.rollup_stale_days", "schedule": crontab(minute=35)},
+    "chatbots-purge-expired-exports": {"task": "chatbots.conversation_exports_purge", "schedule": 60 * 60},
 }
 # How many past days the hourly analytics check compares with their messages (erased or late data).
 ANALYTICS_RECHECK_DAYS = env_int("ANALYTICS_RECHECK_DAYS", 180)
@@ -405,6 +406,8 @@ ANALYTICS_RECHECK_DAYS = env_int("ANALYTICS_RECHECK_DAYS", 180)
 # staff users may read it.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_CELERY_QUEUES = env_list("METRICS_CELERY_QUEUES", ["celery"])
+# How long a conversation export's download link works (then the file is deleted by the beat job above).
+CONVERSATION_EXPORT_HOURS = env_int("CONVERSATION_EXPORT_HOURS", 24)
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 
 # --- Chat ------------------------------------------------------------------------------------

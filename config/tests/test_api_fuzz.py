@@ -23,7 +23,9 @@ from schemathesis.checks import not_a_server_error
 
 from accounts.services import api_key_create
 from accounts.tests.factories import PASSWORD, make_organization, owner_of
+from chatbots.exports import conversation_export_build, conversation_export_request
 from chatbots.models import Conversation, Message, MessageRole
+from chatbots.selectors import InboxFilters
 from chatbots.services import bot_create
 from knowledge.models import SourceKind
 from knowledge.services import source_create
@@ -59,6 +61,10 @@ def callers(transactional_db: None, client, settings) -> dict[str, Caller]:
     answer = Message.objects.create(
         organization=organization, conversation=conversation, role=MessageRole.ASSISTANT, text="Hello."
     )
+    export = conversation_export_request(
+        organization=organization, user=owner, filters=InboxFilters(), format="csv"
+    )
+    conversation_export_build(export_id=export.pk)
     key = api_key_create(organization=organization, created_by=owner, name="fuzz").key
     spare = api_key_create(organization=organization, created_by=owner, name="spare").api_key
     assert client.login(email=owner.email, password=PASSWORD)
@@ -67,6 +73,7 @@ def callers(transactional_db: None, client, settings) -> dict[str, Caller]:
         "source_id": str(source.pk),
         "conversation_id": str(conversation.pk),
         "message_id": str(answer.pk),
+        "export_id": str(export.pk),
         "prefix": spare.prefix,
     }
     session = client.cookies["sessionid"].value

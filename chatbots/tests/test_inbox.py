@@ -1,0 +1,187 @@
+"""The conversation inbox: conversations listed like a support inbox, filtered and searched, and a
+transcript read as a chat."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import Role
+from accounts.tests.factories import add_member, make_organization
+from chatbots.models import Channel, Conversation, MessageRole, MessageStatus
+from chatbots.selectors import conversations_for_inbox, conversations_search
+from chatbots.tests.factories import make_bot, make_conversation, make_message
+
+pytestmark = pytest.mark.django_db
+
+INBOX = "/admin/chatbots/conversation/"
+SOURCE = {
+    "source_id": 1,
+    "title": "Shipping FAQ",
+    "url": None,
+    "page": None,
+    "snippet": "Parcels ship daily.",
+}
+
+
+def _exchange(bot, *, question: str, answer: str = "It ships tomorrow.", **answer_fields) -> Conversation:
+    conversation = make_conversation(bot=bot, visitor_id=f"visitor-{question[:8]}")
+    make_message(conversation=conversation, role=MessageRole.USER, text=question)
+    answer_fields.setdefault("sources", [SOURCE])
+    make_message(conversation=conversation, role=MessageRole.ASSISTANT, text=answer, **answer_fields)
+    return conversation
+
+
+def _results(client, **params) -> list[Conversation]:
+    response = client.get(INBOX, params)
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list)
+
+
+@pytest.fixture
+def member_client(client):
+    organization = make_organization(name="Acme")
+    client.force_login(add_member(organization=organization, role=Role.MEMBER))
+    client.organization = organization
+    return client
+
+
+def test_inbox_titles_conversations_by_their_first_question_with_visitor_and_badges(member_client) -> None:
+    bot = make_bot(organization=member_client.organization, name="Helper")
+    conversation = _exchange(bot, question="Where is my parcel?", feedback="down")
+    make_message(conversation=conversation, role=MessageRole.USER, text="Hello again?")
+    Conversation.objects.filter(pk=conversation.pk).update(visitor_attributes={"email": "ann@example.com"})
+    _exchange(bot, question="Do you sell tents?", answer="Sorry, I don't know.", provider="fallback_reply",
+              sources=[])  # fmt: skip
+
+    body = member_client.get(INBOX).content.decode()
+    assert "Where is my parcel?" in body and "Do you sell tents?" in body
+    assert "Hello again?" not in body  # only the first question is the title
+    assert "ann@example.com" in body and "Visitor " in body
+    assert "Thumbs down" in body and "Unanswered" in body
+
+    row = conversations_for_inbox(Conversation.objects.filter(pk=conversation.pk)).get()
+    assert (row.first_question, row.n_messages, row.has_down, row.has_unanswered, row.has_failure) == (
+        "Where is my parcel?", 3, True, False, False,
+    )  # fmt: skip
+
+
+def test_anonymous_visitor_label_is_stable_and_hides_the_visitor_id() -> None:
+    bot = make_bot()
+    first = make_conversation(bot=bot, visitor_id="v-123456")
+    second = make_conversation(bot=bot, visitor_id="v-123456")
+    named = make_conversation(bot=bot, visitor_id="v-9", visitor_attributes={"name": " Ann Smith "})
+    assert first.visitor_label == second.visitor_label
+    assert first.visitor_label.startswith("Visitor ") and "123456" not in first.visitor_label
+    assert named.visitor_label == "Ann Smith"
+
+
+def test_inbox_filters_by_feedback_unanswered_failure_bot_channel_and_date(member_client) -> None:
+    organization = member_client.organization
+    helper, sales = (
+        make_bot(organization=organization, name="Helper"),
+        make_bot(organization=organization, name="Sales"),
+    )
+    down = _exchange(helper, question="Parcel late?", feedback="down", feedback_comment="Wrong date")
+    up = _exchange(helper, question="Returns?", feedback="up")
+    fallback = _exchange(helper, question="Tents?", provider="fallback_reply", sources=[])
+    failed = _exchange(sales, question="Prices?", status=MessageStatus.FAILED, error_code="provider_error")
+    interrupted = _exchange(sales, question="Sizes?", status=MessageStatus.INCOMPLETE)
+    old = _exchange(sales, question="Old question?")
+    Conversation.objects.filter(pk=old.pk).update(
+        channel=Channel.API, last_message_at=timezone.now() - dt.timedelta(days=40)
+    )
+
+    assert _results(member_client, feedback="down") == [down]
+    assert set(_results(member_client, feedback="any")) == {down, up}
+    assert _results(member_client, unanswered="yes") == [fallback]
+    assert set(_results(member_client, failed="yes")) == {failed, interrupted}
+    assert set(_results(member_client, bot__id__exact=sales.pk)) == {failed, interrupted, old}
+    assert _results(member_client, channel__exact=Channel.API) == [old]
+    since = (timezone.now() - dt.timedelta(days=7)).date().isoformat()
+    assert old not in _results(member_client, last_message_at_from=since)
+    assert len(_results(member_client, last_message_at_from=since)) == 5
+
+
+def test_search_is_full_text_over_every_message_of_the_organization_only(member_client) -> None:
+    bot = make_bot(organization=member_client.organization)
+    parcel = _exchange(bot, question="Where is my parcel?", answer="Ask DHL about tracking number 42.")
+    _exchange(bot, question="Do you sell tents?")
+    umlaut = _exchange(bot, question="Wo ist mein Päckchen?")
+    foreign = _exchange(make_bot(name="Other"), question="Where is my parcel?")  # another organization
+
+    assert _results(member_client, q="parcel") == [parcel]
+    assert _results(member_client, q="tracking dhl") == [parcel]  # words of an answer, any case
+    assert _results(member_client, q='"tracking number"') == [parcel]
+    assert _results(member_client, q="päckchen") == [umlaut]  # words as written, in any language
+    assert _results(member_client, q="umbrella") == []
+    assert _results(member_client, q=parcel.visitor_id) == [parcel]
+    assert foreign in conversations_search(Conversation.objects.all(), text="parcel")
+
+
+def test_message_search_uses_the_gin_index() -> None:
+    queryset = conversations_search(Conversation.objects.all(), text="parcel")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = queryset.explain()
+    assert "message_text_search" in plan
+
+
+def test_inbox_page_costs_the_same_queries_for_3_or_30_conversations(member_client) -> None:
+    bot = make_bot(organization=member_client.organization)
+
+    def page_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert member_client.get(INBOX, {"feedback": "down", "q": "parcel"}).status_code == 200
+        return len(queries)
+
+    for n in range(3):
+        _exchange(bot, question=f"Where is parcel {n}?", feedback="down")
+    page_queries()  # warm up: the session and the organization are read once per client
+    few = page_queries()
+    for n in range(27):
+        _exchange(bot, question=f"Where is parcel {n + 3}?", feedback="down",
+                  status=MessageStatus.INCOMPLETE if n % 2 else MessageStatus.COMPLETE)  # fmt: skip
+    assert page_queries() == few
+    assert len(_results(member_client, feedback="down", q="parcel")) == 30
+
+
+def test_inbox_is_paginated(member_client) -> None:
+    bot = make_bot(organization=member_client.organization)
+    for n in range(55):
+        _exchange(bot, question=f"Question {n}?")
+    first = member_client.get(INBOX).context["cl"]
+    assert first.result_count == 55 and len(first.result_list) == 50
+    assert len(member_client.get(INBOX, {"p": 2}).context["cl"].result_list) == 5
+
+
+def test_transcript_reads_as_a_chat_with_sources_usage_feedback_and_visitor(member_client) -> None:
+    bot = make_bot(organization=member_client.organization, name="Helper")
+    conversation = _exchange(
+        bot, question="Where is my parcel?", model="gpt-test", provider="openai", prompt_tokens=120,
+        completion_tokens=30, cost_usd="0.000450", first_token_ms=310, latency_ms=900, feedback="down",
+        feedback_comment="It never arrived",
+    )  # fmt: skip
+    Conversation.objects.filter(pk=conversation.pk).update(
+        visitor_attributes={"name": "Ann", "plan": "<b>pro</b>"}
+    )
+    page = member_client.get(f"{INBOX}{conversation.pk}/change/")
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "data-transcript" in body and 'class="pt-row pt-user"' in body
+    for expected in ("Where is my parcel?", "It ships tomorrow.", "Shipping FAQ", "Parcels ship daily.",
+                     "/admin/knowledge/source/1/change/", "gpt-test", "120 + 30 tokens", "$0.000450",
+                     "first token 310 ms", "Thumbs down", "It never arrived", "Ann", "plan"):  # fmt: skip
+        assert expected in body, expected
+    assert "<b>pro</b>" not in body and "&lt;b&gt;pro&lt;/b&gt;" in body
+
+
+def test_another_organizations_transcript_is_not_found(member_client) -> None:
+    foreign = _exchange(make_bot(name="Other"), question="Secret question?")
+    response = member_client.get(f"{INBOX}{foreign.pk}/change/")
+    assert response.status_code == 404
+    assert "Secret question?" not in response.content.decode()
