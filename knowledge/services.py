@@ -215,6 +215,7 @@ def source_update(
 def source_request_ingest(*, source: Source) -> None:
     """Queue (re-)ingestion of ``source``: used after edits, by the re-sync button and the beat job."""
     Source.objects.filter(pk=source.pk).update(status=SourceStatus.QUEUED, progress=0, status_reason="")
+    source.status, source.progress, source.status_reason = SourceStatus.QUEUED, 0, ""
     _enqueue_ingest(source.pk)
 
 

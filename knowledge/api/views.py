@@ -131,4 +131,5 @@ class SourceResyncView(SourceAPIView):
         source = self.get_source(source_id)
         self.require_writer()
         source_request_ingest(source=source)
-        return self.respond(source.pk, status.HTTP_202_ACCEPTED)
+        # What this request did (queued), not what a fast worker may already be doing with it.
+        return Response(self.serializer_class(source).data, status=status.HTTP_202_ACCEPTED)
