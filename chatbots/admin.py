@@ -117,6 +117,7 @@ class BotAdminForm(forms.ModelForm):
             "fallback_base_url": "Fallback endpoint URL",
             "retrieval_top_k": "Passages per answer",
             "retrieval_min_score": "Minimum relevance",
+            "query_rewrite": "Rewrite follow-ups with the model",
             "widget_primary_color": "Primary colour",
             "widget_avatar_url": "Avatar image URL",
         }
@@ -165,7 +166,8 @@ class BotAdmin(TenantScopedAdmin):
                 "greeting", "suggested_questions", "system_prompt", "answer_style", "fallback_reply", "language",
                 "history_turns",
             ]}),
-            ("Knowledge and retrieval", {"fields": [*knowledge, "retrieval_top_k", "retrieval_min_score"]}),
+            ("Knowledge and retrieval", {"fields": [*knowledge, "retrieval_top_k", "retrieval_min_score",
+                                                   "query_rewrite"]}),
             ("Language model", {
                 "fields": ["provider", "base_url", "model", "key_status", "api_key", "clear_api_key",
                            "temperature", "max_output_tokens"],

@@ -99,6 +99,13 @@ class Bot(models.Model):
         help_text="Passages less relevant than this (0–1) are not used; when none is left, the bot says its "
         "knowledge does not cover the question. Empty: the threshold measured for the embedding model.",
     )
+    query_rewrite = models.BooleanField(
+        default=True,
+        help_text="With a language model, a follow-up that does not name its topic (“and for how long?”) is "
+        "first rewritten by the model into a question that stands on its own, and that is searched. A short "
+        "extra call; on a timeout or an error, and for offline bots, the follow-up is searched with the "
+        "conversation instead.",
+    )
 
     # --- language model ---
     provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.DEFAULT)
@@ -274,6 +281,10 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     feedback = models.CharField(max_length=4, choices=Feedback.choices, blank=True, default="")
+    # What retrieval searched for this answer (the question, the conversation's words with it, or the
+    # model's standalone rewrite), shown in the transcript.
+    search_query = models.TextField(blank=True, default="")
+    search_rewritten = models.BooleanField(default=False)
     feedback_comment = models.TextField(blank=True)
     feedback_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

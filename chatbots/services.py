@@ -36,8 +36,8 @@ from knowledge.services import FaqOrigin, faq_pair_count_answer, source_create, 
 # Fields a customer may set through the admin or the API (keys go through their own arguments).
 BOT_EDITABLE_FIELDS = (
     "name", "status", "system_prompt", "greeting", "suggested_questions", "answer_style", "fallback_reply",
-    "language", "history_turns", "retrieval_top_k", "retrieval_min_score", "provider", "base_url", "model",
-    "temperature", "max_output_tokens", "fallback_provider", "fallback_base_url", "fallback_model",
+    "language", "history_turns", "retrieval_top_k", "retrieval_min_score", "query_rewrite", "provider",
+    "base_url", "model", "temperature", "max_output_tokens", "fallback_provider", "fallback_base_url", "fallback_model",
     "allowed_origins", "widget_title", "widget_primary_color", "widget_position", "widget_launcher_text",
     "widget_avatar_url", "widget_theme",
 )  # fmt: skip
@@ -300,6 +300,8 @@ class AnswerRecord:
     cost_usd: Decimal | None = None
     latency_ms: int | None = None
     first_token_ms: int | None = None
+    search_query: str = ""  # what retrieval searched
+    search_rewritten: bool = False  # ``search_query`` is the model's standalone rewrite of the question
     user_notice: str = ""  # shown to the visitor, not stored
 
 
@@ -323,6 +325,8 @@ def assistant_message_create(
         cost_usd=record.cost_usd,
         latency_ms=record.latency_ms,
         first_token_ms=record.first_token_ms,
+        search_query=record.search_query,
+        search_rewritten=record.search_rewritten,
     )
     Conversation.objects.filter(pk=conversation_id).update(last_message_at=timezone.now())
     if record.faq_pair_id is not None and record.status == MessageStatus.COMPLETE:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from knowledge.embedders import judges_language, min_relevance, serving_model_name
 from knowledge.parsing import Block
+from knowledge.questions import question_shape
 from knowledge.retrieval import RankedIds, fuse, ranked_ids
 from knowledge.selectors import knowledge_for_question
 
@@ -308,20 +310,29 @@ def relevance_sweep(
     *, conversations: list[EvalConversation], organization_id: int, source_ids: list[int], step: float = 0.01
 ) -> list[tuple[float, int, int]]:
     """For thresholds from 0 to 1: how many out-of-scope and in-scope conversations each would refuse
-    (nothing as relevant as the threshold), to pick a model's threshold by measurement."""
-    best: list[tuple[bool, float]] = []
+    (nothing as relevant as the threshold), to pick a model's threshold by measurement. A question in
+    another language keeps an English-only model's own threshold for it (``min_relevance(english=False)``)."""
+    model = serving_model_name()
+    best: list[tuple[bool, float, float | None]] = []
     for conversation in conversations:
+        question = conversation.turns[-1]
         found = knowledge_for_question(
-            organization_id=organization_id, source_ids=source_ids, question=conversation.turns[-1],
+            organization_id=organization_id, source_ids=source_ids, question=question,
             context=conversation.turns[:-1], top_k=1, min_relevance=0.0,
         )  # fmt: skip
-        best.append((bool(conversation.relevant), max((p.similarity for p in found.passages), default=0.0)))
+        fixed = None
+        if judges_language(model) and not question_shape(question).english:
+            fixed = min_relevance(model, english=False)
+        best.append(
+            (bool(conversation.relevant), max((p.similarity for p in found.passages), default=0.0), fixed)
+        )
     rows = []
     for n in range(round(1 / step) + 1):
         threshold = round(n * step, 4)
+        refused = [(in_scope, top < (threshold if fixed is None else fixed)) for in_scope, top, fixed in best]
         rows.append((
             threshold,
-            sum(1 for in_scope, top in best if not in_scope and top < threshold),
-            sum(1 for in_scope, top in best if in_scope and top < threshold),
+            sum(1 for in_scope, no in refused if not in_scope and no),
+            sum(1 for in_scope, no in refused if in_scope and no),
         ))  # fmt: skip
     return rows

@@ -484,12 +484,16 @@ def hybrid_search(
     top_k: int = 6,
     min_score: float = 0.0,
     query_vector: QueryVector = None,
+    judge_vector: list[float] | None = None,
 ) -> list[RetrievedChunk]:
     """The ``top_k`` best passages of the given sources of one organization for ``query``.
 
     ``score`` is the fused score in [0, 1] (1.0: first for both vector and full-text
     search); passages below ``min_score`` are dropped. Sources of other organizations are never searched,
     whatever ``source_ids`` contains. ``query_vector``: the query's embedding, or a future of it, when the caller has one.
+    ``judge_vector``: the vector the passages' ``similarity`` and sentence similarities are measured
+    against instead of the query's (a self-contained question searched with its conversation is judged on
+    its own words); the ranking does not change.
     """
     query = (query or "").strip()
     source_ids = [int(pk) for pk in source_ids]
@@ -517,9 +521,15 @@ def hybrid_search(
         cursor.execute(
             PASSAGES_SQL,
             {"ids": [chunk_id for chunk_id, _ in best], "org": organization_id,
-             "vector": _vector_literal(query_vector_for(query, query_vector))},
+             "vector": _vector_literal(judge_vector or query_vector_for(query, query_vector))},
         )  # fmt: skip
         by_id = {row[0]: row for row in cursor.fetchall()}
+    if judge_vector is not None:
+        # Measured against the judge's vector as BLENDED_SIMILARITY_SQL measures: 0.3 × the chunk's own
+        # cosine + 0.7 × its best sentence's (a chunk without sentence vectors lists its own cosine there).
+        for chunk_id, row in by_id.items():
+            sentences = [float(value) for value in row[8] or () if value is not None] or [float(row[9])]
+            similarity[chunk_id] = 0.3 * float(row[9]) + 0.7 * max(sentences)
     if reranking:
         best = [hit for hit in best if hit[0] in by_id]  # not deleted since it was ranked
         # Each passage with its heading, as it was embedded: the heading says what the passage is about.
@@ -530,7 +540,7 @@ def hybrid_search(
     for chunk_id, score in best[:top_k]:
         if (row := by_id.get(chunk_id)) is None:
             continue  # deleted since it was ranked
-        _, source_id, title, chunk_url, source_url, page, content, heading, similarities = row
+        _, source_id, title, chunk_url, source_url, page, content, heading, similarities, _own = row
         out.append(
             RetrievedChunk(
                 chunk_id=chunk_id, source_id=source_id, source_title=title, url=chunk_url or source_url or None,
@@ -548,7 +558,7 @@ PASSAGES_SQL = (
     "SELECT c.id, c.source_id, s.title, c.url, s.url, c.page, c.content, c.heading, "
     "CASE WHEN cardinality(c.sentence_embeddings) > 0 THEN ARRAY(SELECT 1 - (u.v <=> %(vector)s::halfvec) "
     "FROM unnest(c.sentence_embeddings) WITH ORDINALITY AS u(v, n) ORDER BY u.n) "
-    "ELSE ARRAY[1 - (c.embedding <=> %(vector)s::vector)] END "
+    "ELSE ARRAY[1 - (c.embedding <=> %(vector)s::vector)] END, 1 - (c.embedding <=> %(vector)s::vector) "
     "FROM knowledge_chunk c JOIN knowledge_source s ON s.id = c.source_id "
     "WHERE c.id = ANY(%(ids)s) AND c.organization_id = %(org)s"
 )

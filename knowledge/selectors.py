@@ -18,6 +18,7 @@ from knowledge.embedders import (
     QueryVector,
     embed_search_query,
     faq_min_similarity,
+    judges_language,
     query_vector_for,
     serving_model_name,
 )
@@ -25,6 +26,7 @@ from knowledge.embedders import (
     min_relevance as model_min_relevance,
 )
 from knowledge.models import FaqPair, SourceStatus
+from knowledge.questions import QuestionShape, question_shape
 from knowledge.retrieval import RetrievedChunk, hybrid_search
 
 SNIPPET_CHARS = 280
@@ -72,6 +74,9 @@ class Knowledge:
     faq: FaqAnswer | None
     passages: list[RetrievedChunk]
     sources: list[SourcePayload]
+    # What was searched: the question, or (a follow-up) the earlier messages' words with it. Stored with
+    # the answer so a transcript shows it.
+    search_query: str = ""
 
 
 def knowledge_for_question(
@@ -88,19 +93,34 @@ def knowledge_for_question(
 
     ``context``: the user's earlier messages in the conversation, oldest first; a follow-up ("and for how
     long?") is searched with them. ``min_relevance``: passages less relevant than this are not knowledge
-    about the question (default: the embedding model's measured threshold); none left means the knowledge
-    does not cover it. ``query_vector``: the question's vector, or a future of it (the chat pipeline starts
+    about the question (default: the embedding model's measured threshold, for an English-only model a
+    lower one for a question in another language); none left means the knowledge does not cover it. A
+    question that names its own topic (``knowledge.questions``) is judged without its conversation. ``query_vector``: the question's vector, or a future of it (the chat pipeline starts
     embedding the question as soon as the message arrives; the full-text search starts without it)."""
     faq = faq_match(
         organization_id=organization_id, source_ids=source_ids, question=question, query_vector=query_vector
     )
     if faq is not None:
-        return Knowledge(faq=faq, passages=[], sources=[faq.as_source()])
-    threshold = model_min_relevance(serving_model_name()) if min_relevance is None else min_relevance
+        return Knowledge(faq=faq, passages=[], sources=[faq.as_source()], search_query=question)
+    model = serving_model_name()
+    shape: QuestionShape | None = None
+    if context or (min_relevance is None and judges_language(model)):
+        shape = question_shape(question)
+    # A question that names its own topic is judged on its own words: its conversation still helps to rank
+    # (a self-contained-looking follow-up, "what if the next box already locked?"), but must not make an
+    # unrelated question look covered ("thanks! and a banana bread recipe?" after a covered one).
+    judge = None
+    if shape is not None and shape.self_contained and context:
+        judge = query_vector_for(question, query_vector)
+    if min_relevance is not None:
+        threshold = min_relevance
+    else:
+        threshold = model_min_relevance(model, english=shape.english if shape is not None else True)
     query, vector = conversational_query(question=question, context=context, query_vector=query_vector)
     passages = hybrid_search(
-        organization_id=organization_id, source_ids=source_ids, query=query, top_k=top_k, query_vector=vector
-    )
+        organization_id=organization_id, source_ids=source_ids, query=query, top_k=top_k, query_vector=vector,
+        judge_vector=judge,
+    )  # fmt: skip
     passages = [passage for passage in passages if passage.similarity >= threshold]
     seen: set[tuple[int, int | None]] = set()
     sources = []
@@ -108,7 +128,7 @@ def knowledge_for_question(
         if (chunk.source_id, chunk.page) not in seen:
             seen.add((chunk.source_id, chunk.page))
             sources.append(passage_source(chunk))
-    return Knowledge(faq=None, passages=passages, sources=sources)
+    return Knowledge(faq=None, passages=passages, sources=sources, search_query=query)
 
 
 CONTEXT_TURNS = 2  # earlier user messages a follow-up is searched with

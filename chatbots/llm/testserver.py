@@ -18,6 +18,11 @@ The same parameters may come in an ``X-Fake-Script`` header. Parameters:
 ``drop``         close the connection without answering
 ``usage=0``      never report token usage
 ``no_stream_options=1`` refuse requests that set ``stream_options`` with a 400, like some older servers
+``rewrite``      the answer to a query-rewrite request (chatbots/llm/rewrite.py); without it the server
+                 rewrites deterministically: the last message's first reference word ("that", "it", …)
+                 replaced by the previous message's topic words, or those words appended
+``rewrite_stall`` seconds of silence before answering a rewrite request (answers are not delayed)
+``rewrite_status`` answer rewrite requests with this HTTP error status (answers are not affected)
 ``fail``         the misbehaviour applies only to the first N requests with this exact model string; later
                  ones are answered normally (add e.g. ``&id=…`` to keep counters of separate tests apart)
 
@@ -104,6 +109,9 @@ class Script:
     drop: bool = False
     usage: bool = True
     no_stream_options: bool = False
+    rewrite: str | None = None
+    rewrite_stall: float = 0.0
+    rewrite_status: int = 0
 
     @classmethod
     def parse(cls, query: str) -> Script:
@@ -120,12 +128,81 @@ class Script:
             drop=params.get("drop", "0") not in ("0", ""),
             usage=params.get("usage", "1") != "0",
             no_stream_options=params.get("no_stream_options", "0") not in ("0", ""),
+            rewrite=params.get("rewrite"),
+            rewrite_stall=float(params.get("rewrite_stall", 0)),
+            rewrite_status=int(params.get("rewrite_status", 0)),
         )
 
 
 def _split_model(model: str) -> tuple[str, str]:
     name, _, query = model.partition("?")
     return name, query
+
+
+# The start of the instruction of a query-rewrite request (chatbots.llm.rewrite.REWRITE_INSTRUCTION; not
+# imported, so that this server runs without Django).
+REWRITE_INSTRUCTION = "Rewrite the user's last message as one standalone search question"
+REFERENCE_WORDS = re.compile(r"\b(that|it|this|they|them|those|these)\b", re.IGNORECASE)
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "do",
+        "does",
+        "did",
+        "how",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "can",
+        "could",
+        "i",
+        "my",
+        "me",
+        "you",
+        "your",
+        "we",
+        "our",
+        "of",
+        "to",
+        "for",
+        "in",
+        "on",
+        "at",
+        "and",
+        "or",
+        "with",
+        "about",
+        "there",
+        "this",
+        "that",
+        "it",
+    ]
+)
+
+
+def fake_rewrite(user_content: str) -> str:
+    """A deterministic standalone rewrite of a rewrite request's user message ("Earlier messages: 1. …
+    Last message: …"): the last message's first reference word replaced by the content words of the
+    previous message, or those words appended when it has none."""
+    earlier, _, last = user_content.rpartition("Last message:")
+    turns = [line.split(". ", 1)[-1] for line in earlier.splitlines() if re.match(r"^\d+\. ", line)]
+    last = last.strip()
+    topic = " ".join(
+        w for w in re.findall(r"[\w'-]+", turns[-1] if turns else "") if w.lower() not in STOP_WORDS
+    )
+    if not topic:
+        return last
+    if REFERENCE_WORDS.search(last):
+        return REFERENCE_WORDS.sub(topic, last, count=1)
+    return f"{last.rstrip('?')} ({topic})?"
 
 
 def _count_tokens(text: str) -> int:
@@ -441,6 +518,11 @@ class FakeLLMServer:
                 extra,
             )
             return True
+        system = (
+            str(messages[0].get("content", "")) if messages and messages[0].get("role") == "system" else ""
+        )
+        if system.startswith(REWRITE_INSTRUCTION):
+            return await self._rewrite(messages, script, record, name, prompt_tokens, writer)
         if script.words:
             tokens = [LOREM[i % len(LOREM)] for i in range(script.words)]
         else:
@@ -480,6 +562,51 @@ class FakeLLMServer:
             )
             return True
         return await self._stream(record, script, tokens, usage, completion_id, name, reader, writer)
+
+    async def _rewrite(
+        self,
+        messages: list[dict[str, Any]],
+        script: Script,
+        record: RequestRecord,
+        name: str,
+        prompt_tokens: int,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """A query-rewrite request (non-streamed): the scripted rewrite, or ``fake_rewrite``'s."""
+        if script.rewrite_stall:
+            await asyncio.sleep(script.rewrite_stall)
+        if script.rewrite_status:
+            record.outcome, record.finished = f"status {script.rewrite_status}", time.monotonic()
+            await self._send_json(
+                writer,
+                script.rewrite_status,
+                {"error": {"message": f"Scripted failure {script.rewrite_status}", "type": "server_error"}},
+            )
+            return True
+        user = str(messages[-1].get("content", "")) if messages else ""
+        text = script.rewrite if script.rewrite is not None else fake_rewrite(user)
+        completion_tokens = _count_tokens(text)
+        record.tokens_sent = completion_tokens
+        record.outcome, record.finished = "ok", time.monotonic()
+        await self._send_json(
+            writer,
+            200,
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": name,
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+        )
+        return True
 
     async def _stream(
         self,

@@ -15,6 +15,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +31,7 @@ from chatbots.exceptions import (
 from chatbots.llm import Completed, LLMUnavailable, TextDelta, stream_chat
 from chatbots.llm.events import Turn
 from chatbots.llm.prompt import cited_passages
+from chatbots.llm.rewrite import Rewrite, rewrite_question, rewrites_queries
 from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline.blocking import in_thread_pool
 from chatbots.pipeline.events import Accepted, ChatEvent, ChatRequest, Delta, Finished, Sources
@@ -43,6 +45,7 @@ from chatbots.selectors import ConversationRef, bot_source_ids, conversation_rec
 from chatbots.services import AnswerRecord, assistant_message_create, user_message_create, user_message_refuse
 from config.db import replace_broken_connection
 from knowledge.embedders import QueryVector, embed_search_query
+from knowledge.questions import question_shape
 from knowledge.retrieval import RetrievedChunk
 from knowledge.selectors import CONTEXT_TURNS, FaqAnswer, Knowledge, knowledge_for_question
 
@@ -134,26 +137,70 @@ def _embed_question(text: str) -> list[float]:
     return embed_search_query(text)
 
 
-async def _prepare_knowledge(request: ChatRequest, text: str, query_vector: Future[list[float]]) -> Knowledge:
+@dataclass(frozen=True)
+class Prepared:
+    knowledge: Knowledge
+    rewrite: Rewrite | None = None  # the model's standalone rewrite that was searched instead of the message
+
+
+def _earlier_user_texts(request: ChatRequest) -> list[str]:
+    """The user's earlier messages: from the history an OpenAI-compatible client sent, else stored."""
+    if request.history is not None:
+        return [turn["content"] for turn in request.history if turn["role"] == "user"]
+    if not request.conversation_id:
+        return []
+    return conversation_recent_user_texts(
+        bot=request.bot, conversation_id=request.conversation_id, visitor_id=request.visitor_id,
+        by_api_key=request.api_key_id is not None, limit=CONTEXT_TURNS,
+    )  # fmt: skip
+
+
+def _needs_rewrite(text: str, earlier: list[str]) -> bool:
+    """A follow-up that does not name its own topic (no model call for a first or self-contained one)."""
+    return bool(earlier) and not question_shape(text).self_contained
+
+
+async def _prepare_knowledge(request: ChatRequest, text: str, query_vector: Future[list[float]]) -> Prepared:
     """The FAQ match and both searches, while ``query_vector`` is being computed on an embedding thread:
     another thread looks up the bot's sources and runs the full-text search meanwhile, so the slower of
-    the two sets the pace."""
+    the two sets the pace. A bot with a model first has a follow-up rewritten (outside the admission
+    slots: it waits on the network, not the CPU); on a timeout or an error, the offline conversational
+    search runs as without a model."""
+    context = None
+    if request.history is not None:
+        context = [turn["content"] for turn in request.history if turn["role"] == "user"]
+    rewrite = None
+    if rewrites_queries(request.bot):
+        context = await in_thread_pool(_earlier_user_texts)(request)
+        if await in_thread_pool(_needs_rewrite)(text, context):
+            rewrite = await rewrite_question(bot=request.bot, question=text, earlier=context[-CONTEXT_TURNS:])
+        if rewrite is not None:
+            text, context = rewrite.text, []
+            query_vector = _embedding_threads.submit(_embed_question, text)
     async with _preparation_slots():
-        context = None
-        if request.history is not None:
-            context = [turn["content"] for turn in request.history if turn["role"] == "user"]
         conversation = ConversationRef(
             id=request.conversation_id,
             visitor_id=request.visitor_id,
             by_api_key=request.api_key_id is not None,
         )
-        return await in_thread_pool(gather_knowledge)(
+        knowledge = await in_thread_pool(gather_knowledge)(
             bot=request.bot,
             question=text,
             query_vector=query_vector,
             context=context,
             conversation=conversation,
         )
+    return Prepared(knowledge=knowledge, rewrite=rewrite)
+
+
+def _count_rewrite(record: AnswerRecord, rewrite: Rewrite | None) -> None:
+    """The rewrite's tokens and cost belong to the answer it was made for."""
+    if rewrite is None:
+        return
+    record.prompt_tokens += rewrite.usage.prompt_tokens
+    record.completion_tokens += rewrite.usage.completion_tokens
+    if rewrite.cost_usd is not None:
+        record.cost_usd = (record.cost_usd or 0) + rewrite.cost_usd
 
 
 def _in_background(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
@@ -220,7 +267,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         raise BotPaused()
 
     refusal: ChatError | None = None
-    prepared: asyncio.Future[Knowledge] | None = None
+    prepared: asyncio.Future[Prepared] | None = None
     try:
         await check_rate_limits(_rate_limits(request), bot_id=bot.pk)
     except RateLimited as exc:
@@ -259,8 +306,12 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     try:
         yield Accepted(conversation=user_message.conversation, user_message_id=user_message.pk)
         history = recorded.history if request.history is None else request.history
-        knowledge = await prepared
+        preparation = await prepared
+        knowledge = preparation.knowledge
         record.sources = knowledge.sources
+        record.search_query = knowledge.search_query
+        if preparation.rewrite is not None:
+            record.search_rewritten = True
         if knowledge.faq is not None:
             pieces = _faq_answer(knowledge.faq, record)
         elif not knowledge.passages and bot.answer_style == "strict" and bot.fallback_reply:
@@ -281,6 +332,8 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
             record.status = MessageStatus.INCOMPLETE
             record.error_code = record.error_code or "client_disconnected"
         record.latency_ms = int((time.monotonic() - started) * 1000)
+        if prepared is not None and prepared.done() and not prepared.cancelled() and not prepared.exception():
+            _count_rewrite(record, prepared.result().rewrite)
         try:
             saved = await asyncio.shield(
                 in_thread_pool(assistant_message_create)(

@@ -329,6 +329,9 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2)
 LLM_MAX_CONNECTIONS = env_int("LLM_MAX_CONNECTIONS", 5000)  # per endpoint and web process
 LLM_RETRY_BACKOFF = env_float("LLM_RETRY_BACKOFF", 0.5)  # seconds; doubles per retry, with jitter
 LLM_RETRY_MAX_WAIT = env_float("LLM_RETRY_MAX_WAIT", 20.0)  # a longer Retry-After goes to the fallback
+# A follow-up's standalone rewrite by the bot's model (chatbots/llm/rewrite.py): its own, short limits.
+LLM_REWRITE_TIMEOUT = env_float("LLM_REWRITE_TIMEOUT", 2.0)  # seconds; then the conversational search
+LLM_REWRITE_MAX_TOKENS = env_int("LLM_REWRITE_MAX_TOKENS", 64)
 LLM_PRICES = env_str("LLM_PRICES", "")  # JSON {"model": [usd_in_per_1M, usd_out_per_1M]}; or LLM_PRICES_FILE
 LLM_ALLOW_PRIVATE_BASE_URLS = env_bool(
     "LLM_ALLOW_PRIVATE_BASE_URLS", DEBUG

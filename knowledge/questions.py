@@ -1,0 +1,66 @@
+"""What a visitor's question looks like, told without a model: does it stand on its own, and is it English.
+
+Both decide how a question is searched and judged (``knowledge.selectors.knowledge_for_question``) and
+whether a bot's model is asked to rewrite it (``chatbots.llm.rewrite``). They are cheap on purpose: a
+regular expression, and one statement over PostgreSQL's own stop-word lists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db import connection
+
+# A follow-up points back at the conversation: a pronoun or a deictic word ("it", "there", "the first
+# one"), or it opens by continuing the previous turn ("and to France?", "what about E5?", "ok, and…",
+# "going back to…"). "tht"/"dat" are how "that" is often typed in a chat. Only English is recognised:
+# a question in another language is never taken for self-contained (it keeps its conversation).
+REFERENCE = re.compile(
+    r"\b(it|its|it's|itself|that|this|these|those|they|them|their|theirs|there|one|ones|same|such|"
+    r"former|latter|first|second|last|other|another|else|again|tht|dat)\b",
+    re.IGNORECASE,
+)
+CONTINUATION = re.compile(
+    r"^\W*(and|also|or|but|so|then|plus|instead|ok|okay|actually|what about|how about|same|going back|back to)\b",
+    re.IGNORECASE,
+)
+# Fewer content words than this ("fridge ok?", "is there a minimum?") cannot name their own topic.
+MIN_CONTENT_WORDS = 3
+# The languages whose stop words PostgreSQL ships and visitors of a European shop most often write in.
+OTHER_LANGUAGES = ("french", "italian", "spanish", "german", "portuguese", "dutch")
+
+
+@dataclass(frozen=True)
+class QuestionShape:
+    english: bool  # reads as English (the stop-word test below)
+    self_contained: bool  # names its own topic: its conversation must not change what is searched
+
+
+def question_shape(question: str) -> QuestionShape:
+    """How ``question`` is searched and judged, in one statement.
+
+    English: it holds at least as many English stop words as those of any language in ``OTHER_LANGUAGES``
+    (the classic stop-word test, with PostgreSQL's lists; a question without any stop word counts as
+    English). A stop word is what a configuration drops, so the tokens each one keeps are counted.
+
+    Self-contained: English, no word that points back at the conversation, and at least
+    ``MIN_CONTENT_WORDS`` words that are not stop words. Measured on conversations-lumen (BENCHMARKS.md):
+    every unrelated, self-contained last turn is recognised; the few elliptical follow-ups it misses
+    ("what happens if we pay late?") are then searched alone."""
+    question = question.strip()
+    if not question:
+        return QuestionShape(english=True, self_contained=False)
+    kept = ", ".join(
+        f"(SELECT coalesce(sum(cardinality(positions)), 0) FROM unnest(to_tsvector('{config}', %(q)s)))"  # noqa: S608
+        for config in ("simple", "english", *OTHER_LANGUAGES)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {kept}", {"q": question})
+        total, english_kept, *others = (int(value) for value in cursor.fetchone())
+    english = all(total - other <= total - english_kept for other in others)
+    points_back = bool(REFERENCE.search(question) or CONTINUATION.search(question))
+    return QuestionShape(
+        english=english,
+        self_contained=english and not points_back and english_kept >= MIN_CONTENT_WORDS,
+    )
