@@ -661,3 +661,56 @@ def test_chat_follows_a_dark_host_page_when_the_bot_says_auto(
     frame = open_widget(page)
     assert frame.evaluate("document.documentElement.dataset.theme") == "dark"
     assert page.locator("[data-parlor-widget] iframe").bounding_box()["x"] == 20  # bottom-left
+
+
+SHIPPING_POLICY = """Shipping
+
+We ship boots, tents and jackets to Germany, Austria and Switzerland. Standard delivery takes two to three
+working days and costs 5 euros; it is free from 80 euros. Express delivery arrives the next working day.
+"""
+
+
+def test_a_follow_up_shows_the_sources_that_answer_it_and_an_unknown_question_gets_the_fallback(
+    live_parlor: LiveParlor,
+    allowed_site: HostPages,
+    new_page: Callable[..., Any],
+    celery_worker: object,
+) -> None:
+    """Offline and strict, as a fresh install answers: the elliptical follow-up is searched with its
+    conversation, so its sources are the article that answers it; an out-of-scope question gets the bot's
+    fallback reply, with no sources, instead of quotes from unrelated passages."""
+    from knowledge.models import SourceKind, SourceStatus
+    from knowledge.services import source_create
+
+    bot = make_bot(allowed=[allowed_site.origin], provider="offline", answer_style="strict")
+    give_knowledge(bot)  # "Returns policy", through the real worker
+    shipping = source_create(
+        organization=bot.organization, kind=SourceKind.TEXT, title="Shipping", text=SHIPPING_POLICY
+    )
+    for _ in range(600):
+        shipping.refresh_from_db()
+        if shipping.status in (SourceStatus.READY, SourceStatus.FAILED):
+            break
+        time.sleep(0.2)
+    assert shipping.status == SourceStatus.READY, shipping.status_reason
+    bot.sources.add(shipping)
+    page = new_page()
+    page.goto(allowed_site.page("/", host_page_html(live_parlor.url, bot.public_id)))
+    frame = open_widget(page)
+
+    first = ask(frame, "How long do I have to return boots?")
+    assert "30 days" in first.locator(".pc-text").inner_text()
+    assert "Returns policy" in first.locator(".pc-sources").inner_text()
+
+    follow_up = ask(frame, "and when do I get the money back?")
+    assert "week" in follow_up.locator(".pc-text").inner_text()
+    titles = follow_up.locator(".pc-sources").inner_text()
+    assert "Returns policy" in titles and "Shipping" not in titles
+
+    unknown = ask(frame, "What is the capital of Australia?")
+    assert unknown.locator(".pc-text").inner_text().strip() == bot.fallback_reply
+    assert unknown.locator(".pc-sources li").count() == 0
+    screenshot(page, "widget-follow-up-and-fallback.png")
+    stored = Message.objects.filter(conversation__bot=bot, role="assistant").order_by("created_at", "id")
+    assert [m.provider == "fallback_reply" for m in stored] == [False, False, True]
+    assert stored[1].search_query == "How long do I have to return boots? and when do I get the money back?"
