@@ -143,16 +143,18 @@ class Prepared:
     rewrite: Rewrite | None = None  # the model's standalone rewrite that was searched instead of the message
 
 
-def _earlier_user_texts(request: ChatRequest) -> list[str]:
-    """The user's earlier messages: from the history an OpenAI-compatible client sent, else stored."""
-    if request.history is not None:
-        return [turn["content"] for turn in request.history if turn["role"] == "user"]
+def _stored_user_texts(request: ChatRequest) -> list[str]:
+    """The user's earlier messages in the stored conversation (as ``gather_knowledge`` reads them)."""
     if not request.conversation_id:
         return []
-    return conversation_recent_user_texts(
+    texts = conversation_recent_user_texts(
         bot=request.bot, conversation_id=request.conversation_id, visitor_id=request.visitor_id,
-        by_api_key=request.api_key_id is not None, limit=CONTEXT_TURNS,
+        by_api_key=request.api_key_id is not None, limit=CONTEXT_TURNS + 1,
     )  # fmt: skip
+    # Read while the new message is being stored: it may already be there, and is not an earlier message.
+    if texts and texts[-1] == validate_text(request.text):
+        texts = texts[:-1]
+    return texts[-CONTEXT_TURNS:]
 
 
 def _needs_rewrite(text: str, earlier: list[str]) -> bool:
@@ -171,7 +173,8 @@ async def _prepare_knowledge(request: ChatRequest, text: str, query_vector: Futu
         context = [turn["content"] for turn in request.history if turn["role"] == "user"]
     rewrite = None
     if rewrites_queries(request.bot):
-        context = await in_thread_pool(_earlier_user_texts)(request)
+        if context is None:
+            context = await in_thread_pool(_stored_user_texts)(request)
         if await in_thread_pool(_needs_rewrite)(text, context):
             rewrite = await rewrite_question(bot=request.bot, question=text, earlier=context[-CONTEXT_TURNS:])
         if rewrite is not None:
