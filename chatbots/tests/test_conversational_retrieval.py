@@ -139,3 +139,19 @@ async def test_sources_shown_are_the_ones_the_model_cites(llm_server) -> None:
     assert [source["title"] for source in answer["sources"]] == [second]
     stored = await Message.objects.filter(role=MessageRole.ASSISTANT, conversation__bot=cited).alast()
     assert [source["title"] for source in stored.sources] == [second]
+
+
+async def test_an_unrelated_question_after_a_covered_one_gets_the_fallback_reply(llm_server) -> None:
+    bot = await sync_to_async(_help_center_bot)(llm_server, answer_style="strict")
+    ws = await connect(bot)
+    await ws.receive_json_from()
+    covered = await _ask(ws, "What is your refund policy?")
+    llm_server.reset()
+    unrelated = await _ask(ws, "thanks! unrelated, but do you have a good banana bread recipe?")
+    await ws.disconnect(timeout=15)
+    assert covered["sources"][0]["title"] == "Refunds"
+    # Judged on its own words, not on the covered question it follows.
+    assert unrelated["text"] == bot.fallback_reply and unrelated["sources"] == []
+    assert all(
+        not request.messages or "banana" not in str(request.messages) for request in llm_server.requests
+    )
