@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import get_language_info
 from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import action, display
 from unfold.widgets import (
@@ -32,13 +33,22 @@ from accounts.selectors import active_organization
 from chatbots.exceptions import ExportUnavailable, MessageNotFound
 from chatbots.exports import conversation_export_request, export_file_response
 from chatbots.llm import ConnectionReport, endpoints_for
-from chatbots.models import Bot, Conversation, ConversationExport, ExportFormat, ExportStatus
+from chatbots.models import (
+    Bot,
+    Conversation,
+    ConversationExport,
+    ExportFormat,
+    ExportStatus,
+    ReviewQueueEntry,
+)
+from chatbots.question_groups import review_queue
 from chatbots.selectors import (
     InboxFilters,
     answer_question,
     api_key_bot_ids,
     bot_faq_sources,
     conversation_answer_get,
+    conversation_languages,
     conversation_transcript,
     conversations_for_inbox,
     conversations_search,
@@ -58,6 +68,7 @@ from chatbots.services import (
     bot_update,
     bot_validate,
     conversation_delete,
+    review_resolve,
 )
 from config.errors import ApplicationError
 from knowledge.models import Source
@@ -285,6 +296,29 @@ class FailureFilter(admin.SimpleListFilter):
         return conversations_with_failure(queryset) if self.value() == "yes" else queryset
 
 
+def language_name(code: str) -> str:
+    """A language code as people read it ("de" → "German (de)"), the code alone when Django knows none."""
+    try:
+        return f"{get_language_info(code)['name']} ({code})"
+    except KeyError:
+        return code
+
+
+class LanguageFilter(admin.SimpleListFilter):
+    """The visitor's language: the languages the organization's conversations have (one query)."""
+
+    title = "visitor language"
+    parameter_name = "language"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        languages = conversation_languages(model_admin.get_queryset(request))
+        return [(code, language_name(code)) for code in languages]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        value = self.value()
+        return queryset.filter(language=value) if value else queryset
+
+
 def _admin_date(value: str | None) -> date | None:
     if not value:
         return None
@@ -305,6 +339,7 @@ def inbox_filters_from_admin(params: Any) -> InboxFilters:
         feedback=params.get("feedback", "") if params.get("feedback") in ("up", "down", "any") else "",
         unanswered=params.get("unanswered") == "yes",
         failed=params.get("failed") == "yes",
+        language=params.get("language", "")[:8],
         search=params.get("q", ""),
     )
 
@@ -345,6 +380,7 @@ class ConversationAdmin(TenantScopedAdmin):
     list_display_links = ("title",)
     list_filter = (
         "bot", "channel", ("last_message_at", RangeDateFilter), FeedbackFilter, UnansweredFilter, FailureFilter,
+        LanguageFilter,
     )  # fmt: skip
     list_filter_submit = True  # the date range is applied with a button
     list_per_page = 50
@@ -565,6 +601,76 @@ class ConversationExportAdmin(TenantScopedAdmin):
             return "expired" if obj.status == ExportStatus.READY else "–"
         url = reverse("admin:chatbots_conversationexport_download", args=[obj.pk])
         return format_html('<a class="underline" href="{}">Download</a>', url)
+
+
+@admin.register(ReviewQueueEntry)
+class ReviewQueueAdmin(TenantScopedAdmin):
+    """The review queue: the bots' answers that need attention (thumbs down, unanswered, weak sources,
+    provider failures), grouped by similar question, the most frequent first; each links to its
+    transcript and to "improve this answer", and a group is marked resolved at once. Read by
+    ``chatbots.question_groups.review_queue``; resolving goes through ``review_resolve``."""
+
+    change_list_template = "chatbots/admin/review_queue.html"
+    list_display = ("__str__",)
+    SAMPLES = 5  # questions shown per group (the count says how many there are)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def may_resolve(self, request: HttpRequest) -> bool:
+        """Owners and admins work the queue (as they improve answers); members read it."""
+        return self._can_write(request) and active_organization(request) is not None
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("resolve/", self.admin_site.admin_view(self.resolve_view), name="chatbots_reviewqueueentry_resolve"),
+            *super().get_urls(),
+        ]  # fmt: skip
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        answers = self.get_queryset(request)  # tenant-scoped
+        bots = Bot.objects.filter(pk__in=answers.values("conversation__bot_id").distinct()).order_by("name")
+        bot_id = request.GET.get("bot", "")
+        if bot_id.isdigit():
+            answers = answers.filter(conversation__bot_id=int(bot_id))
+        resolved = request.GET.get("status") == "resolved"
+        groups = review_queue(answers, resolved=resolved)
+        context = {
+            **self.admin_site.each_context(request),
+            **(extra_context or {}),
+            "opts": self.opts,
+            "title": "Review queue",
+            "groups": [(group, group.items[: self.SAMPLES]) for group in groups],
+            "answer_count": sum(group.count for group in groups),
+            "resolved": resolved,
+            "bots": bots,
+            "bot_id": int(bot_id) if bot_id.isdigit() else None,
+            "may_resolve": self.may_resolve(request),
+            "may_improve": self._can_write(request) or self.is_operator(request),
+        }
+        return TemplateResponse(request, self.change_list_template, context)
+
+    def resolve_view(self, request: HttpRequest) -> HttpResponse:
+        """POST from the queue: mark a group's answers resolved (or open again with ``reopen``)."""
+        back = reverse("admin:chatbots_reviewqueueentry_changelist")
+        if request.method != "POST":
+            return redirect(back)
+        if not self.may_resolve(request):
+            raise PermissionDenied
+        ids = [int(pk) for pk in request.POST.getlist("answer") if pk.isdigit()][:5000]
+        reopen = request.POST.get("reopen") == "1"
+        changed = review_resolve(
+            organization_id=active_organization(request).pk, message_ids=ids, resolved=not reopen
+        )
+        done = "opened again" if reopen else "marked resolved"
+        self.message_user(request, f"{changed} answer{'s' if changed != 1 else ''} {done}.", messages.SUCCESS)
+        return redirect(f"{back}?status=resolved" if request.POST.get("from") == "resolved" else back)
 
 
 # --- API keys, with the bots each may use (accounts knows no bots: its admin is extended here) ----------
