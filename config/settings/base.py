@@ -229,7 +229,10 @@ UNFOLD = {
 }
 # Sections of the customer's admin home that apps above accounts provide (accounts.dashboard includes
 # them without importing those apps): callables ``(*, request, organization) -> {"template", ...}``.
-ADMIN_DASHBOARD_SECTIONS = ["analytics.dashboard.dashboard_section", "analytics.top_questions.top_questions_section"]
+ADMIN_DASHBOARD_SECTIONS = [
+    "analytics.dashboard.dashboard_section",
+    "analytics.top_questions.top_questions_section",
+]
 
 # --- Content-Security-Policy and Permissions-Policy ------------------------------------------------
 # For Parlor's own pages (admin, sign-in, API docs); the widget's pages send their own per-bot policy.
