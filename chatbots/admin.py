@@ -69,8 +69,10 @@ from chatbots.services import (
     bot_validate,
     conversation_delete,
     review_resolve,
+    source_set_bots,
 )
 from config.errors import ApplicationError
+from knowledge.admin import SourceAdmin, SourceAdminForm
 from knowledge.models import Source
 
 if TYPE_CHECKING:
@@ -723,3 +725,66 @@ class ApiKeyWithBotsAdmin(ApiKeyAdmin):
         # must not become a key for every bot by being saved.
         if not change or "bots" in form.changed_data:
             api_key_set_bots(api_key=obj, bots=form.cleaned_data.get("bots"))
+
+
+# --- knowledge sources, with the bots that answer from them (knowledge knows no bots) -------------------
+class SourceBotsForm(SourceAdminForm):
+    bots = forms.ModelMultipleChoiceField(
+        queryset=Bot.objects.none(), required=False, label="Used by bots",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The bots that answer from this source. Untick a bot to detach it.",
+    )  # fmt: skip
+    request: HttpRequest | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bots = Bot.objects.order_by("name")
+        request = self.request
+        if request is not None and not request.user.is_superuser:
+            organization = active_organization(request)
+            bots = bots.filter(organization=organization) if organization else bots.none()
+        elif self.instance.organization_id:
+            bots = bots.filter(organization_id=self.instance.organization_id)
+        self.fields["bots"].queryset = bots
+        if self.instance.pk:
+            self.fields["bots"].initial = list(bots.filter(sources=self.instance))
+
+
+admin.site.unregister(Source)
+
+
+@admin.register(Source)
+class SourceWithBotsAdmin(SourceAdmin):
+    """The source page also says which bots use the source, and attaches or detaches them
+    (``source_set_bots``); the list shows them too."""
+
+    form = SourceBotsForm
+    list_display = [*SourceAdmin.list_display[:3], "used_by", *SourceAdmin.list_display[3:]]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        form_class.request = request
+        return form_class
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Source]:
+        return super().get_queryset(request).prefetch_related("bots")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        # Who may change the source chooses its bots; a member reads their names.
+        writable = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        return [*fieldsets[:1], ("Bots", {"fields": ["bots" if writable else "used_by"]}), *fieldsets[1:]]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str] | tuple:
+        return [*super().get_readonly_fields(request, obj), "used_by"]
+
+    @display(description="Used by")
+    def used_by(self, obj: Source) -> str:
+        names = sorted(bot.name for bot in obj.bots.all())
+        return ", ".join(names) if names else "No bot yet"
+
+    def save_related(self, request: HttpRequest, form: SourceBotsForm, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # writes the source (and its FAQ pairs)
+        if not change or "bots" in form.changed_data:
+            source = Source.objects.get(pk=form.instance.pk)
+            source_set_bots(source=source, bots=form.cleaned_data.get("bots") or [])
