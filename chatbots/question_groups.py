@@ -97,25 +97,31 @@ def group_similar_questions(
     threshold = faq_min_similarity(serving_model_name()) if min_similarity is None else min_similarity
     groups: list[QuestionGroup] = []
     by_text: dict[str, QuestionGroup] = {}
-    leaders: list[np.ndarray] = []
+    leaders: np.ndarray | None = None  # one unit vector per group that has one, rows [0, n_leaders)
     leader_groups: list[QuestionGroup] = []
     for item in items:
         key = faq_question_key(item.question)
-        group = by_text.get(key)
-        unit = _unit(item.vector)
-        if group is None and unit is not None and leaders:
-            scores = np.stack(leaders) @ unit
-            best = int(np.argmax(scores))
-            if float(scores[best]) >= threshold:
-                group = leader_groups[best]
+        group = by_text.get(key)  # the same wording again: no vector needed
         if group is None:
-            group = QuestionGroup()
-            groups.append(group)
-            if unit is not None:
-                leaders.append(unit)
-                leader_groups.append(group)
+            unit = _unit(item.vector)
+            if unit is not None and leader_groups:
+                scores = leaders[: len(leader_groups)] @ unit
+                best = int(np.argmax(scores))
+                if float(scores[best]) >= threshold:
+                    group = leader_groups[best]
+            if group is None:
+                group = QuestionGroup()
+                groups.append(group)
+                if unit is not None:
+                    if leaders is None or len(leader_groups) == len(leaders):
+                        grown = np.zeros((max(64, 2 * len(leader_groups)), unit.shape[0]), dtype=np.float32)
+                        if leaders is not None:
+                            grown[: len(leaders)] = leaders
+                        leaders = grown
+                    leaders[len(leader_groups)] = unit
+                    leader_groups.append(group)
+            by_text[key] = group
         group.items.append(item)
-        by_text.setdefault(key, group)
     return sorted(groups, key=lambda g: (-g.count, -g.latest_at.timestamp()))
 
 

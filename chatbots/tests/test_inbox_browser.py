@@ -105,4 +105,6 @@ def test_owner_finds_a_thumbs_down_improves_it_and_the_visitor_gets_the_new_answ
     assert RIGHT in ask(visitor, QUESTION)
     assert FaqPair.objects.get(source=source).answered_count == 1
     owner.goto(f"{live_parlor.url}/admin/chatbots/reviewqueueentry/")
-    assert "Nothing needs attention" in owner.locator("[data-review-queue]").inner_text()  # improved: resolved
+    assert (
+        "Nothing needs attention" in owner.locator("[data-review-queue]").inner_text()
+    )  # improved: resolved
