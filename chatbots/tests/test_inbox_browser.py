@@ -102,6 +102,8 @@ def test_owner_finds_a_thumbs_down_improves_it_and_the_visitor_gets_the_new_answ
     wait_until(lambda: Source.objects.get(pk=source.pk).status == SourceStatus.READY)  # the ingestion job
     visitor.reload()
     visitor.wait_for_selector(".pc-status[data-state='online']")
+    # The conversation's history (the rated answer) is drawn first: ask() counts answers from there.
+    visitor.wait_for_selector(".pc-msg--assistant .pc-actions")
     assert RIGHT in ask(visitor, QUESTION)
     assert FaqPair.objects.get(source=source).answered_count == 1
     owner.goto(f"{live_parlor.url}/admin/chatbots/reviewqueueentry/")
