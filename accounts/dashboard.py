@@ -158,6 +158,7 @@ _MODEL_ICONS = {
     "invitation": "mail",
     "apikey": "key",
     "bot": "smart_toy",
+    "reviewqueueentry": "rate_review",
     "user": "person",
 }
 

@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import get_language_info
 from unfold.contrib.filters.admin import RangeDateFilter
 from unfold.decorators import action, display
 from unfold.widgets import (
@@ -32,13 +33,22 @@ from accounts.selectors import active_organization
 from chatbots.exceptions import ExportUnavailable, MessageNotFound
 from chatbots.exports import conversation_export_request, export_file_response
 from chatbots.llm import ConnectionReport, endpoints_for
-from chatbots.models import Bot, Conversation, ConversationExport, ExportFormat, ExportStatus
+from chatbots.models import (
+    Bot,
+    Conversation,
+    ConversationExport,
+    ExportFormat,
+    ExportStatus,
+    ReviewQueueEntry,
+)
+from chatbots.question_groups import review_queue
 from chatbots.selectors import (
     InboxFilters,
     answer_question,
     api_key_bot_ids,
     bot_faq_sources,
     conversation_answer_get,
+    conversation_languages,
     conversation_transcript,
     conversations_for_inbox,
     conversations_search,
@@ -58,8 +68,11 @@ from chatbots.services import (
     bot_update,
     bot_validate,
     conversation_delete,
+    review_resolve,
+    source_set_bots,
 )
 from config.errors import ApplicationError
+from knowledge.admin import SourceAdmin, SourceAdminForm
 from knowledge.models import Source
 
 if TYPE_CHECKING:
@@ -287,6 +300,29 @@ class FailureFilter(admin.SimpleListFilter):
         return conversations_with_failure(queryset) if self.value() == "yes" else queryset
 
 
+def language_name(code: str) -> str:
+    """A language code as people read it ("de" → "German (de)"), the code alone when Django knows none."""
+    try:
+        return f"{get_language_info(code)['name']} ({code})"
+    except KeyError:
+        return code
+
+
+class LanguageFilter(admin.SimpleListFilter):
+    """The visitor's language: the languages the organization's conversations have (one query)."""
+
+    title = "visitor language"
+    parameter_name = "language"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        languages = conversation_languages(model_admin.get_queryset(request))
+        return [(code, language_name(code)) for code in languages]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        value = self.value()
+        return queryset.filter(language=value) if value else queryset
+
+
 def _admin_date(value: str | None) -> date | None:
     if not value:
         return None
@@ -307,6 +343,7 @@ def inbox_filters_from_admin(params: Any) -> InboxFilters:
         feedback=params.get("feedback", "") if params.get("feedback") in ("up", "down", "any") else "",
         unanswered=params.get("unanswered") == "yes",
         failed=params.get("failed") == "yes",
+        language=params.get("language", "")[:8],
         search=params.get("q", ""),
     )
 
@@ -347,6 +384,7 @@ class ConversationAdmin(TenantScopedAdmin):
     list_display_links = ("title",)
     list_filter = (
         "bot", "channel", ("last_message_at", RangeDateFilter), FeedbackFilter, UnansweredFilter, FailureFilter,
+        LanguageFilter,
     )  # fmt: skip
     list_filter_submit = True  # the date range is applied with a button
     list_per_page = 50
@@ -569,6 +607,76 @@ class ConversationExportAdmin(TenantScopedAdmin):
         return format_html('<a class="underline" href="{}">Download</a>', url)
 
 
+@admin.register(ReviewQueueEntry)
+class ReviewQueueAdmin(TenantScopedAdmin):
+    """The review queue: the bots' answers that need attention (thumbs down, unanswered, weak sources,
+    provider failures), grouped by similar question, the most frequent first; each links to its
+    transcript and to "improve this answer", and a group is marked resolved at once. Read by
+    ``chatbots.question_groups.review_queue``; resolving goes through ``review_resolve``."""
+
+    change_list_template = "chatbots/admin/review_queue.html"
+    list_display = ("__str__",)
+    SAMPLES = 5  # questions shown per group (the count says how many there are)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def may_resolve(self, request: HttpRequest) -> bool:
+        """Owners and admins work the queue (as they improve answers); members read it."""
+        return self._can_write(request) and active_organization(request) is not None
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("resolve/", self.admin_site.admin_view(self.resolve_view), name="chatbots_reviewqueueentry_resolve"),
+            *super().get_urls(),
+        ]  # fmt: skip
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        answers = self.get_queryset(request)  # tenant-scoped
+        bots = Bot.objects.filter(pk__in=answers.values("conversation__bot_id").distinct()).order_by("name")
+        bot_id = request.GET.get("bot", "")
+        if bot_id.isdigit():
+            answers = answers.filter(conversation__bot_id=int(bot_id))
+        resolved = request.GET.get("status") == "resolved"
+        groups = review_queue(answers, resolved=resolved)
+        context = {
+            **self.admin_site.each_context(request),
+            **(extra_context or {}),
+            "opts": self.opts,
+            "title": "Review queue",
+            "groups": [(group, group.items[: self.SAMPLES]) for group in groups],
+            "answer_count": sum(group.count for group in groups),
+            "resolved": resolved,
+            "bots": bots,
+            "bot_id": int(bot_id) if bot_id.isdigit() else None,
+            "may_resolve": self.may_resolve(request),
+            "may_improve": self._can_write(request) or self.is_operator(request),
+        }
+        return TemplateResponse(request, self.change_list_template, context)
+
+    def resolve_view(self, request: HttpRequest) -> HttpResponse:
+        """POST from the queue: mark a group's answers resolved (or open again with ``reopen``)."""
+        back = reverse("admin:chatbots_reviewqueueentry_changelist")
+        if request.method != "POST":
+            return redirect(back)
+        if not self.may_resolve(request):
+            raise PermissionDenied
+        ids = [int(pk) for pk in request.POST.getlist("answer") if pk.isdigit()][:5000]
+        reopen = request.POST.get("reopen") == "1"
+        changed = review_resolve(
+            organization_id=active_organization(request).pk, message_ids=ids, resolved=not reopen
+        )
+        done = "opened again" if reopen else "marked resolved"
+        self.message_user(request, f"{changed} answer{'s' if changed != 1 else ''} {done}.", messages.SUCCESS)
+        return redirect(f"{back}?status=resolved" if request.POST.get("from") == "resolved" else back)
+
+
 # --- API keys, with the bots each may use (accounts knows no bots: its admin is extended here) ----------
 class ApiKeyBotsForm(ApiKeyForm):
     bots = forms.ModelMultipleChoiceField(
@@ -619,3 +727,66 @@ class ApiKeyWithBotsAdmin(ApiKeyAdmin):
         # must not become a key for every bot by being saved.
         if not change or "bots" in form.changed_data:
             api_key_set_bots(api_key=obj, bots=form.cleaned_data.get("bots"))
+
+
+# --- knowledge sources, with the bots that answer from them (knowledge knows no bots) -------------------
+class SourceBotsForm(SourceAdminForm):
+    bots = forms.ModelMultipleChoiceField(
+        queryset=Bot.objects.none(), required=False, label="Used by bots",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The bots that answer from this source. Untick a bot to detach it.",
+    )  # fmt: skip
+    request: HttpRequest | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        bots = Bot.objects.order_by("name")
+        request = self.request
+        if request is not None and not request.user.is_superuser:
+            organization = active_organization(request)
+            bots = bots.filter(organization=organization) if organization else bots.none()
+        elif self.instance.organization_id:
+            bots = bots.filter(organization_id=self.instance.organization_id)
+        self.fields["bots"].queryset = bots
+        if self.instance.pk:
+            self.fields["bots"].initial = list(bots.filter(sources=self.instance))
+
+
+admin.site.unregister(Source)
+
+
+@admin.register(Source)
+class SourceWithBotsAdmin(SourceAdmin):
+    """The source page also says which bots use the source, and attaches or detaches them
+    (``source_set_bots``); the list shows them too."""
+
+    form = SourceBotsForm
+    list_display = [*SourceAdmin.list_display[:3], "used_by", *SourceAdmin.list_display[3:]]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        form_class.request = request
+        return form_class
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Source]:
+        return super().get_queryset(request).prefetch_related("bots")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        # Who may change the source chooses its bots; a member reads their names.
+        writable = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        return [*fieldsets[:1], ("Bots", {"fields": ["bots" if writable else "used_by"]}), *fieldsets[1:]]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str] | tuple:
+        return [*super().get_readonly_fields(request, obj), "used_by"]
+
+    @display(description="Used by")
+    def used_by(self, obj: Source) -> str:
+        names = sorted(bot.name for bot in obj.bots.all())
+        return ", ".join(names) if names else "No bot yet"
+
+    def save_related(self, request: HttpRequest, form: SourceBotsForm, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # writes the source (and its FAQ pairs)
+        if not change or "bots" in form.changed_data:
+            source = Source.objects.get(pk=form.instance.pk)
+            source_set_bots(source=source, bots=form.cleaned_data.get("bots") or [])

@@ -66,6 +66,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     bot: Bot
     conversation: Conversation | None
     visitor_id: str
+    language: str = ""
     answer_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -75,6 +76,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except InvalidMessage:
             self.visitor_id = ""  # anonymous: a new conversation, nothing resumed
         self.conversation = None
+        # The widget names the visitor's browser language; a socket without it, the handshake's header.
+        self.language = (query.get("lang") or [""])[0] or _header(self.scope, b"accept-language") or ""
         # Accept first so a refusal can say why in a frame the widget understands, then close.
         await self.accept()
         try:
@@ -169,6 +172,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             conversation_id=str(self.conversation.pk) if self.conversation else None,
             client_ip=scope_client_ip(self.scope),
             visitor_attributes=frame.get("attributes") if isinstance(frame.get("attributes"), dict) else None,
+            language=self.language,
         )
         self.answer_task = asyncio.create_task(self._answer(request))
 

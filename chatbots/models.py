@@ -8,9 +8,11 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from pgvector.django import VectorField
 
 from chatbots import crypto
 from chatbots.llm.presets import Provider
+from knowledge.models import EMBEDDING_DIMENSIONS
 
 
 def new_public_id() -> str:
@@ -219,6 +221,9 @@ class Conversation(models.Model):
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.WIDGET)
     visitor_id = models.CharField(max_length=64, blank=True, db_index=True)
     visitor_attributes = models.JSONField(default=dict, blank=True)
+    # The visitor's language as a primary subtag ("de", "en"; "" when unknown): what the visitor's browser
+    # (widget) or the caller's Accept-Language named when the conversation started. The inbox filters by it.
+    language = models.CharField(max_length=8, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     last_message_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -287,6 +292,13 @@ class Message(models.Model):
     search_rewritten = models.BooleanField(default=False)
     feedback_comment = models.TextField(blank=True)
     feedback_at = models.DateTimeField(null=True, blank=True)
+    # A visitor's question: the vector retrieval computed for it (no second embedder call), so the review
+    # queue and the dashboard can group similar questions. Null for answers and older messages.
+    question_embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True, editable=False)
+    # An answer from the knowledge: the relevance (0–1) of its best passage; low means a weak answer.
+    retrieval_score = models.FloatField(null=True, blank=True)
+    # An answer in the review queue: when someone marked it resolved (or improved it).
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -294,6 +306,12 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_conversation_time"),
             GinIndex(message_search_vector(), name="message_text_search"),
+            # The review queue reads an organization's newest unresolved answers: only those are indexed.
+            models.Index(
+                fields=["organization", "-created_at"],
+                name="message_review_open",
+                condition=models.Q(role="assistant", reviewed_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -362,3 +380,13 @@ class ConversationExport(models.Model):
         return (
             f"Export {self.pk} ({self.get_format_display().split(' (')[0]}, {self.created_at:%Y-%m-%d %H:%M})"
         )
+
+
+class ReviewQueueEntry(Message):
+    """The review queue's admin page (answers that need attention, grouped by similar question): a proxy of
+    ``Message`` so the page is a registered, tenant-scoped admin that the sidebar lists by itself."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "review queue"
+        verbose_name_plural = "review queue"

@@ -228,6 +228,11 @@ def conversations_with_failure(conversations: QuerySet[Conversation]) -> QuerySe
     return conversations.filter(Exists(_messages_of_outer().filter(status__in=PROBLEM_STATUSES)))
 
 
+def conversation_languages(conversations: QuerySet[Conversation]) -> list[str]:
+    """The visitors' languages these conversations have (one query, for the inbox's language filter)."""
+    return sorted(conversations.exclude(language="").order_by().values_list("language", flat=True).distinct())
+
+
 def conversations_search(conversations: QuerySet[Conversation], *, text: str) -> QuerySet[Conversation]:
     """Conversations in which a message contains the words of ``text`` (web-search syntax: "quoted
     phrases", -excluded, or), through the GIN index ``message_text_search``; a visitor id matches too.
@@ -257,6 +262,7 @@ class InboxFilters:
     feedback: str = ""  # "up", "down", "any" or "" (no filter)
     unanswered: bool = False
     failed: bool = False
+    language: str = ""  # the visitor's language ("de"), "" for any
     search: str = ""
 
 
@@ -277,6 +283,8 @@ def conversations_filtered(
         conversations = conversations_unanswered(conversations)
     if filters.failed:
         conversations = conversations_with_failure(conversations)
+    if filters.language:
+        conversations = conversations.filter(language=filters.language)
     return conversations_search(conversations, text=filters.search)
 
 

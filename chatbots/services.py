@@ -243,6 +243,7 @@ def user_message_create(
     visitor_id: str,
     visitor_attributes: dict[str, Any] | None,
     text: str,
+    language: str = "",
     by_api_key: bool = False,
     refused_code: str = "",
     history_turns: int = 0,
@@ -261,6 +262,7 @@ def user_message_create(
             channel=channel,
             visitor_id=visitor_id,
             visitor_attributes=visitor_attributes or {},
+            language=language,
         )
     message = Message.objects.create(
         organization_id=bot.organization_id,
@@ -302,6 +304,9 @@ class AnswerRecord:
     first_token_ms: int | None = None
     search_query: str = ""  # what retrieval searched
     search_rewritten: bool = False  # ``search_query`` is the model's standalone rewrite of the question
+    retrieval_score: float | None = None  # the best passage's relevance, when passages were used
+    question_message_id: int | None = None  # the visitor's message this answers
+    question_vector: list[float] | None = None  # its vector as retrieval computed it, stored on it
     user_notice: str = ""  # shown to the visitor, not stored
 
 
@@ -327,8 +332,14 @@ def assistant_message_create(
         first_token_ms=record.first_token_ms,
         search_query=record.search_query,
         search_rewritten=record.search_rewritten,
+        retrieval_score=record.retrieval_score,
     )
     Conversation.objects.filter(pk=conversation_id).update(last_message_at=timezone.now())
+    if record.question_message_id is not None and record.question_vector is not None:
+        # Stored here rather than with the question: the vector is still being computed then.
+        Message.objects.filter(pk=record.question_message_id, conversation_id=conversation_id).update(
+            question_embedding=record.question_vector
+        )
     if record.faq_pair_id is not None and record.status == MessageStatus.COMPLETE:
         faq_pair_count_answer(pair_id=record.faq_pair_id)  # one UPDATE, in this same trip to a thread
     return message
@@ -356,6 +367,8 @@ def answer_improve(
     if len(question) > 1000 or len(answer) > MAX_IMPROVED_ANSWER_CHARS:
         raise InvalidMessage("The question or the answer is too long.")
     bot = message.conversation.bot
+    # An improved answer has been dealt with: it leaves the review queue.
+    Message.objects.filter(pk=message.pk, reviewed_at=None).update(reviewed_at=timezone.now())
     origin = FaqOrigin(message_id=message.pk, conversation_id=message.conversation_id)
     if source is None:
         source = source_create(
@@ -401,3 +414,14 @@ def message_feedback_set(
     if not updated:
         raise MessageNotFound()
     return Message.objects.get(pk=message_id)
+
+
+def review_resolve(*, organization_id: int, message_ids: Iterable[int], resolved: bool = True) -> int:
+    """Mark answers of the review queue resolved (or open again); answers of another organization are
+    left alone. Returns how many changed."""
+    answers = Message.objects.filter(
+        organization_id=organization_id, pk__in=list(message_ids), role=MessageRole.ASSISTANT
+    )
+    if resolved:
+        return answers.filter(reviewed_at=None).update(reviewed_at=timezone.now())
+    return answers.exclude(reviewed_at=None).update(reviewed_at=None)

@@ -72,11 +72,25 @@ def fast_llm_settings(settings):  # type: ignore[no-untyped-def]
 VISITOR = "visitor-0123456789"
 
 
-async def connect(bot, *, visitor: str = VISITOR, conversation: str | None = None, origin: str | None = None):
+async def connect(
+    bot,
+    *,
+    visitor: str = VISITOR,
+    conversation: str | None = None,
+    origin: str | None = None,
+    language: str | None = None,
+    accept_language: str | None = None,
+):
+    """A chat socket as the widget opens it (``language``: the ``lang`` the widget sends; ``accept_language``:
+    the handshake's header)."""
     path = f"/ws/chat/{bot.public_id}/?visitor={visitor}"
     if conversation:
         path += f"&conversation={conversation}"
+    if language:
+        path += f"&lang={language}"
     headers = [(b"host", b"testserver"), *([(b"origin", origin.encode())] if origin else [])]
+    if accept_language:
+        headers.append((b"accept-language", accept_language.encode()))
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect()
     assert connected

@@ -106,14 +106,14 @@ class FaqPairInline(TenantScopedTabularInline):
 class SourceAdmin(TenantScopedAdmin):
     form = SourceAdminForm
     inlines = [FaqPairInline]
-    list_display = ["title", "kind", "status_badge", "chunk_count", "token_count", "synced_at"]
+    list_display = ["title", "kind", "status_badge", "chunks", "tokens", "synced_at"]
     list_filter = ["kind", "status"]
     search_fields = ["title", "url"]
     readonly_fields = [
         "status_badge",
         "status_reason",
-        "chunk_count",
-        "token_count",
+        "chunks",
+        "tokens",
         "page_count",
         "synced_at",
     ]
@@ -126,11 +126,22 @@ class SourceAdmin(TenantScopedAdmin):
             "Website crawl and re-sync",
             {"fields": ["max_pages", "max_depth", "resync_hours"], "classes": ["collapse"]},
         ),
-        ("Index", {"fields": ["chunk_count", "token_count", "page_count", "synced_at"]}),
+        ("Index", {"fields": ["chunks", "tokens", "page_count", "synced_at"]}),
     ]
+    # Only the fields of the chosen kind are shown (unfold's Alpine.js; without scripts, all of them).
+    conditional_fields = {
+        "file": "kind == 'file'",
+        "url": "kind == 'url' || kind == 'website'",
+        "text": "kind == 'text'",
+        "faq_csv": "kind == 'faq'",
+        "max_pages": "kind == 'website'",
+        "max_depth": "kind == 'website'",
+        "resync_hours": "kind == 'url' || kind == 'website'",
+    }
 
     class Media:
         js = ["knowledge/source_status.js"]
+        css = {"all": ["knowledge/source_status.css"]}
 
     @display(description="Status")
     def status_badge(self, obj: Source) -> str:
@@ -143,6 +154,20 @@ class SourceAdmin(TenantScopedAdmin):
             '<span data-source-status="{}" title="{}" class="source-status source-status-{}">{}</span>',
             obj.pk, obj.status_reason, obj.status, label,
         )  # fmt: skip
+
+    def _live_count(self, obj: Source, name: str) -> str:
+        # Updated in place by source_status.js while the source is being processed.
+        return format_html(
+            '<span data-source-count="{}" data-field="{}">{}</span>', obj.pk, name, getattr(obj, name)
+        )
+
+    @display(description="Chunks", ordering="chunk_count")
+    def chunks(self, obj: Source) -> str:
+        return self._live_count(obj, "chunk_count")
+
+    @display(description="Tokens", ordering="token_count")
+    def tokens(self, obj: Source) -> str:
+        return self._live_count(obj, "token_count")
 
     def get_urls(self):
         return [
@@ -163,6 +188,7 @@ class SourceAdmin(TenantScopedAdmin):
                     "reason": source.status_reason,
                     "chunk_count": source.chunk_count,
                     "token_count": source.token_count,
+                    "page_count": source.page_count,
                 }
                 for source in rows
             }

@@ -24,6 +24,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from config import outbound
 from config.input_rules import clean_text
 from knowledge.chunking import ChunkDraft, chunk_blocks, passage_sentences
 from knowledge.embedders import (
@@ -76,6 +77,29 @@ def upload_problem(*, name: str, size: int) -> str:
     return ""
 
 
+ALLOW_PRIVATE_HINT = (
+    " To crawl a server on your own machine or network while developing, set "
+    "KNOWLEDGE_ALLOW_PRIVATE_URLS=true (never in production)."
+)
+
+
+def source_url_problem(url: str) -> str | None:
+    """Why Parlor would refuse to fetch ``url`` (not http(s), credentials in it, a loopback, private or
+    metadata address), to say so in the form before the source is saved; None when it may be fetched. A
+    name that does not resolve right now is left to the fetch, which reports it on the source (DNS can
+    be briefly down; the address may exist by the time it is crawled)."""
+    try:
+        outbound.check_url(url, allow_private=settings.KNOWLEDGE_ALLOW_PRIVATE_URLS)
+    except outbound.UnresolvableHost:
+        return None
+    except outbound.OutboundRefused as exc:
+        reason = str(exc)
+        if url.lower().startswith(("http://", "https://")) and "@" not in url.split("/")[2]:
+            reason += ALLOW_PRIVATE_HINT  # the host itself is refused: name the development setting
+        return reason
+    return None
+
+
 def source_input_problems(
     *, kind: str, file: object, url: str, text: str, resync_hours: int, faq_pairs: list | None = None
 ) -> dict[str, str]:
@@ -86,6 +110,8 @@ def source_input_problems(
         problems["file"] = "Upload a file."
     if kind in REMOTE_KINDS and not (url or "").strip():
         problems["url"] = "Enter the address."
+    elif kind in REMOTE_KINDS and (refusal := source_url_problem(url.strip())):
+        problems["url"] = refusal
     if kind == SourceKind.TEXT and not (text or "").strip():
         problems["text"] = "Enter the text."
     if faq_pairs is not None and kind == SourceKind.FAQ and not faq_pairs:

@@ -127,6 +127,7 @@ async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
             conversation_id=body.get("conversation_id") or None,
             api_key_id=_api_key.pk,
             client_ip=request_client_ip(request),
+            language=body.get("language") or request.headers.get("Accept-Language", ""),
         )
         accepted, events = await _start(chat_request)
     except ApplicationError as exc:
@@ -231,6 +232,7 @@ async def openai_chat_completions(request: HttpRequest) -> HttpResponse:
                 visitor_id=_openai_visitor_id(body.get("user")),
                 api_key_id=api_key.pk,
                 client_ip=request_client_ip(request),
+                language=request.headers.get("Accept-Language", ""),
                 history=history,
             )
         )

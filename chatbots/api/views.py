@@ -92,6 +92,9 @@ class ConversationListInput(InputSerializer):
     feedback = serializers.ChoiceField(choices=["up", "down", "any"], required=False)
     unanswered = serializers.BooleanField(required=False, default=False)
     failed = serializers.BooleanField(required=False, default=False)
+    language = serializers.RegexField(
+        r"^[a-z]{2,3}$", required=False, help_text="The visitor's language, e.g. de (the primary subtag)."
+    )
     q = serializers.CharField(required=False, max_length=200, help_text="Words from the messages.")
     page = serializers.IntegerField(required=False, min_value=1)
 
@@ -102,6 +105,7 @@ def conversation_summary(conversation: Conversation) -> dict[str, Any]:
         "id": str(conversation.pk),
         "bot": conversation.bot.public_id,
         "channel": conversation.channel,
+        "language": conversation.language or None,
         "visitor": conversation.visitor_label,
         "visitor_id": conversation.visitor_id,
         "visitor_attributes": conversation.visitor_attributes,
@@ -130,7 +134,7 @@ class ConversationListView(ApiKeyView):
         filters = InboxFilters(
             bot_ids=_bot_ids_for(request.auth, data.get("bot")), channel=data.get("channel", ""), since=data.get("since"), until=data.get("until"),
             feedback=data.get("feedback", ""), unanswered=data["unanswered"], failed=data["failed"],
-            search=data.get("q", ""),
+            language=data.get("language", ""), search=data.get("q", ""),
         )  # fmt: skip
         conversations = conversations_for_inbox(conversations_filtered(conversations, filters=filters))
         paginator = api_settings.DEFAULT_PAGINATION_CLASS()
@@ -194,7 +198,8 @@ class ConversationExportView(ApiKeyView):
         filters = InboxFilters(
             bot_ids=_bot_ids_for(request.auth, data.get("bot")), channel=data.get("channel", ""),
             since=data.get("since"), until=data.get("until"), feedback=data.get("feedback", ""),
-            unanswered=data["unanswered"], failed=data["failed"], search=data.get("q", ""),
+            unanswered=data["unanswered"], failed=data["failed"], language=data.get("language", ""),
+            search=data.get("q", ""),
         )  # fmt: skip
         organization = request.auth.organization
         export = conversation_export_request(

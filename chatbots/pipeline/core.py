@@ -79,6 +79,20 @@ def validate_visitor_id(value: object) -> str:
     return value
 
 
+LANGUAGE_SUBTAG = re.compile(r"^[a-z]{2,3}$")
+
+
+def visitor_language(value: object) -> str:
+    """The primary language subtag of what a client named (``"de-CH"``, an Accept-Language header such
+    as ``"fr-FR,fr;q=0.9"``), lower-cased; ``""`` for anything else. Never refuses a message: it only
+    labels the conversation for the inbox's language filter."""
+    if not isinstance(value, str):
+        return ""
+    first = value.split(",")[0].split(";")[0].strip().replace("_", "-")
+    primary = first.split("-")[0].lower()
+    return primary if LANGUAGE_SUBTAG.match(primary) else ""
+
+
 def validate_text(text: object) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InvalidMessage("Please type a message.")
@@ -206,6 +220,14 @@ def _count_rewrite(record: AnswerRecord, rewrite: Rewrite | None) -> None:
         record.cost_usd = (record.cost_usd or 0) + rewrite.cost_usd
 
 
+def _computed_vector(query_vector: Future[list[float]]) -> list[float] | None:
+    """The question's vector if it has been computed (retrieval waits for it, so by the end of the answer
+    it has): stored with the question for grouping similar ones, without a second embedder call."""
+    if not query_vector.done() or query_vector.cancelled() or query_vector.exception() is not None:
+        return None
+    return query_vector.result()
+
+
 def _in_background(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
     """Start ``awaitable`` now; if nobody awaits it (the message was refused), its error is dropped."""
     future = asyncio.ensure_future(awaitable)
@@ -289,6 +311,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         channel=request.channel,
         visitor_id=request.visitor_id,
         visitor_attributes=request.visitor_attributes,
+        language=visitor_language(request.language),
         text=text,
         by_api_key=request.api_key_id is not None,
         refused_code=refusal.code if refusal else "",
@@ -315,6 +338,8 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         record.search_query = knowledge.search_query
         if preparation.rewrite is not None:
             record.search_rewritten = True
+        if knowledge.passages:
+            record.retrieval_score = max(passage.similarity for passage in knowledge.passages)
         if knowledge.faq is not None:
             pieces = _faq_answer(knowledge.faq, record)
         elif not knowledge.passages and bot.answer_style == "strict" and bot.fallback_reply:
@@ -337,6 +362,8 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         record.latency_ms = int((time.monotonic() - started) * 1000)
         if prepared is not None and prepared.done() and not prepared.cancelled() and not prepared.exception():
             _count_rewrite(record, prepared.result().rewrite)
+        record.question_message_id = user_message.pk
+        record.question_vector = _computed_vector(query_vector)
         try:
             saved = await asyncio.shield(
                 in_thread_pool(assistant_message_create)(

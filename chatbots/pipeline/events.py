@@ -25,6 +25,7 @@ class ChatRequest:
     api_key_id: int | None = None
     client_ip: str = ""
     visitor_attributes: dict[str, Any] | None = None
+    language: str = ""  # the visitor's language as the client named it (normalized by the pipeline)
     # The OpenAI-compatible endpoint brings its own history instead of a stored conversation.
     history: list[Turn] | None = None
 

@@ -297,3 +297,35 @@ async def test_unexpected_failure_ends_the_answer_with_an_error_and_keeps_the_qu
     assert await Message.objects.filter(text="Where is my order?", role=MessageRole.USER).aexists()
     reply = await Message.objects.aget(role=MessageRole.ASSISTANT)
     assert reply.status == MessageStatus.INCOMPLETE
+
+
+async def test_question_keeps_its_vector_and_answer_its_retrieval_score_and_language(llm_server) -> None:
+    from knowledge.embedders import embed_search_query
+
+    bot = await sync_to_async(make_chat_bot)(llm_server, model="fake?reply=Within+30+days+[1].")
+    ws = await connect(bot, language="de-CH")
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "message", "text": "How long do I have to return boots?"})
+    answer = await collect_answer(ws)
+    await ws.disconnect(timeout=15)
+
+    conversation = await Conversation.objects.aget(pk=answer["done"]["conversation_id"])
+    question, reply = [m async for m in Message.objects.filter(conversation=conversation).order_by("id")]
+    assert conversation.language == "de"
+    # The vector retrieval computed, stored without another embedder call (the same as embedding it now).
+    expected = await sync_to_async(embed_search_query)("How long do I have to return boots?")
+    assert question.question_embedding is not None
+    assert [round(float(v), 5) for v in question.question_embedding] == [round(v, 5) for v in expected]
+    assert reply.question_embedding is None
+    assert reply.retrieval_score is not None and 0 < reply.retrieval_score <= 1
+
+
+async def test_socket_without_lang_takes_the_visitors_language_from_the_handshake(llm_server) -> None:
+    bot = await sync_to_async(make_chat_bot)(llm_server, model="fake?reply=Hallo.")
+    ws = await connect(bot, accept_language="fr-FR,fr;q=0.9,en;q=0.5")
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "message", "text": "Bonjour"})
+    answer = await collect_answer(ws)
+    await ws.disconnect(timeout=15)
+    conversation = await Conversation.objects.aget(pk=answer["done"]["conversation_id"])
+    assert conversation.language == "fr"

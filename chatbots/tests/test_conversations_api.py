@@ -99,3 +99,16 @@ def test_list_costs_the_same_queries_for_3_or_30_conversations(client) -> None:
     for n in range(27):
         _exchange(bot, question=f"Question {n + 3}?", feedback="down")
     assert queries() == few
+
+
+def test_list_filters_by_the_visitors_language(client) -> None:
+    bot = make_bot(organization=make_organization(name="Acme"))
+    german = _exchange(bot, question="Wo ist mein Paket?")
+    english = _exchange(bot, question="Where is my parcel?")
+    Conversation.objects.filter(pk=german.pk).update(language="de")
+    Conversation.objects.filter(pk=english.pk).update(language="en")
+    key = make_api_key(bot).key
+
+    assert _ids(_get(client, key, language="de")) == [str(german.pk)]
+    assert _get(client, key, language="de").json()["results"][0]["language"] == "de"
+    assert _get(client, key, language="German!").status_code == 400

@@ -107,6 +107,26 @@ def test_inbox_filters_by_feedback_unanswered_failure_bot_channel_and_date(membe
     assert len(_results(member_client, last_message_at_from=since)) == 5
 
 
+def test_inbox_filters_by_the_visitors_language_offering_only_the_organizations_languages(
+    member_client,
+) -> None:
+    bot = make_bot(organization=member_client.organization)
+    german = _exchange(bot, question="Wo ist mein Paket?")
+    french = _exchange(bot, question="Où est mon colis ?")
+    unknown = _exchange(bot, question="Parcel?")
+    Conversation.objects.filter(pk=german.pk).update(language="de")
+    Conversation.objects.filter(pk=french.pk).update(language="fr")
+    foreign = _exchange(make_bot(name="Other"), question="Dove è il mio pacco?")
+    Conversation.objects.filter(pk=foreign.pk).update(language="it")
+
+    assert _results(member_client, language="de") == [german]
+    assert _results(member_client, language="fr") == [french]
+    assert set(_results(member_client)) == {german, french, unknown}
+    body = member_client.get(INBOX).content.decode()
+    assert "German (de)" in body and "French (fr)" in body
+    assert "Italian" not in body  # another organization's languages are not offered
+
+
 def test_search_is_full_text_over_every_message_of_the_organization_only(member_client) -> None:
     bot = make_bot(organization=member_client.organization)
     parcel = _exchange(bot, question="Where is my parcel?", answer="Ask DHL about tracking number 42.")
@@ -136,18 +156,23 @@ def test_inbox_page_costs_the_same_queries_for_3_or_30_conversations(member_clie
 
     def page_queries() -> int:
         with CaptureQueriesContext(connection) as queries:
-            assert member_client.get(INBOX, {"feedback": "down", "q": "parcel"}).status_code == 200
+            assert (
+                member_client.get(INBOX, {"feedback": "down", "q": "parcel", "language": "de"}).status_code
+                == 200
+            )
         return len(queries)
 
     for n in range(3):
         _exchange(bot, question=f"Where is parcel {n}?", feedback="down")
+    Conversation.objects.update(language="de")
     page_queries()  # warm up: the session and the organization are read once per client
     few = page_queries()
     for n in range(27):
         _exchange(bot, question=f"Where is parcel {n + 3}?", feedback="down",
                   status=MessageStatus.INCOMPLETE if n % 2 else MessageStatus.COMPLETE)  # fmt: skip
+    Conversation.objects.update(language="de")
     assert page_queries() == few
-    assert len(_results(member_client, feedback="down", q="parcel")) == 30
+    assert len(_results(member_client, feedback="down", q="parcel", language="de")) == 30
 
 
 def test_inbox_is_paginated(member_client) -> None:

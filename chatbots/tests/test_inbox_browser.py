@@ -1,7 +1,8 @@
 """The inbox in a real browser against a live Parlor (Daphne subprocess, Celery worker, headless
-Chromium): a visitor gets a wrong answer and rates it down; the owner finds the conversation by the
-thumbs-down filter, opens the transcript, improves the answer; the visitor asks again and gets the new
-answer. Screenshots of the inbox and the transcript go to test-artifacts/."""
+Chromium): a visitor gets a wrong answer and rates it down in the chat; the owner sees it in the review
+queue, finds the conversation by the thumbs-down filter, opens the transcript, improves the answer; the
+visitor asks again and gets the new answer, and the queue is empty. Screenshots of the inbox, the
+transcript and the review queue go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -64,8 +65,10 @@ def test_owner_finds_a_thumbs_down_improves_it_and_the_visitor_gets_the_new_answ
     visitor.goto(f"{live_parlor.url}/chat/{bot.public_id}/")
     visitor.wait_for_selector(".pc-status[data-state='online']")
     assert WRONG in ask(visitor, QUESTION)
+    visitor.locator(".pc-msg--assistant").last.get_by_role("button", name="Not helpful").click()
     answer = Message.objects.get(conversation__bot=bot, role=MessageRole.ASSISTANT)
-    Message.objects.filter(pk=answer.pk).update(feedback="down", feedback_comment="They rent tents!")
+    wait_until(lambda: Message.objects.get(pk=answer.pk).feedback == "down")  # sent over the socket
+    Message.objects.filter(pk=answer.pk).update(feedback_comment="They rent tents!")  # the API's comment
 
     client = Client()
     client.force_login(owner_of(organization))
@@ -73,6 +76,12 @@ def test_owner_finds_a_thumbs_down_improves_it_and_the_visitor_gets_the_new_answ
     owner.context.add_cookies(
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_parlor.url}]
     )
+    owner.goto(f"{live_parlor.url}/admin/")
+    owner.get_by_role("link", name="Review queue").first.click()  # from the sidebar
+    group = owner.locator("[data-review-group]").first
+    assert QUESTION in group.inner_text() and "Thumbs down" in group.inner_text()
+    screenshot(owner, "review-queue.png")
+
     owner.goto(f"{live_parlor.url}/admin/chatbots/conversation/?feedback=down")
     row = owner.locator("#result_list tbody tr").first
     assert QUESTION in row.inner_text() and "THUMBS DOWN" in row.inner_text().upper()
@@ -93,5 +102,11 @@ def test_owner_finds_a_thumbs_down_improves_it_and_the_visitor_gets_the_new_answ
     wait_until(lambda: Source.objects.get(pk=source.pk).status == SourceStatus.READY)  # the ingestion job
     visitor.reload()
     visitor.wait_for_selector(".pc-status[data-state='online']")
+    # The conversation's history (the rated answer) is drawn first: ask() counts answers from there.
+    visitor.wait_for_selector(".pc-msg--assistant .pc-actions")
     assert RIGHT in ask(visitor, QUESTION)
     assert FaqPair.objects.get(source=source).answered_count == 1
+    owner.goto(f"{live_parlor.url}/admin/chatbots/reviewqueueentry/")
+    assert (
+        "Nothing needs attention" in owner.locator("[data-review-queue]").inner_text()
+    )  # improved: resolved

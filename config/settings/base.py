@@ -229,7 +229,10 @@ UNFOLD = {
 }
 # Sections of the customer's admin home that apps above accounts provide (accounts.dashboard includes
 # them without importing those apps): callables ``(*, request, organization) -> {"template", ...}``.
-ADMIN_DASHBOARD_SECTIONS = ["analytics.dashboard.dashboard_section"]
+ADMIN_DASHBOARD_SECTIONS = [
+    "analytics.dashboard.dashboard_section",
+    "analytics.top_questions.top_questions_section",
+]
 
 # --- Content-Security-Policy and Permissions-Policy ------------------------------------------------
 # For Parlor's own pages (admin, sign-in, API docs); the widget's pages send their own per-bot policy.
@@ -411,6 +414,12 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_CELERY_QUEUES = env_list("METRICS_CELERY_QUEUES", ["celery"])
 # How long a conversation export's download link works (then the file is deleted by the beat job above).
 CONVERSATION_EXPORT_HOURS = env_int("CONVERSATION_EXPORT_HOURS", 24)
+# The review queue and the dashboard's top questions group the newest this many answers/questions.
+INBOX_REVIEW_QUEUE_LIMIT = env_int("INBOX_REVIEW_QUEUE_LIMIT", 2000)
+# An answer whose best passage is less relevant than this (0-1) is in the review queue; blank (default):
+# 15% above the embedding model's "not covered" threshold.
+INBOX_LOW_RETRIEVAL_SCORE = env_float("INBOX_LOW_RETRIEVAL_SCORE", -1.0)
+INBOX_LOW_RETRIEVAL_SCORE = None if INBOX_LOW_RETRIEVAL_SCORE < 0 else INBOX_LOW_RETRIEVAL_SCORE
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 
 # --- Chat ------------------------------------------------------------------------------------

@@ -26,6 +26,13 @@ class SourceSerializer(InputModelSerializer):
         many=True, required=False,
         help_text="FAQ sources: the question/answer pairs (replaces all pairs when changed).",
     )  # fmt: skip
+    # A plain CharField with one validator: DRF's URLField adds its own URLValidator to the model's, and
+    # a bad address was answered with "Enter a valid URL." twice.
+    url = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Page URL, or the website's start URL.",
+    )  # fmt: skip
     faq_csv = serializers.FileField(
         write_only=True, required=False,
         help_text="FAQ sources: a CSV with columns question and answer (multipart); its pairs join faq_pairs.",
@@ -46,7 +53,6 @@ class SourceSerializer(InputModelSerializer):
         extra_kwargs = {
             "file": {"write_only": True, "required": False},
             "text": {"required": False},
-            "url": {"required": False, "validators": [URLValidator(schemes=["http", "https"])]},
             "max_pages": {"min_value": 1, "max_value": 10_000},
             "max_depth": {"min_value": 0, "max_value": 10},
             "resync_hours": {"max_value": 24 * 365},

@@ -104,10 +104,12 @@ def test_status_endpoint_shows_progress_of_own_sources_only(client):
             "reason": "",
             "chunk_count": 0,
             "token_count": 0,
+            "page_count": 0,
         }
     }
     changelist = client.get(reverse("admin:knowledge_source_changelist"))
     assert f'data-source-status="{mine.pk}"' in changelist.content.decode()
+    assert f'data-source-count="{mine.pk}" data-field="chunk_count"' in changelist.content.decode()
     assert f'data-source-status="{theirs.pk}"' not in changelist.content.decode()
 
 

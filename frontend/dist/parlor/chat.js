@@ -51,6 +51,9 @@ const conn = new Connection({
 
 function socketUrl() {
   const q = new URLSearchParams({ visitor: state.visitorId });
+  // The visitor's own language (not the interface's): the inbox filters conversations by it.
+  const visitorLanguage = navigator.languages?.[0] || navigator.language;
+  if (visitorLanguage) q.set("lang", visitorLanguage);
   if (state.conversationId) q.set("conversation", state.conversationId);
   if (cfg.host_origin) q.set("host", cfg.host_origin);
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${cfg.ws_path}?${q}`;

@@ -1,4 +1,5 @@
-// Live ingest status for the Source admin: polls a small JSON endpoint while any source is queued or processing.
+// Live ingest status for the Source admin: polls a small JSON endpoint while any source is queued or processing,
+// and updates each source's status pill and its chunk and token counts in place.
 (function () {
   "use strict";
   var ACTIVE = { queued: true, processing: true };
@@ -13,6 +14,11 @@
     el.title = info.reason || "";
     el.className = "source-status source-status-" + info.status;
     el.dataset.state = info.status;
+    // The counts of the same source (list row or change page) follow its status.
+    var counts = document.querySelectorAll('[data-source-count="' + el.dataset.sourceStatus + '"]');
+    Array.prototype.forEach.call(counts, function (count) {
+      if (info[count.dataset.field] !== undefined) count.textContent = String(info[count.dataset.field]);
+    });
   }
 
   function poll() {
