@@ -217,7 +217,11 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-last_message_at"]
-        indexes = [models.Index(fields=["bot", "-last_message_at"], name="conversation_bot_recent")]
+        indexes = [
+            models.Index(fields=["bot", "-last_message_at"], name="conversation_bot_recent"),
+            # analytics: a day's conversations (roll-up, stale-day check) without a scan of them all
+            models.Index(fields=["created_at"], name="conversation_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.bot} · {self.created_at:%Y-%m-%d %H:%M}"
@@ -282,6 +286,8 @@ class Message(models.Model):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_conversation_time"),
+            # analytics: a day's messages (roll-up, stale-day check) without a scan of them all
+            models.Index(fields=["created_at"], name="message_created"),
             GinIndex(message_search_vector(), name="message_text_search"),
         ]
 
