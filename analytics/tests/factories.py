@@ -10,7 +10,14 @@ from analytics.selectors import day_bounds
 from chatbots.models import Bot, Conversation, Message, MessageRole, MessageStatus
 from chatbots.tests.factories import make_bot, make_conversation, make_message
 
-__all__ = ["make_bot", "make_conversation_at", "make_message_at", "make_traffic", "noon"]
+__all__ = [
+    "make_bot",
+    "make_conversation_at",
+    "make_message_at",
+    "make_seeded_traffic",
+    "make_traffic",
+    "noon",
+]
 
 
 def noon(day: dt.date) -> dt.datetime:
@@ -77,3 +84,12 @@ def make_traffic(*, bot: Bot, day: dt.date, channel: str = "widget", visitor: st
         ),
     ]  # fmt: skip
     return messages
+
+
+def make_seeded_traffic(*, organization, messages: int, conversations: int, days: int, seed: int = 7):
+    """Generated traffic of several bots over ``days`` days (``manage.py seed_traffic``'s generator)."""
+    from chatbots.traffic import traffic_seed
+
+    return traffic_seed(
+        organization=organization, messages=messages, conversations=conversations, days=days, seed=seed
+    )
