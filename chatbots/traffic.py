@@ -160,24 +160,34 @@ class _Writer:
         self.model_weights = [share for share, _, _ in MODELS.values()]
 
     def conversation(
-        self, *, organization_id: int, bot_id: int, visitor: str, start: dt.datetime, turns: int
+        self,
+        *,
+        organization_id: int,
+        bot_id: int,
+        visitor: str,
+        start: dt.datetime,
+        turns: int,
+        refused: bool,
     ) -> tuple[tuple, list[tuple]]:
+        """``turns`` questions with their answers; ``refused``: the first question was sent too fast (rate
+        limited, no answer) and the visitor asked again."""
         rng = self.rng
         conversation_id = uuid.uuid4()
         channel = _pick(rng, CHANNELS)
         when = start
         messages = []
-        for _ in range(turns):
+        for turn in range(turns):
             question = rng.choice(QUESTIONS).format(item=rng.choice(ITEMS), place=rng.choice(PLACES))
-            refused = rng.random() < 0.005
+            if refused and turn == 0:
+                messages.append(
+                    (organization_id, conversation_id, MessageRole.USER, question, MessageStatus.FAILED,
+                     "rate_limited", "[]", False, "", "", False, 0, 0, None, None, None, "", "", None, when)
+                )  # fmt: skip
+                when += dt.timedelta(seconds=rng.randint(5, 60))
             messages.append(
-                (organization_id, conversation_id, MessageRole.USER, question,
-                 MessageStatus.FAILED if refused else MessageStatus.COMPLETE, "rate_limited" if refused else "",
+                (organization_id, conversation_id, MessageRole.USER, question, MessageStatus.COMPLETE, "",
                  "[]", False, "", "", False, 0, 0, None, None, None, "", "", None, when)
             )  # fmt: skip
-            if refused:
-                when += dt.timedelta(seconds=rng.randint(5, 60))
-                continue
             answer_at = when + dt.timedelta(milliseconds=rng.randint(50, 400))
             messages.append(self._answer(organization_id, conversation_id, answer_at))
             when += dt.timedelta(seconds=rng.randint(15, 180))
@@ -279,8 +289,12 @@ def traffic_seed(
         first_day=first_day, last_day=last_day,
     )  # fmt: skip
 
-    turns = _turns(rng, conversations, messages // 2)
-    # A refused question (0.5 %) gets no answer, so the messages written are a little fewer than asked.
+    # Exactly ``messages``: a turn is two messages, and a conversation with a refused question (~0.5 % of
+    # questions) has one more.
+    refusals = min(conversations, round(messages * 0.0025))
+    refusals += (messages - refusals) % 2
+    turns = _turns(rng, conversations, (messages - refusals) // 2)
+    refused = set(rng.sample(range(conversations), refusals))
     peak_conversations = (
         min(conversations, round(conversations * peak_messages / messages)) if peak_messages else 0
     )
@@ -314,7 +328,7 @@ def traffic_seed(
                     pool.append(visitor)
             yield writer.conversation(
                 organization_id=org_id, bot_id=rng.choice(bots[org_id]), visitor=visitor, start=start,
-                turns=turns[i],
+                turns=turns[i], refused=i in refused,
             )  # fmt: skip
             if progress and (i + 1) % 10_000 == 0:
                 progress(i + 1, conversations)
