@@ -58,9 +58,10 @@ def _model_stats(request: HttpRequest) -> list[Stat]:
     return stats
 
 
-def _getting_started(request: HttpRequest) -> list[dict[str, Any]]:
-    """First steps for a new organization, each marked done once it has happened."""
-    counts = {stat.label.lower(): stat for stat in _model_stats(request)}
+def _getting_started(request: HttpRequest, stats: list[Stat]) -> list[dict[str, Any]]:
+    """First steps for a new organization, each marked done once it has happened (from the page's
+    ``stats``: counting every model again doubled the page's queries on a big organization)."""
+    counts = {stat.label.lower(): stat for stat in stats}
     steps = []
     for label, text in (
         ("bots", "Create your first bot"),
@@ -106,13 +107,14 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
         context.update({"parlor_operator": request.user.is_superuser, "sections": _sections(request, None)})
         return context
     organization: Organization = membership.organization
+    stats = _model_stats(request)
     context.update(
         {
             "organization": organization,
             "membership": membership,
             "can_write": membership.role in ("owner", "admin"),
             "organizations": organizations_for_user(user=request.user),
-            "stats": _model_stats(request),
+            "stats": stats,
             "member_count": organization.memberships.count(),
             "pending_invitations": [
                 i
@@ -122,7 +124,7 @@ def dashboard_callback(request: HttpRequest, context: dict[str, Any]) -> dict[st
                 if i.is_pending
             ],
             "api_key_count": ApiKey.objects.filter(organization=organization, revoked_at=None).count(),
-            "getting_started": _getting_started(request),
+            "getting_started": _getting_started(request, stats),
             "sections": _sections(request, organization),
             "links": {
                 "members": _url("admin:accounts_membership_changelist"),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import redis
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -24,6 +25,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -54,6 +56,29 @@ HTTP_DURATION = Histogram(
     "parlor_http_request_duration_seconds",
     "Time to the response (to its first byte for streamed answers).",
     ["method", "view"],
+    registry=REGISTRY,
+)
+WEBSOCKET_CONNECTIONS = Counter(
+    "parlor_websocket_connections",
+    "WebSocket handshakes: accepted, or refused (host, origin, bot or visitor checks).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBSOCKET_OPEN = Gauge("parlor_websocket_open", "WebSocket connections open now.", registry=REGISTRY)
+WEBSOCKET_FRAMES = Counter(
+    "parlor_websocket_frames", "WebSocket frames received from and sent to clients.", ["direction"],
+    registry=REGISTRY,
+)  # fmt: skip
+WEBSOCKET_CLOSES = Counter(
+    "parlor_websocket_server_closes",
+    "Accepted WebSocket connections the server closed, by close code (4xxx: the chat refused the socket).",
+    ["code"],
+    registry=REGISTRY,
+)
+WEBSOCKET_DURATION = Histogram(
+    "parlor_websocket_connection_duration_seconds",
+    "How long accepted WebSocket connections stayed open.",
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600),
     registry=REGISTRY,
 )
 ANSWER_KINDS = ("faq", "knowledge", "model", "fallback", "offline")
@@ -187,3 +212,50 @@ class RequestMetricsMiddleware:
         )
         HTTP_REQUESTS.labels(method, view, str(response.status_code)).inc()
         HTTP_DURATION.labels(method, view).observe(time.perf_counter() - started)
+
+
+class WebSocketMetricsMiddleware:
+    """ASGI middleware around the WebSocket router (config/asgi.py, outermost, so sockets refused by the
+    edge checks count too): handshakes accepted or refused, connections open, frames each way and how long
+    connections lasted. It sees only the ASGI messages, never their content."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        opened_at: float | None = None
+        refused = False
+
+        async def counting_receive() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                WEBSOCKET_FRAMES.labels("received").inc()
+            return message
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            nonlocal opened_at, refused
+            kind = message["type"]
+            if kind == "websocket.accept" and opened_at is None:
+                opened_at = time.perf_counter()
+                WEBSOCKET_CONNECTIONS.labels("accepted").inc()
+                WEBSOCKET_OPEN.inc()
+            elif kind == "websocket.send":
+                WEBSOCKET_FRAMES.labels("sent").inc()
+            elif kind == "websocket.close" and opened_at is not None:
+                WEBSOCKET_CLOSES.labels(str(message.get("code") or 1000)).inc()
+            elif kind == "websocket.close" and not refused:  # a close before the accept refuses the handshake
+                refused = True
+                WEBSOCKET_CONNECTIONS.labels("refused").inc()
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            if opened_at is not None:
+                WEBSOCKET_OPEN.dec()
+                WEBSOCKET_DURATION.observe(time.perf_counter() - opened_at)
+            elif not refused:  # the app ended (or failed) without answering the handshake
+                WEBSOCKET_CONNECTIONS.labels("refused").inc()

@@ -88,7 +88,9 @@ class Figures:
     def latency_p95_ms(self) -> int | None:
         return histograms.percentile(self.latency_histogram, 0.95)
 
-    def add(self, row: DailyStat) -> None:
+    def add(self, row: DailyStat | Figures) -> None:
+        """Add a daily row (or other figures) in place. Lists are added with ``zip`` in one pass: a
+        dashboard of 90 days adds hundreds of rows per request."""
         for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(row, name))
         self.cost_usd += row.cost_usd
@@ -96,12 +98,20 @@ class Figures:
             self.errors[code] = self.errors.get(code, 0) + n
         for model, usage in row.by_model.items():
             total = self.by_model.setdefault(model, ModelUsage())
-            total.answers += usage["answers"]
-            total.prompt_tokens += usage["prompt_tokens"]
-            total.completion_tokens += usage["completion_tokens"]
-            total.cost_usd += Decimal(usage["cost_usd"])
-        self.ttft_histogram = histograms.merge([self.ttft_histogram, row.ttft_histogram])
-        self.latency_histogram = histograms.merge([self.latency_histogram, row.latency_histogram])
+            if isinstance(usage, ModelUsage):
+                total.answers += usage.answers
+                total.prompt_tokens += usage.prompt_tokens
+                total.completion_tokens += usage.completion_tokens
+                total.cost_usd += usage.cost_usd
+            else:
+                total.answers += usage["answers"]
+                total.prompt_tokens += usage["prompt_tokens"]
+                total.completion_tokens += usage["completion_tokens"]
+                total.cost_usd += Decimal(usage["cost_usd"])
+        self.ttft_histogram = [a + b for a, b in zip(self.ttft_histogram, row.ttft_histogram, strict=True)]
+        self.latency_histogram = [
+            a + b for a, b in zip(self.latency_histogram, row.latency_histogram, strict=True)
+        ]
         self.questions_by_hour = [
             a + b for a, b in zip(self.questions_by_hour, row.questions_by_hour, strict=True)
         ]
@@ -231,6 +241,36 @@ def analytics_summary(
     for row in rows:
         (current if row.day >= date_range.start else before).add(row)
     return Summary(range=date_range, previous_range=previous, current=current, previous=before)
+
+
+@dataclass
+class Report:
+    """What the dashboard shows: the range's figures, the period before, and each day of the range."""
+
+    summary: Summary
+    days: list[DayFigures]
+
+
+def analytics_report(
+    *, organization_id: int | None, date_range: DateRange, bot_ids: Iterable[int] | None
+) -> Report:
+    """Summary and series from one read of the rows: each row is added once to its day (or to the
+    previous period), and the range's total is the sum of its days, not of its rows again."""
+    bot_ids = None if bot_ids is None else list(bot_ids)
+    previous_range = date_range.previous()
+    rows = daily_stats(
+        organization_id=organization_id, start=previous_range.start, end=date_range.end, bot_ids=bot_ids
+    ).defer("computed_at", "organization_id")
+    days = figures_by_day(rows=[], start=date_range.start, end=date_range.end)
+    by_day = {entry.day: entry.figures for entry in days}
+    previous = Figures()
+    for row in rows:
+        by_day.get(row.day, previous).add(row)
+    current = Figures()
+    for entry in days:
+        current.add(entry.figures)
+    summary = Summary(range=date_range, previous_range=previous_range, current=current, previous=previous)
+    return Report(summary=summary, days=days)
 
 
 def analytics_series(

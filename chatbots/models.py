@@ -9,6 +9,7 @@ from django.contrib.postgres.search import SearchVector
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from pgvector.django import VectorField
+from django.db.models import Q
 
 from chatbots import crypto
 from chatbots.llm.presets import Provider
@@ -229,7 +230,13 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-last_message_at"]
-        indexes = [models.Index(fields=["bot", "-last_message_at"], name="conversation_bot_recent")]
+        indexes = [
+            models.Index(fields=["bot", "-last_message_at"], name="conversation_bot_recent"),
+            # analytics: a day's conversations (roll-up, stale-day check) without a scan of them all
+            models.Index(fields=["created_at"], name="conversation_created"),
+            # the inbox's bot filter lists the bots that have conversations: an index-only scan
+            models.Index(fields=["organization", "bot"], name="conversation_organization_bot"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.bot} · {self.created_at:%Y-%m-%d %H:%M}"
@@ -305,6 +312,26 @@ class Message(models.Model):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_conversation_time"),
+            # analytics: a day's messages (roll-up, stale-day check) without a scan of them all
+            models.Index(fields=["created_at"], name="message_created"),
+            # The inbox's badges and filters (chatbots.selectors): small partial indexes of the few messages
+            # that earn a badge; without them each page scanned every message (bench/analytics_scale.py).
+            models.Index(
+                fields=["conversation", "feedback"],
+                name="message_rated",
+                condition=Q(feedback__in=["up", "down"]),
+            ),
+            models.Index(
+                fields=["conversation"],
+                name="message_problem",
+                condition=Q(status__in=["failed", "incomplete"]),
+            ),
+            models.Index(
+                fields=["conversation"],
+                name="message_unanswered",
+                condition=Q(role="assistant", status="complete")
+                & (Q(provider="fallback_reply") | Q(sources=[])),
+            ),
             GinIndex(message_search_vector(), name="message_text_search"),
             # The review queue reads an organization's newest unresolved answers: only those are indexed.
             models.Index(

@@ -10,7 +10,14 @@ from analytics.selectors import day_bounds
 from chatbots.models import Bot, Conversation, Message, MessageRole, MessageStatus
 from chatbots.tests.factories import make_bot, make_conversation, make_message
 
-__all__ = ["make_bot", "make_conversation_at", "make_message_at", "make_traffic", "noon"]
+__all__ = [
+    "make_bot",
+    "make_conversation_at",
+    "make_message_at",
+    "make_seeded_traffic",
+    "make_traffic",
+    "noon",
+]
 
 
 def noon(day: dt.date) -> dt.datetime:
@@ -77,3 +84,33 @@ def make_traffic(*, bot: Bot, day: dt.date, channel: str = "widget", visitor: st
         ),
     ]  # fmt: skip
     return messages
+
+
+def make_seeded_traffic(*, organization, messages: int, conversations: int, days: int, seed: int = 7):
+    """Generated traffic of several bots over ``days`` days (``manage.py seed_traffic``'s generator)."""
+    from chatbots.traffic import traffic_seed
+
+    return traffic_seed(
+        organization=organization, messages=messages, conversations=conversations, days=days, seed=seed
+    )
+
+
+def isolation_factory(model: type, organization):  # type: ignore[no-untyped-def]
+    """A day of figures for the tenant isolation walk (accounts.testing): today's row, whose model name and
+    error code carry the organization's marker, so a dashboard or API answer that leaked another
+    organization's figures would show that marker (numbers alone could not be told apart)."""
+    from django.utils import timezone
+
+    from analytics.models import DailyStat
+
+    if model is not DailyStat:
+        return None
+    marker = f"leak{organization.slug.replace('-', '')}"  # the marker accounts.testing.TenantObjects checks
+    bot = Bot.objects.filter(organization=organization).order_by("pk").first() or make_bot(
+        organization=organization
+    )
+    return DailyStat.objects.create(
+        organization=organization, bot=bot, channel="widget", day=timezone.now().date(), computed_at=timezone.now(),
+        questions=3, answers=3, answers_model=3, cost_usd=Decimal("0.01"), errors={f"{marker}-error": 1},
+        by_model={f"{marker}-model": {"answers": 3, "prompt_tokens": 9, "completion_tokens": 9, "cost_usd": "0.01"}},
+    )  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,6 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from accounts.tests.factories import make_user, owner_of
 from analytics.services import daily_rollup
 from analytics.tests.factories import make_bot, make_traffic
+from chatbots.testing import connect
+from config.asgi import application
 from knowledge.models import SourceKind
 from knowledge.services import source_create
 
@@ -79,3 +83,47 @@ def test_a_source_that_fails_is_reported_and_the_scrape_still_answers(client, se
     assert found[("parlor_metrics_source_up", (("source", "celery"),))] == 0
     assert found[("parlor_metrics_source_up", (("source", "chat"),))] == 1
     assert not any(name == "parlor_celery_queue_length" for name, _ in found)
+
+
+def _websocket_figures(body: bytes) -> dict[tuple[str, tuple], float]:
+    return {key: value for key, value in samples(body).items() if key[0].startswith("parlor_websocket")}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_websocket_handshakes_open_sockets_frames_and_closes_are_counted(async_client, settings):
+    settings.METRICS_TOKEN = TOKEN
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    bot = await sync_to_async(make_bot)()
+    before = _websocket_figures((await async_client.get("/metrics", headers=auth)).content)
+
+    def grew(now: dict, name: str, labels: tuple = ()) -> float:
+        return now.get((name, labels), 0) - before.get((name, labels), 0)
+
+    socket = await connect(bot)
+    assert (await socket.receive_json_from())["type"] == "ready"
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from())["type"] == "pong"
+    during = _websocket_figures((await async_client.get("/metrics", headers=auth)).content)
+    await socket.disconnect()
+    # The edge refuses a socket naming a host that is not allowed: no handshake at all.
+    stranger = WebsocketCommunicator(
+        application, f"/ws/chat/{bot.public_id}/", headers=[(b"host", b"evil.test")]
+    )
+    assert (await stranger.connect())[0] is False
+    # An unknown bot: the chat accepts, says why in a frame, and closes with its code.
+    unknown = WebsocketCommunicator(application, "/ws/chat/b_unknown00/", headers=[(b"host", b"testserver")])
+    assert (await unknown.connect())[0] is True
+    assert (await unknown.receive_json_from())["type"] == "error"
+    closed = await unknown.receive_output()
+    assert closed["type"] == "websocket.close"
+    await unknown.wait()
+    after = _websocket_figures((await async_client.get("/metrics", headers=auth)).content)
+
+    assert grew(during, "parlor_websocket_open") == 1
+    assert grew(during, "parlor_websocket_frames_total", (("direction", "received"),)) == 1
+    assert grew(during, "parlor_websocket_frames_total", (("direction", "sent"),)) == 2  # ready, pong
+    assert grew(after, "parlor_websocket_open") == 0
+    assert grew(after, "parlor_websocket_connections_total", (("outcome", "accepted"),)) == 2
+    assert grew(after, "parlor_websocket_connections_total", (("outcome", "refused"),)) == 1
+    assert grew(after, "parlor_websocket_server_closes_total", (("code", str(closed["code"])),)) == 1
+    assert grew(after, "parlor_websocket_connection_duration_seconds_count") == 2
