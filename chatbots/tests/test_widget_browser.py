@@ -651,10 +651,10 @@ def test_chat_draws_a_streaming_answer_block_by_block(
     assert page.evaluate("() => ParlorChat.state().conversationId") == "c0ffee00-0000-4000-8000-000000000001"
 
 
-def test_chat_follows_a_dark_host_page_when_the_bot_says_auto(
+def test_chat_follows_a_dark_host_page_when_the_bot_says_page(
     live_parlor: LiveParlor, allowed_site: HostPages, new_page: Callable[..., Any]
 ) -> None:
-    bot = make_bot(allowed=[allowed_site.origin], widget_theme="auto", widget_position="bottom-left")
+    bot = make_bot(allowed=[allowed_site.origin], widget_theme="page", widget_position="bottom-left")
     html = host_page_html(live_parlor.url, bot.public_id).replace("background:#f6f1e7", "background:#121417")
     page = new_page()
     page.goto(allowed_site.page("/dark", html))
