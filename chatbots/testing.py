@@ -316,6 +316,12 @@ def new_page(browser: object) -> Iterator[Callable[..., object]]:
     assert not errors, errors
 
 
+def admin_tab(page: object, name: str) -> object:
+    """One of a change form's tabs ("Widget"): unfold draws them as links without an address."""
+    slug = name.lower().replace(" ", "-")
+    return page.locator(f"a[x-on\\:click=\"activeFieldsetTab = '{slug}'\"]")
+
+
 def screenshot(page: object, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name

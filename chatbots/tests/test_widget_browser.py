@@ -343,8 +343,9 @@ def test_bot_admin_shows_a_live_preview_to_try(
     assert preview.locator(".pc-title").inner_text() == "Previewed"
 
     # Unsaved edits show up in the preview as they are typed.
-    page.fill("input[name=widget_title]", "Shiny new title")
     page.fill("textarea[name=greeting], input[name=greeting]", "Welcome to the new look!")
+    fixtures.admin_tab(page, "Widget").click()
+    page.fill("input[name=widget_title]", "Shiny new title")
     expect_text = preview.locator(".pc-title")
     for _ in range(50):
         if expect_text.inner_text() == "Shiny new title":

@@ -393,7 +393,8 @@ if (cfg.status === "paused") {
 }
 conn.connect();
 host.send("ready");
-if (!cfg.embedded) view.input.focus();
+// Not in the admin's preview: focusing an input inside the frame would scroll the admin page down to it.
+if (!cfg.embedded && !cfg.preview) view.input.focus();
 
 // Test and host hooks (read-only state, handy for debugging a deployment).
 window.ParlorChat = {
