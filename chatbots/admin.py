@@ -206,7 +206,9 @@ class BotAdmin(TenantScopedAdmin):
     @display(description="Refused websites")
     def refused_origins(self, obj: Bot) -> str:
         """Sites the widget refused to load on lately, so the customer can add the one they meant."""
-        return render_to_string("widget/admin_refused_origins.html", {"refused": refused_origins_recent(bot=obj)})
+        return render_to_string(
+            "widget/admin_refused_origins.html", {"refused": refused_origins_recent(bot=obj)}
+        )
 
     # --- display ----------------------------------------------------------------------------------
     @display(description="Status", label={"active": "success", "paused": "warning"})
