@@ -37,7 +37,9 @@ def _settled(page: Any) -> None:
     page.wait_for_timeout(500)
 
 
-def test_bot_page_stays_at_the_top_with_tabs_beside_the_preview_and_shows_saved(
+# One test on purpose: the live server caches content types (admin log entries), which the flushed database
+# of a second test in this module would no longer have.
+def test_bot_page_stays_at_the_top_with_tabs_beside_the_preview_shows_saved_and_allows_a_refused_site(
     live_parlor: LiveParlor, new_page: Callable[..., Any]
 ) -> None:
     org = make_organization(name="Tabs Org")
@@ -66,15 +68,9 @@ def test_bot_page_stays_at_the_top_with_tabs_beside_the_preview_and_shows_saved(
     bot.refresh_from_db()
     assert bot.name == "Tabbed and renamed"
 
-
-def test_a_refused_website_is_allowed_from_the_bot_page(
-    live_parlor: LiveParlor, new_page: Callable[..., Any]
-) -> None:
-    org = make_organization(name="Refused Org")
-    bot = Bot.objects.create(organization=org, name="Guarded", allowed_origins=["https://shop.example.com"])
+    # A website the widget refused shows on the Widget tab and is allowed from there.
     refused_origin_record(bot=bot, origin="https://www.shop.example.com")
-    page = _signed_in_page(live_parlor, new_page, org)
-    page.goto(f"{live_parlor.url}/admin/chatbots/bot/{bot.pk}/change/")
+    page.reload()
     _settled(page)
     admin_tab(page, "Widget").click()
     assert "https://www.shop.example.com" in page.locator("[data-parlor-refused]").inner_text()
