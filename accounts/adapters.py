@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.urls import reverse
 
+from accounts.emails import configured_site, email_html
 from accounts.models import User
 from accounts.selectors import PENDING_INVITATION_SESSION_KEY, set_active_organization
 from accounts.services import signup_complete
@@ -44,6 +46,23 @@ def email_release_unconfirmed_claims(email: str) -> int:
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """allauth's e-mails name the configured site (SITE_NAME, SITE_URL), not the request's host."""
+        super().send_mail(template_prefix, email, {**context, "current_site": configured_site()})
+
+    def render_mail(
+        self,
+        template_prefix: str,
+        email: str | list[str],
+        context: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> EmailMessage:
+        """Every account e-mail also gets an HTML part in the admin's look, made from its text."""
+        message = super().render_mail(template_prefix, email, context, headers)
+        if isinstance(message, EmailMultiAlternatives) and not message.alternatives:
+            message.attach_alternative(email_html(subject=message.subject, text=message.body), "text/html")
+        return message
+
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         """A pending invitation (link opened before signing in) is accepted first."""
         token = request.session.get(PENDING_INVITATION_SESSION_KEY)

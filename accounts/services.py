@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
@@ -17,6 +16,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
+from accounts.emails import configured_site, email_message, email_subject
 from accounts.exceptions import ApplicationError, InvitationInvalid, PermissionDenied
 from accounts.models import ApiKey, Invitation, Membership, Organization, Role, User
 
@@ -120,10 +120,15 @@ def invitation_url(*, token: str, site_url: str | None = None) -> str:
 
 
 def _send_invitation_mail(*, invitation: Invitation, url: str) -> None:
-    context = {"invitation": invitation, "url": url, "organization": invitation.organization}
-    subject = f"[Parlor] You are invited to join {invitation.organization.name}"
+    context = {
+        "invitation": invitation,
+        "url": url,
+        "organization": invitation.organization,
+        "site": configured_site(),
+    }
+    subject = email_subject(f"You are invited to join {invitation.organization.name}")
     body = render_to_string("accounts/email/invitation.txt", context)
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [invitation.email])
+    email_message(subject=subject, text=body, to=[invitation.email]).send()
 
 
 @transaction.atomic

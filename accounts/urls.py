@@ -7,6 +7,7 @@ from accounts import views
 app_name = "accounts"
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
     path("organization/switch/", views.organization_switch, name="organization_switch"),
 ]

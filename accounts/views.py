@@ -1,4 +1,4 @@
-"""Customer-facing account views: accept an invitation, switch the active organization."""
+"""Customer-facing account views: the landing page, accept an invitation, switch the active organization."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ from accounts.services import invitation_accept, invitation_get_pending
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The public front page: a newcomer who opens the site's address learns what it is and how to get in."""
+    return render(request, "accounts/home.html")
 
 
 def invitation(request: HttpRequest, token: str) -> HttpResponse:

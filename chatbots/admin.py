@@ -41,6 +41,7 @@ from chatbots.models import (
     ExportStatus,
     ReviewQueueEntry,
 )
+from chatbots.origins import refused_origins_recent
 from chatbots.question_groups import review_queue
 from chatbots.selectors import (
     InboxFilters,
@@ -71,6 +72,7 @@ from chatbots.services import (
     review_resolve,
     source_set_bots,
 )
+from chatbots.widget_views import embed_snippet
 from config.errors import ApplicationError
 from knowledge.admin import SourceAdmin, SourceAdminForm
 from knowledge.models import Source
@@ -159,7 +161,9 @@ class BotAdmin(TenantScopedAdmin):
     list_display = ["name", "status_badge", "model_label", "key_status", "public_id", "updated_at"]
     list_filter = ["status", "provider"]
     search_fields = ["name", "public_id"]
-    readonly_fields = ["public_id", "key_status", "fallback_key_status", "created_at", "updated_at"]
+    readonly_fields = [
+        "public_id", "key_status", "fallback_key_status", "created_at", "updated_at", "embed_code", "refused_origins",
+    ]  # fmt: skip
     actions = ["test_connection"]
     actions_detail = ["test_connection_detail"]
     formfield_overrides = {
@@ -171,17 +175,20 @@ class BotAdmin(TenantScopedAdmin):
     }
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """Tabs (basics, knowledge, model, widget, embed) beside the live preview, instead of one long page."""
         knowledge = ["sources"] if any(f.name == "sources" for f in Bot._meta.get_fields()) else []
         general = ["organization", "name", "status"] if self.is_operator(request) else ["name", "status"]
-        return [
-            (None, {"fields": [*general, "public_id"]}),
-            ("Conversation", {"fields": [
-                "greeting", "suggested_questions", "system_prompt", "answer_style", "fallback_reply", "language",
-                "history_turns",
+        saved = obj is not None and obj.pk is not None
+        fieldsets = [
+            ("Basics", {"classes": ["tab"], "fields": [
+                *general, "public_id", "greeting", "suggested_questions", "language", "system_prompt",
+                "answer_style", "fallback_reply", "history_turns", "created_at", "updated_at",
             ]}),
-            ("Knowledge and retrieval", {"fields": [*knowledge, "retrieval_top_k", "retrieval_min_score",
-                                                   "query_rewrite"]}),
-            ("Language model", {
+            ("Knowledge", {"classes": ["tab"], "fields": [
+                *knowledge, "retrieval_top_k", "retrieval_min_score", "query_rewrite",
+            ]}),
+            ("Model", {
+                "classes": ["tab"],
                 "fields": ["provider", "base_url", "model", "key_status", "api_key", "clear_api_key",
                            "temperature", "max_output_tokens"],
                 "description": "With the deployment default and no key configured, the bot answers offline "
@@ -190,17 +197,34 @@ class BotAdmin(TenantScopedAdmin):
                 "deployment name.",
             }),
             ("Fallback model", {
+                "classes": ["tab"],
                 "fields": ["fallback_provider", "fallback_base_url", "fallback_model", "fallback_key_status",
                            "fallback_api_key", "clear_fallback_api_key"],
                 "description": "Used when the model above keeps failing. Set a model to enable it.",
-                "classes": ["collapse"],
             }),
-            ("Website widget", {"fields": [
-                "allowed_origins", "widget_title", "widget_primary_color", "widget_position",
-                "widget_launcher_text", "widget_avatar_url", "widget_theme",
+            ("Widget", {"classes": ["tab"], "fields": [
+                "allowed_origins", *(["refused_origins"] if saved else []), "widget_title",
+                "widget_primary_color", "widget_position", "widget_launcher_text", "widget_avatar_url",
+                "widget_theme",
             ]}),
-            ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
         ]  # fmt: skip
+        if saved:
+            fieldsets.append(("Embed", {"classes": ["tab"], "fields": ["embed_code"]}))
+        return fieldsets
+
+    @display(description="Embed code")
+    def embed_code(self, obj: Bot) -> str:
+        return render_to_string(
+            "widget/admin_embed.html",
+            {"snippet": embed_snippet(obj), "chat_url": reverse("chat-page", args=[obj.public_id])},
+        )
+
+    @display(description="Refused websites")
+    def refused_origins(self, obj: Bot) -> str:
+        """Sites the widget refused to load on lately, so the customer can add the one they meant."""
+        return render_to_string(
+            "widget/admin_refused_origins.html", {"refused": refused_origins_recent(bot=obj)}
+        )
 
     # --- display ----------------------------------------------------------------------------------
     @display(description="Status", label={"active": "success", "paused": "warning"})

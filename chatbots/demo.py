@@ -1,4 +1,8 @@
-"""The demo organization, admin user and bot that `manage.py up` creates on a fresh install."""
+"""The demo organization, its owner, its bot and the operator account that `manage.py up` creates.
+
+The demo user is a customer (the demo organization's owner), so the first sign-in shows what a customer
+sees; the operator (a superuser who sees every organization) is a separate account.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from knowledge.services import source_create
 
 DEMO_ORG_SLUG = "demo"
 DEMO_ADMIN_EMAIL = "admin@parlor.localhost"
+OPERATOR_EMAIL = "operator@parlor.localhost"
 DEMO_BOT_NAME = "Demo assistant"
 DEMO_KNOWLEDGE = """# What Parlor is
 
@@ -50,11 +55,13 @@ class DemoSeed:
     password: str
     bot: Bot
     created: bool
+    operator: User
+    operator_password_file: Path
 
 
-def _demo_password() -> str:
+def _stored_password(name: str) -> str:
     """A random password kept in .parlor/ so every run prints the same working credentials."""
-    path = Path(settings.DATA_DIR) / "demo-admin-password"
+    path = Path(settings.DATA_DIR) / name
     if path.exists():
         return path.read_text().strip()
     password = secrets.token_urlsafe(12)
@@ -64,25 +71,42 @@ def _demo_password() -> str:
     return password
 
 
+def _signable_user(email: str, password: str, *, full_name: str, operator: bool) -> User:
+    """The user with ``email`` and ``password``, verified, a superuser exactly when ``operator``."""
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        create = User.objects.create_superuser if operator else User.objects.create_user
+        user = create(email, password, full_name=full_name)
+    else:
+        changed = []
+        if not user.check_password(password):
+            user.set_password(password)
+            changed.append("password")
+        # Installs from before the split made the demo user a superuser: it is a customer now.
+        if (user.is_superuser, user.is_staff) != (operator, operator):
+            user.is_superuser = user.is_staff = operator
+            changed += ["is_superuser", "is_staff"]
+        if changed:
+            user.save(update_fields=changed)
+    # Sign-in requires a verified address (allauth); these accounts never get a verification mail.
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )
+    return user
+
+
 @transaction.atomic
 def demo_seed() -> DemoSeed:
-    """Create the demo data once; later runs return what exists (and repair the admin's password)."""
-    password = _demo_password()
+    """Create the demo data once; later runs return what exists (and repair the passwords)."""
+    password = _stored_password("demo-admin-password")
     organization, org_created = Organization.objects.get_or_create(
         slug=DEMO_ORG_SLUG, defaults={"name": "Demo Company"}
     )
-    user = User.objects.filter(email=DEMO_ADMIN_EMAIL).first()
-    if user is None:
-        user = User.objects.create_superuser(DEMO_ADMIN_EMAIL, password, full_name="Demo Admin")
-    else:
-        if not user.check_password(password):
-            user.set_password(password)
-            user.save(update_fields=["password"])
-        # Sign-in requires a verified address (allauth); the demo admin never gets a verification mail.
-        EmailAddress.objects.update_or_create(
-            user=user, email=user.email, defaults={"verified": True, "primary": True}
-        )
+    user = _signable_user(DEMO_ADMIN_EMAIL, password, full_name="Demo Owner", operator=False)
     Membership.objects.get_or_create(user=user, organization=organization, defaults={"role": Role.OWNER})
+    operator = _signable_user(
+        OPERATOR_EMAIL, _stored_password("operator-password"), full_name="Parlor Operator", operator=True
+    )
     bot = Bot.objects.filter(organization=organization, name=DEMO_BOT_NAME).first()
     if bot is None:
         bot = bot_create(
@@ -97,4 +121,12 @@ def demo_seed() -> DemoSeed:
                 organization=organization, kind=SourceKind.TEXT, title="About Parlor", text=DEMO_KNOWLEDGE
             )
         )
-    return DemoSeed(organization=organization, user=user, password=password, bot=bot, created=org_created)
+    return DemoSeed(
+        organization=organization,
+        user=user,
+        password=password,
+        bot=bot,
+        created=org_created,
+        operator=operator,
+        operator_password_file=Path(settings.DATA_DIR) / "operator-password",
+    )

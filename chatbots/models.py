@@ -42,6 +42,7 @@ class WidgetPosition(models.TextChoices):
 
 class WidgetTheme(models.TextChoices):
     AUTO = "auto", "Follow the visitor's system"
+    PAGE = "page", "Follow the website's background"
     LIGHT = "light", "Light"
     DARK = "dark", "Dark"
 

@@ -4,15 +4,23 @@ A bot's ``allowed_origins`` is a list of entries. One function, :func:`parse_ori
 entry means, both when the bot is saved (an entry it refuses is a validation error) and at runtime (an
 entry it refuses matches nothing). An empty list means any site may embed the bot, as does the entry
 ``"*"``; a list whose entries are all unusable (stored before they were checked) allows no site.
+Websites that were refused are remembered for a while (``refused_origin_record``) for the bot's page.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 
 from chatbots.models import Bot
+
+logger = logging.getLogger(__name__)
 
 ANY_SITE = "*"
 
@@ -109,3 +117,76 @@ def socket_origin_allowed(*, bot: Bot, origin: str | None, host: str | None = No
         own |= {normalize_origin(f"http://{host}"), normalize_origin(f"https://{host}")}
     own.discard("")
     return normalized in own or origin_allowed(bot, normalized)
+
+
+# --- Websites that tried to embed a bot and were refused ----------------------------------------------
+# The widget's owner learns of a blocked site on the bot's page, not only from a console warning on the
+# visitor's side. Kept in Redis per bot, newest first, bounded and expiring: it is a hint for the
+# customer ("add the right one"), not a log. Anyone can send any Origin header, hence the bound.
+REFUSED_ORIGINS_KEPT = 10
+REFUSED_ORIGINS_TTL_SECONDS = 14 * 24 * 3600
+_redis_clients: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class RefusedOrigin:
+    origin: str
+    last_seen: datetime
+
+
+def _refused_key(bot: Bot) -> str:
+    return f"parlor:refused-origins:{bot.pk}"
+
+
+def _redis() -> Any:
+    import redis
+
+    url = settings.REDIS_URL
+    if url not in _redis_clients:
+        _redis_clients[url] = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    return _redis_clients[url]
+
+
+def refused_origin_record(*, bot: Bot, origin: str | None) -> None:
+    """Remember that ``origin`` asked to embed ``bot`` and was refused (never fails the request)."""
+    import redis
+
+    normalized = normalize_origin(origin)
+    if not normalized:
+        return
+    key = _refused_key(bot)
+    try:
+        pipe = _redis().pipeline()
+        pipe.zadd(key, {normalized: time.time()})
+        pipe.zremrangebyrank(key, 0, -REFUSED_ORIGINS_KEPT - 1)  # keep only the newest
+        pipe.expire(key, REFUSED_ORIGINS_TTL_SECONDS)
+        pipe.execute()
+    except redis.RedisError:
+        logger.warning("could not record the refused origin %s of bot %s", normalized, bot.pk, exc_info=True)
+
+
+def refused_origins_recent(*, bot: Bot) -> list[RefusedOrigin]:
+    """Websites refused recently, newest first, without those the bot allows by now."""
+    import redis
+
+    try:
+        entries = _redis().zrevrange(_refused_key(bot), 0, REFUSED_ORIGINS_KEPT - 1, withscores=True)
+    except redis.RedisError:
+        logger.warning("could not read the refused origins of bot %s", bot.pk, exc_info=True)
+        return []
+    found = []
+    for raw, score in entries:
+        origin = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if not origin_allowed(bot, origin):
+            found.append(RefusedOrigin(origin=origin, last_seen=datetime.fromtimestamp(score, tz=UTC)))
+    return found
+
+
+def refused_origins_forget(*, bot: Bot) -> None:
+    """Drop the bot's list (the bot is deleted or its visitors' data erased)."""
+    import redis
+
+    try:
+        _redis().delete(_refused_key(bot))
+    except redis.RedisError:
+        logger.warning("could not forget the refused origins of bot %s", bot.pk, exc_info=True)

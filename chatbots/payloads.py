@@ -13,6 +13,7 @@ class MessagePayload(TypedDict):
     role: str
     text: str
     status: str
+    offline: bool  # answered from the knowledge without a language model (the widget says so)
     sources: list[SourcePayload]
     feedback: str | None
     created_at: str
@@ -24,6 +25,7 @@ def message_payload(message: Message) -> MessagePayload:
         "role": message.role,
         "text": message.text,
         "status": message.status,
+        "offline": message.offline,
         "sources": message.sources,
         "feedback": message.feedback or None,
         "created_at": message.created_at.isoformat(),

@@ -26,7 +26,7 @@ from chatbots.llm.endpoints import new_client
 from chatbots.llm.events import Turn
 from chatbots.llm.presets import PRESETS, Provider
 from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
-from chatbots.origins import parse_allowed_origin
+from chatbots.origins import parse_allowed_origin, refused_origins_forget
 from chatbots.selectors import conversation_get_for_visitor, conversation_recent_turns
 from config import outbound
 from knowledge.models import FaqPair, Source, SourceKind
@@ -195,6 +195,7 @@ def bot_rotate_encryption() -> int:
 @transaction.atomic
 def bot_delete(*, bot: Bot) -> None:
     """Delete a bot with its conversations and messages (knowledge sources stay: they may serve others)."""
+    refused_origins_forget(bot=bot)  # otherwise gone by itself within days (REFUSED_ORIGINS_TTL_SECONDS)
     bot.delete()
 
 

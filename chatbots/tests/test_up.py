@@ -40,9 +40,31 @@ def test_demo_seed_is_idempotent(settings, tmp_path: Path) -> None:
         second.bot.pk,
     )
     assert first.password == second.password
-    assert Organization.objects.count() == 1 and Bot.objects.count() == 1 and User.objects.count() == 1
+    assert Organization.objects.count() == 1 and Bot.objects.count() == 1 and User.objects.count() == 2
     assert Membership.objects.get(user=first.user).role == Role.OWNER
     assert second.user.check_password(second.password)
+
+
+@pytest.mark.django_db
+def test_demo_user_is_a_customer_and_the_operator_a_separate_account(settings, tmp_path: Path) -> None:
+    settings.DATA_DIR = tmp_path
+    seed = demo_seed()
+    assert not seed.user.is_superuser and not seed.user.is_staff
+    assert seed.operator.is_superuser and seed.operator.pk != seed.user.pk
+    assert not Membership.objects.filter(user=seed.operator).exists()
+    assert seed.operator.check_password(seed.operator_password_file.read_text().strip())
+
+
+@pytest.mark.django_db
+def test_demo_seed_demotes_a_demo_user_created_as_superuser_by_older_installs(
+    settings, tmp_path: Path
+) -> None:
+    settings.DATA_DIR = tmp_path
+    User.objects.create_superuser("admin@parlor.localhost", "old-password")
+    seed = demo_seed()
+    seed.user.refresh_from_db()
+    assert not seed.user.is_superuser and not seed.user.is_staff
+    assert seed.user.check_password(seed.password)
 
 
 def _test_database_url() -> str:
@@ -102,9 +124,19 @@ def test_up_serves_parlor_and_ctrl_c_leaves_no_process_behind(transactional_db, 
             except httpx.HTTPError:
                 return False
 
+        # "Ready" is printed only once the web server answers: at that moment it already does.
+        assert _wait_for(lambda: "Parlor is ready at" in "".join(output), 120), "".join(output)[-3000:]
+        assert httpx.get(f"{base}/healthz", timeout=3).status_code == 200
         assert _wait_for(ready, 90), "".join(output)[-3000:]
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         text = "".join(output)
+        steps = [
+            "==> Applying database migrations",
+            "==> Creating the demo organization",
+            "==> Starting the web",
+        ]
+        positions = [text.index(step) for step in [*steps, "Parlor is ready at"]]
+        assert positions == sorted(positions)
         email = re.search(r"E-mail:\s+(\S+)", text).group(1)
         password = re.search(r"Password:\s+(\S+)", text).group(1)
 
@@ -120,6 +152,8 @@ def test_up_serves_parlor_and_ctrl_c_leaves_no_process_behind(transactional_db, 
             assert response.status_code == 302, response.text[:500]
             dashboard = client.get("/admin/")
             assert dashboard.status_code == 200 and "Demo Company" in dashboard.text
+            # A customer's admin: no operator models (users, organizations of others) in the sidebar.
+            assert "/admin/accounts/user/" not in dashboard.text
 
         # With no model configured anywhere, the demo bot answers offline from the knowledge the worker
         # ingested, and says that no language model is connected.

@@ -343,8 +343,9 @@ def test_bot_admin_shows_a_live_preview_to_try(
     assert preview.locator(".pc-title").inner_text() == "Previewed"
 
     # Unsaved edits show up in the preview as they are typed.
-    page.fill("input[name=widget_title]", "Shiny new title")
     page.fill("textarea[name=greeting], input[name=greeting]", "Welcome to the new look!")
+    fixtures.admin_tab(page, "Widget").click()
+    page.fill("input[name=widget_title]", "Shiny new title")
     expect_text = preview.locator(".pc-title")
     for _ in range(50):
         if expect_text.inner_text() == "Shiny new title":
@@ -651,10 +652,10 @@ def test_chat_draws_a_streaming_answer_block_by_block(
     assert page.evaluate("() => ParlorChat.state().conversationId") == "c0ffee00-0000-4000-8000-000000000001"
 
 
-def test_chat_follows_a_dark_host_page_when_the_bot_says_auto(
+def test_chat_follows_a_dark_host_page_when_the_bot_says_page(
     live_parlor: LiveParlor, allowed_site: HostPages, new_page: Callable[..., Any]
 ) -> None:
-    bot = make_bot(allowed=[allowed_site.origin], widget_theme="auto", widget_position="bottom-left")
+    bot = make_bot(allowed=[allowed_site.origin], widget_theme="page", widget_position="bottom-left")
     html = host_page_html(live_parlor.url, bot.public_id).replace("background:#f6f1e7", "background:#121417")
     page = new_page()
     page.goto(allowed_site.page("/dark", html))

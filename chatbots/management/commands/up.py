@@ -1,6 +1,7 @@
 """Run all of Parlor in the foreground: Daphne (HTTP + WebSocket), a Celery worker and Celery beat.
 
-Applies migrations and seeds the demo organization first. Ctrl-C (or SIGTERM) stops every child
+Applies migrations and seeds the demo organization first, saying what it does, and prints the address
+and the demo credentials once the web server answers. Ctrl-C (or SIGTERM) stops every child
 process; embedded PostgreSQL/Redis stop with this process.
 """
 
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from typing import Any
+from urllib.request import urlopen
 
 from django.conf import settings
 from django.core.management import call_command
@@ -31,30 +33,27 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
         parser.add_argument("--no-beat", action="store_true", help="Do not run Celery beat.")
 
+    def _step(self, text: str) -> None:
+        self.stdout.write(f"==> {text}")
+        self.stdout.flush()
+
     def handle(
         self, *args: Any, host: str, port: int, concurrency: int, no_beat: bool, **options: Any
     ) -> None:
+        self._step("Applying database migrations…")
         call_command("migrate", interactive=False, verbosity=0)
         if not settings.DEBUG:
+            self._step("Collecting static files…")
             call_command("collectstatic", interactive=False, verbosity=0)
-        seed = demo_seed()
-        base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"  # noqa: S104
-        self.stdout.write(
-            self.style.SUCCESS("\nParlor is starting.\n")
-            + f"  Admin:        {base}/admin/\n"
-            + f"  E-mail:       {seed.user.email}\n"
-            + f"  Password:     {seed.password}\n"
-            + f"  Organization: {seed.organization.name}\n"
-            + f"  Demo bot:     {seed.bot.name} (public id {seed.bot.public_id})\n"
-            + f"  Chat page:    {base}/chat/{seed.bot.public_id}/\n"
-            + f'  Embed code:   <script src="{base}/widget.js" data-bot="{seed.bot.public_id}" defer></script>\n'
-            + f"  Health:       {base}/healthz   Ready: {base}/readyz\n"
-            + "Press Ctrl-C to stop.\n"
-        )
+        self._step("Creating the demo organization, its owner and its bot…")
+        self.seed = demo_seed()
+        self.base = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"  # noqa: S104
+        # The web server is asked on the address it binds (0.0.0.0 answers on loopback).
+        self.probe_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/healthz"  # noqa: S104
 
         # Children reuse the database and Redis this process resolved (embedded or configured).
         env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
-        env.setdefault("SITE_URL", base)  # links in e-mails and embed snippets point at this server
+        env.setdefault("SITE_URL", self.base)  # links in e-mails and embed snippets point at this server
         python = sys.executable
         commands = {
             "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
@@ -68,11 +67,37 @@ class Command(BaseCommand):
                 python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                 "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
             ]  # fmt: skip
+        self._step(f"Starting the web server, the worker{'' if no_beat else ' and beat'}…")
         self._run(commands, env)
+
+    def _ready_message(self) -> str:
+        seed, base = self.seed, self.base
+        return (
+            self.style.SUCCESS(f"\nParlor is ready at {base}/\n")
+            + "Sign in as the demo organization's owner:\n"
+            + f"  Sign in:      {base}/accounts/login/\n"
+            + f"  E-mail:       {seed.user.email}\n"
+            + f"  Password:     {seed.password}\n"
+            + f"  Organization: {seed.organization.name}\n"
+            + f"  Demo bot:     {seed.bot.name} (public id {seed.bot.public_id})\n"
+            + f"  Chat page:    {base}/chat/{seed.bot.public_id}/\n"
+            + f'  Embed code:   <script src="{base}/widget.js" data-bot="{seed.bot.public_id}" defer></script>\n'
+            + f"Operator (every organization): {seed.operator.email}, password in {seed.operator_password_file}\n"
+            + f"Health: {base}/healthz   Ready: {base}/readyz\n"
+            + "Press Ctrl-C to stop.\n"
+        )
+
+    def _answers(self) -> bool:
+        try:
+            with urlopen(self.probe_url, timeout=1) as response:  # noqa: S310 - our own http:// URL
+                return response.status == 200
+        except OSError:
+            return False
 
     def _run(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
         children = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
         stopping = False
+        announced = False
 
         def request_stop(signum: int, frame: object) -> None:
             nonlocal stopping
@@ -89,6 +114,11 @@ class Command(BaseCommand):
                         exit_code = proc.returncode or 1
                         stopping = True
                         break
+                if not stopping and not announced and self._answers():
+                    # Only now: "ready" printed before the server listens sent people to a dead address.
+                    announced = True
+                    self.stdout.write(self._ready_message())
+                    self.stdout.flush()
                 time.sleep(0.3)
         finally:
             self._stop(children)

@@ -1,11 +1,12 @@
-/* Bot admin: mirror unsaved appearance fields into the preview iframe, and copy the embed code. */
+/* Bot admin: mirror unsaved appearance fields into the preview iframe, copy the embed code, and add a
+ * refused website to the allowed origins. */
 (() => {
   "use strict";
   const panel = document.querySelector("[data-parlor-preview]");
   if (!panel) return;
   const frame = panel.querySelector("[data-parlor-frame]");
-  const copy = panel.querySelector("[data-parlor-copy]");
-  const snippet = panel.querySelector("[data-parlor-snippet]");
+  const copy = document.querySelector("[data-parlor-copy]");
+  const snippet = document.querySelector("[data-parlor-snippet]");
   const form = panel.closest("form") || document.querySelector("form");
   const FIELDS = {
     widget_title: "title",
@@ -66,4 +67,17 @@
         });
     });
   }
+  // "Allow this website": one more line in the allowed origins, saved with the form.
+  document.querySelectorAll("[data-parlor-allow]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const field = form?.elements.allowed_origins;
+      if (!field) return;
+      const origin = button.getAttribute("data-parlor-allow");
+      const lines = field.value.split("\n").map((line) => line.trim());
+      if (!lines.includes(origin)) field.value = [...lines.filter(Boolean), origin].join("\n");
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+      button.disabled = true;
+      button.textContent = "Added: save to apply";
+    });
+  });
 })();

@@ -66,8 +66,11 @@ function applyAppearance(appearance) {
   for (const key of APPEARANCE) {
     if (appearance[key] !== undefined && appearance[key] !== null) cfg[key] = appearance[key];
   }
+  // "auto" follows the visitor's system (prefers-color-scheme in chat.css) unless the embed code forces a
+  // theme (data-theme); "page" follows the host page's background, as the loader measured it.
   let theme = cfg.theme;
-  if (!theme || theme === "auto") theme = params.get("theme") || "auto"; // the host page's, from the loader
+  if (theme === "page") theme = params.get("theme") || params.get("page") || "auto";
+  else if (!theme || theme === "auto") theme = params.get("theme") || "auto";
   view.applyAppearance({ title: cfg.title, primaryColor: cfg.primary_color, avatarUrl: cfg.avatar_url, theme });
 }
 
@@ -134,6 +137,7 @@ function onHistory(messages) {
     msg.id = m.id;
     view.showSources(msg, m.sources);
     if (m.status === "incomplete") view.note(msg, "incomplete");
+    if (m.offline) view.note(msg, "offlineAnswer");
     view.showFeedback(msg, m.feedback, (value) => giveFeedback(msg, value));
   }
   state.hadConversation = state.hadConversation || messages.length > 0;
@@ -392,7 +396,8 @@ if (cfg.status === "paused") {
 }
 conn.connect();
 host.send("ready");
-if (!cfg.embedded) view.input.focus();
+// Not in the admin's preview: focusing an input inside the frame would scroll the admin page down to it.
+if (!cfg.embedded && !cfg.preview) view.input.focus();
 
 // Test and host hooks (read-only state, handy for debugging a deployment).
 window.ParlorChat = {

@@ -104,9 +104,26 @@ export function createView({ t, embedded, maxChars }) {
   let bannerKind = null;
   let greeting = null; // the greeting's message, while it is on screen
 
+  // The log follows new text until the visitor scrolls up, and again once they are back at the bottom.
+  // Measured at the visitor's scroll, not when text arrives: an offline or FAQ answer lands in one large
+  // piece, which would otherwise already count as "far from the bottom".
+  let follow = true;
+  let placed = -1; // where we scrolled the log ourselves: that scroll event is not the visitor's
+  log.addEventListener(
+    "scroll",
+    () => {
+      if (Math.abs(log.scrollTop - placed) < 2) return;
+      follow = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    },
+    { passive: true },
+  );
+
   function scrollDown(force) {
-    const near = log.scrollHeight - log.scrollTop - log.clientHeight < 120;
-    if (force || near) log.scrollTop = log.scrollHeight;
+    if (force) follow = true;
+    if (!follow) return;
+    // Instantly: a smooth scroll's steps would look like the visitor's own scrolling to the handler above.
+    log.scrollTo({ top: log.scrollHeight, behavior: "instant" });
+    placed = log.scrollTop;
   }
 
   function setText(msg, value) {

@@ -63,10 +63,8 @@
     }
   }
 
-  function hostTheme() {
-    const forced = opt("theme");
-    if (forced) return forced;
-    // Follow the host page: a dark page background means a dark chat.
+  function pageTheme() {
+    // For bots that follow the host page: a dark page background means a dark chat.
     const bg = getComputedStyle(d.body).backgroundColor.match(/\d+(\.\d+)?/g);
     if (!bg || (bg.length > 3 && +bg[3] === 0)) return "";
     return 0.299 * bg[0] + 0.587 * bg[1] + 0.114 * bg[2] < 110 ? "dark" : "light";
@@ -144,8 +142,10 @@
     frame.title = cfg.title;
     frame.setAttribute("allow", "clipboard-write");
     let q = `?host=${encodeURIComponent(location.origin)}`;
-    const theme = hostTheme();
-    if (theme) q += `&theme=${theme}`;
+    const forced = opt("theme");
+    const page = pageTheme();
+    if (forced) q += `&theme=${encodeURIComponent(forced)}`;
+    else if (page) q += `&page=${page}`;
     if (opt("lang")) q += `&lang=${encodeURIComponent(opt("lang"))}`;
     // The ids go in the fragment: never sent to a server, read by the chat app only.
     const hash = `#visitor=${encodeURIComponent(kept("visitor"))}&conversation=${encodeURIComponent(kept("conversation"))}`;
