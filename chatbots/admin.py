@@ -163,7 +163,7 @@ class BotAdmin(TenantScopedAdmin):
             (None, {"fields": [*general, "public_id"]}),
             ("Conversation", {"fields": [
                 "greeting", "suggested_questions", "system_prompt", "answer_style", "fallback_reply", "language",
-                "history_turns",
+                "history_turns", "api_system_messages",
             ]}),
             ("Knowledge and retrieval", {"fields": [*knowledge, "retrieval_top_k", "retrieval_min_score"]}),
             ("Language model", {

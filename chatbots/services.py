@@ -36,7 +36,7 @@ from knowledge.services import FaqOrigin, faq_pair_count_answer, source_create, 
 # Fields a customer may set through the admin or the API (keys go through their own arguments).
 BOT_EDITABLE_FIELDS = (
     "name", "status", "system_prompt", "greeting", "suggested_questions", "answer_style", "fallback_reply",
-    "language", "history_turns", "retrieval_top_k", "retrieval_min_score", "provider", "base_url", "model",
+    "language", "history_turns", "api_system_messages", "retrieval_top_k", "retrieval_min_score", "provider", "base_url", "model",
     "temperature", "max_output_tokens", "fallback_provider", "fallback_base_url", "fallback_model",
     "allowed_origins", "widget_title", "widget_primary_color", "widget_position", "widget_launcher_text",
     "widget_avatar_url", "widget_theme",
@@ -301,6 +301,7 @@ class AnswerRecord:
     latency_ms: int | None = None
     first_token_ms: int | None = None
     user_notice: str = ""  # shown to the visitor, not stored
+    hit_token_limit: bool = False  # the model reached its output limit (OpenAI's "length"), not stored
 
 
 def assistant_message_create(
