@@ -79,7 +79,7 @@ class Organization(models.Model):
     api_allowed_origins = models.JSONField(
         default=list,
         blank=True,
-        help_text='Websites whose own pages may call the API from the browser (CORS), e.g. '
+        help_text="Websites whose own pages may call the API from the browser (CORS), e.g. "
         '"https://app.example.com". Requests carry an API key; cookies are never sent.',
     )
     created_at = models.DateTimeField(auto_now_add=True)
