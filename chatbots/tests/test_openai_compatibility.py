@@ -231,7 +231,7 @@ async def test_async_responses_api_streams(parlor) -> None:
 
 
 def test_errors_under_v1_are_json_in_openais_shape(parlor) -> None:
-    base_url, bot, key = parlor
+    base_url, _bot, key = parlor
     headers = {"Authorization": f"Bearer {key}"}
     unknown = httpx.post(f"{base_url}/embeddings", headers=headers, json={"input": "x"})
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_url"
