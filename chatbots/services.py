@@ -212,6 +212,20 @@ def source_set_bots(*, source: Any, bots: Iterable[Bot]) -> None:
     source.bots.set(_same_organization(source.organization_id, bots, "A source"))
 
 
+def bot_sources_add(*, bot: Bot, sources: Iterable[Source]) -> None:
+    """Let ``bot`` answer from ``sources`` too (already attached ones stay); another organization's
+    sources are refused."""
+    sources = list(sources)
+    if any(source.organization_id != bot.organization_id for source in sources):
+        raise ApplicationError("A bot can only use sources of its own organization.")
+    bot.sources.add(*sources)
+
+
+def bot_source_remove(*, bot: Bot, source: Source) -> None:
+    """Stop ``bot`` answering from ``source``; the source itself stays (it may serve other bots)."""
+    bot.sources.remove(source)
+
+
 @transaction.atomic
 def api_key_set_bots(*, api_key: ApiKey, bots: Iterable[Bot] | None) -> None:
     """Limit ``api_key`` to ``bots``; ``None`` or no bots lifts the limit (the key may use every bot)."""
