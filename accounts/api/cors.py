@@ -8,11 +8,17 @@ credential.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from django.conf import settings
 
 from accounts.selectors import api_origin_listed
 
 
 def cors_for_listed_origins(sender: Any, request: Any, **kwargs: Any) -> bool:
-    """``corsheaders.signals.check_request_enabled`` receiver: may this origin get CORS headers?"""
+    """``corsheaders.signals.check_request_enabled`` receiver: may this origin get CORS headers? (The
+    middleware asks for every path: only the API's answer.)"""
+    if not re.match(settings.CORS_URLS_REGEX, request.path_info):
+        return False
     return api_origin_listed(origin=request.headers.get("Origin", ""))

@@ -104,6 +104,7 @@ class MessageFeedbackView(ApiKeyView):
 
 class ConversationListInput(InputSerializer):
     bot = serializers.CharField(required=False, max_length=40, help_text="A bot's public id.")
+    visitor = serializers.CharField(required=False, max_length=64, help_text="A visitor id (exact).")
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
     since = serializers.DateField(required=False, help_text="Last activity on or after this day.")
     until = serializers.DateField(required=False, help_text="Last activity on or before this day.")
@@ -146,6 +147,8 @@ class ConversationListView(ApiKeyView):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         conversations = conversations_for_api_key(api_key=request.auth)
+        if "visitor" in data:
+            conversations = conversations.filter(visitor_id=data["visitor"])
         filters = InboxFilters(
             bot_ids=_bot_ids_for(request.auth, data.get("bot")), channel=data.get("channel", ""), since=data.get("since"), until=data.get("until"),
             feedback=data.get("feedback", ""), unanswered=data["unanswered"], failed=data["failed"],
@@ -178,6 +181,9 @@ class ConversationDetailView(ApiKeyView):
 
 
 class ExportInput(ConversationListInput):
+    visitor = None  # type: ignore[assignment]  # exports select by the inbox's filters only
+    page = None  # type: ignore[assignment]
+    page_size = None  # type: ignore[assignment]
     format = serializers.ChoiceField(choices=ExportFormat.choices, required=False, default=ExportFormat.CSV)
 
 
