@@ -186,7 +186,8 @@ COMPONENTS: dict[str, Schema] = {
     ),
 }
 
-SSE = {"text/event-stream": {"schema": {"type": "string", "description": "Server-Sent Events."}}}
+# Each event's data is JSON (an object; OpenAI's streams end with the text "[DONE]"): any value.
+SSE = {"text/event-stream": {"schema": {"description": "Server-Sent Events, one JSON value per event."}}}
 
 
 def _errors(schema: str, *codes: int) -> Schema:
