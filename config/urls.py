@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from analytics import metrics
-from chatbots.api import openai_views
+from chatbots.api import openai_protocol, openai_views
 from config import health
 
 urlpatterns = [
@@ -25,6 +25,6 @@ urlpatterns = [
     path("v1/responses", openai_views.responses_create, name="openai-responses"),
     path("v1/models", openai_views.models_list, name="openai-models"),
     path("v1/models/<str:model>", openai_views.model_detail, name="openai-model"),
-    re_path(r"^v1/(?P<path>.*)$", openai_views.not_found, name="openai-not-found"),
+    re_path(r"^v1/(?P<path>.*)$", openai_protocol.not_found, name="openai-not-found"),
     path("", include("chatbots.widget_urls")),
 ]
