@@ -58,7 +58,7 @@ def openai_route(*methods: str) -> Callable[[View], View]:
         @wraps(view)
         async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
-                response = openai_error(MethodNotAllowed(f"{request.path} accepts {', '.join(methods)}."))
+                response = openai_error(MethodNotAllowed(f"This endpoint accepts {', '.join(methods)}."))
                 response["Allow"] = ", ".join(methods)
                 return response
             try:
@@ -76,7 +76,7 @@ def openai_route(*methods: str) -> Callable[[View], View]:
 @csrf_exempt
 async def not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     """Any other path under ``/v1/``: OpenAI's clients expect JSON there, never an HTML page."""
-    return openai_error(RouteNotFound(f"Unknown endpoint: {request.method} {request.path}."))
+    return openai_error(RouteNotFound("There is no such endpoint under /v1/ (see GET /api/schema/)."))
 
 
 # --- parameters -----------------------------------------------------------------------------------

@@ -253,4 +253,4 @@ async def model_detail(request: HttpRequest, model: str) -> HttpResponse:
     for bot in bots:
         if bot.public_id == model:
             return JsonResponse(_model_object(bot))
-    raise ModelNotFound(f"The model '{model[:64]}' does not exist or this API key may not use it.")
+    raise ModelNotFound()
