@@ -92,6 +92,7 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     api_allowed_origins = models.JSONField(
         default=list,
+        db_default=[],  # rows inserted by code that predates the field (a rolling deploy) get no origins
         blank=True,
         validators=[validate_api_origins],
         help_text="Websites whose own pages may call the API from the browser (CORS), e.g. "

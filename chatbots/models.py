@@ -99,6 +99,7 @@ class Bot(models.Model):
         max_length=8,
         choices=SystemMessages.choices,
         default=SystemMessages.APPEND,
+        db_default=SystemMessages.APPEND,  # rows inserted by code that predates the field (a rolling deploy)
         help_text="System messages sent by OpenAI-compatible API clients: appended after the bot's system "
         "prompt, or refused with an error.",
     )
