@@ -8,7 +8,13 @@ class AccountsConfig(AppConfig):
     default = True
 
     def ready(self) -> None:
+        from corsheaders.signals import check_request_enabled
+
         from accounts.api import schema  # noqa: F401  (registers the OpenAPI description of API keys)
+        from accounts.api.cors import cors_for_listed_origins
+
+        # django-cors-headers' documented hook for origins kept in the database (not business flow).
+        check_request_enabled.connect(cors_for_listed_origins, dispatch_uid="parlor-api-cors")
 
 
 class ParlorAdminConfig(admin_apps.AdminConfig):

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -71,11 +73,31 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.full_name.split(" ")[0] if self.full_name else self.email
 
 
+_API_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def validate_api_origins(value: object) -> None:
+    """``Organization.api_allowed_origins``: a list of exact origins as browsers send them."""
+    if not isinstance(value, list) or not all(isinstance(o, str) and _API_ORIGIN.match(o) for o in value):
+        raise ValidationError(
+            "List origins exactly as browsers send them, lower case and without a path, e.g. "
+            '["https://app.example.com", "http://localhost:3000"].'
+        )
+
+
 class Organization(models.Model):
     """A customer account (tenant): every object a customer creates belongs to exactly one."""
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
+    api_allowed_origins = models.JSONField(
+        default=list,
+        db_default=[],  # rows inserted by code that predates the field (a rolling deploy) get no origins
+        blank=True,
+        validators=[validate_api_origins],
+        help_text="Websites whose own pages may call the API from the browser (CORS), e.g. "
+        '"https://app.example.com". Requests carry an API key; cookies are never sent.',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

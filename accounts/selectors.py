@@ -126,3 +126,17 @@ def api_key_get_by_secret(*, secret: str) -> ApiKey | None:
 
 def api_keys_for_organization(*, organization: Organization) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(organization=organization).order_by("-created_at")
+
+
+def api_origin_listed(*, origin: str) -> bool:
+    """Whether any organization lets pages of ``origin`` call the API: CORS preflights carry no key, so
+    they are answered for every listed origin; the key's own organization is checked on the request."""
+    origin = origin.lower()
+    return bool(origin) and Organization.objects.filter(api_allowed_origins__contains=[origin]).exists()
+
+
+def api_origin_allowed(*, organization: Organization, origin: str, own_origin: str) -> bool:
+    """Whether a request sent from ``origin`` (its ``Origin`` header) may use a key of ``organization``:
+    same-origin pages (Parlor's own API docs) always, other sites when the organization lists them."""
+    origin = origin.lower()
+    return origin == own_origin.lower() or origin in organization.api_allowed_origins

@@ -182,7 +182,7 @@ class BotAdmin(TenantScopedAdmin):
         fieldsets = [
             ("Basics", {"classes": ["tab"], "fields": [
                 *general, "public_id", "greeting", "suggested_questions", "language", "system_prompt",
-                "answer_style", "fallback_reply", "history_turns", "created_at", "updated_at",
+                "answer_style", "fallback_reply", "history_turns", "api_system_messages", "created_at", "updated_at",
             ]}),
             ("Knowledge", {"classes": ["tab"], "fields": [
                 *knowledge, "retrieval_top_k", "retrieval_min_score", "query_rewrite",

@@ -74,6 +74,37 @@ class InvalidMessage(ChatError):
     default_message = "The message is empty or malformed."
 
 
+class UnsupportedParameter(InvalidMessage):
+    """An OpenAI parameter (or value) Parlor does not honour: refused, naming it, never silently ignored."""
+
+    code = "unsupported_parameter"
+    default_message = "This parameter is not supported."
+
+    def __init__(self, message: str | None = None, *, param: str, code: str | None = None):
+        super().__init__(message, code=code)
+        self.param = param
+
+
+class ModelNotFound(ChatError):
+    """OpenAI's name for an unknown bot: ``model`` is a bot's public id."""
+
+    code = "model_not_found"
+    http_status = 404
+    default_message = "The model does not exist or this API key may not use it."
+
+
+class RouteNotFound(ChatError):
+    code = "unknown_url"
+    http_status = 404
+    default_message = "There is no such endpoint."
+
+
+class MethodNotAllowed(ChatError):
+    code = "method_not_allowed"
+    http_status = 405
+    default_message = "This endpoint does not accept this method."
+
+
 class MessageTooLong(ChatError):
     code = "message_too_long"
     http_status = 413

@@ -59,6 +59,13 @@ class Language(models.TextChoices):
     PL = "pl", "Polish"
 
 
+class SystemMessages(models.TextChoices):
+    """What the OpenAI-compatible API does with a client's own system message."""
+
+    APPEND = "append", "Append them to the bot's instructions"
+    REFUSE = "refuse", "Refuse requests that carry one"
+
+
 hex_color = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #4f46e5.")
 
 
@@ -90,6 +97,15 @@ class Bot(models.Model):
         default=6,
         validators=[MaxValueValidator(50)],
         help_text="Earlier question/answer pairs sent to the model.",
+    )
+
+    api_system_messages = models.CharField(
+        max_length=8,
+        choices=SystemMessages.choices,
+        default=SystemMessages.APPEND,
+        db_default=SystemMessages.APPEND,  # rows inserted by code that predates the field (a rolling deploy)
+        help_text="System messages sent by OpenAI-compatible API clients: appended after the bot's system "
+        "prompt, or refused with an error.",
     )
 
     # --- retrieval ---

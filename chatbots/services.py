@@ -36,8 +36,9 @@ from knowledge.services import FaqOrigin, faq_pair_count_answer, source_create, 
 # Fields a customer may set through the admin or the API (keys go through their own arguments).
 BOT_EDITABLE_FIELDS = (
     "name", "status", "system_prompt", "greeting", "suggested_questions", "answer_style", "fallback_reply",
-    "language", "history_turns", "retrieval_top_k", "retrieval_min_score", "query_rewrite", "provider",
-    "base_url", "model", "temperature", "max_output_tokens", "fallback_provider", "fallback_base_url", "fallback_model",
+    "language", "history_turns", "api_system_messages", "retrieval_top_k", "retrieval_min_score", "query_rewrite",
+    "provider", "base_url", "model", "temperature", "max_output_tokens", "fallback_provider", "fallback_base_url",
+    "fallback_model",
     "allowed_origins", "widget_title", "widget_primary_color", "widget_position", "widget_launcher_text",
     "widget_avatar_url", "widget_theme",
 )  # fmt: skip
@@ -213,6 +214,20 @@ def source_set_bots(*, source: Any, bots: Iterable[Bot]) -> None:
     source.bots.set(_same_organization(source.organization_id, bots, "A source"))
 
 
+def bot_sources_add(*, bot: Bot, sources: Iterable[Source]) -> None:
+    """Let ``bot`` answer from ``sources`` too (already attached ones stay); another organization's
+    sources are refused."""
+    sources = list(sources)
+    if any(source.organization_id != bot.organization_id for source in sources):
+        raise ApplicationError("A bot can only use sources of its own organization.")
+    bot.sources.add(*sources)
+
+
+def bot_source_remove(*, bot: Bot, source: Source) -> None:
+    """Stop ``bot`` answering from ``source``; the source itself stays (it may serve other bots)."""
+    bot.sources.remove(source)
+
+
 @transaction.atomic
 def api_key_set_bots(*, api_key: ApiKey, bots: Iterable[Bot] | None) -> None:
     """Limit ``api_key`` to ``bots``; ``None`` or no bots lifts the limit (the key may use every bot)."""
@@ -309,6 +324,7 @@ class AnswerRecord:
     question_message_id: int | None = None  # the visitor's message this answers
     question_vector: list[float] | None = None  # its vector as retrieval computed it, stored on it
     user_notice: str = ""  # shown to the visitor, not stored
+    hit_token_limit: bool = False  # the model reached its output limit (OpenAI's "length"), not stored
 
 
 def assistant_message_create(

@@ -15,8 +15,9 @@ from typing import Any
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
+from accounts.exceptions import ApiOriginNotAllowed
 from accounts.models import ApiKey
-from accounts.selectors import api_key_get_by_secret
+from accounts.selectors import api_key_get_by_secret, api_origin_allowed
 from accounts.services import api_key_record_use
 
 KEYWORD = b"bearer"
@@ -64,6 +65,14 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise AuthenticationFailed("This API key has been revoked.", code="api_key_revoked")
         if api_key.is_expired:
             raise AuthenticationFailed("This API key has expired.", code="api_key_expired")
+        origin = request.headers.get("Origin")
+        if origin and not api_origin_allowed(
+            organization=api_key.organization,
+            origin=origin,
+            own_origin=f"{request.scheme}://{request.get_host()}",
+        ):
+            # A key copied into another website's page (CORS): refused even where the browser would not stop it.
+            raise ApiOriginNotAllowed()
         api_key_record_use(api_key=api_key)
         return ApiKeyPrincipal(api_key=api_key), api_key
 

@@ -13,5 +13,5 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key from the admin (API keys): 'Authorization: Bearer prl_…'.",
+            "description": "An API key from the admin (API keys), sent as `Authorization: Bearer prl_…`.",
         }

@@ -9,7 +9,7 @@ from accounts.models import ApiKey, Organization
 class OrganizationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "created_at"]
+        fields = ["id", "name", "slug", "api_allowed_origins", "created_at"]
 
 
 class ApiKeySerializer(serializers.ModelSerializer):

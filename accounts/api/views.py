@@ -61,10 +61,12 @@ class OrganizationView(ApiKeyViewMixin, APIView):
 class ApiKeyListView(ApiKeyViewMixin, APIView):
     """GET lists the organization's keys (never a secret); POST creates one and returns its key once."""
 
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
     @extend_schema(responses=ApiKeySerializer(many=True))
     def get(self, request: Request) -> Response:
         organization = _require_key_manager(request)
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             api_keys_for_organization(organization=organization), request, view=self
         )

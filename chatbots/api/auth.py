@@ -11,7 +11,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from accounts.api.authentication import ApiKeyAuthentication
 from chatbots.exceptions import BotNotFound, ForbiddenByApiKey, NotAuthenticated
 from chatbots.models import Bot
-from chatbots.selectors import api_key_may_use_bot, bot_get_public
+from chatbots.selectors import api_key_may_use_bot, bot_get_public, bots_for_api_key
 
 
 def _authenticate(request: HttpRequest) -> Any:
@@ -38,3 +38,14 @@ def api_key_bot(*, request: HttpRequest, public_id: str, write: bool) -> tuple[A
 
 
 api_key_bot_async = sync_to_async(api_key_bot)
+
+
+def api_key_bots(*, request: HttpRequest) -> tuple[Any, list[Bot]]:
+    """The request's API key and the bots it may use (OpenAI's model list), by name."""
+    api_key = _authenticate(request)
+    return api_key, list(
+        bots_for_api_key(api_key=api_key).select_related("organization").order_by("name", "pk")
+    )
+
+
+api_key_bots_async = sync_to_async(api_key_bots)

@@ -15,6 +15,12 @@ urlpatterns = [
     ),
     path("bots/", bot_views.BotListView.as_view(), name="api-bots"),
     path("bots/<str:public_id>/", bot_views.BotDetailView.as_view(), name="api-bot"),
+    path("bots/<str:public_id>/sources/", bot_views.BotSourceListView.as_view(), name="api-bot-sources"),
+    path(
+        "bots/<str:public_id>/sources/<int:source_id>/",
+        bot_views.BotSourceDetailView.as_view(),
+        name="api-bot-source",
+    ),
     path(
         "bots/<str:public_id>/test-connection/",
         bot_views.BotTestConnectionView.as_view(),

@@ -8,8 +8,8 @@ from django.http import FileResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,25 +34,43 @@ from chatbots.selectors import (
     export_download_token,
     export_get_for_api_key,
 )
-from chatbots.services import MAX_FEEDBACK_COMMENT_CHARS, message_feedback_set
+from chatbots.services import MAX_FEEDBACK_COMMENT_CHARS, conversation_delete, message_feedback_set
+from config.api_pagination import MAX_PAGE_SIZE, CursorPagination
 
 
 class ApiKeyView(APIView):
     authentication_classes = [ApiKeyAuthentication]
 
 
-class ConversationMessagesView(ApiKeyView):
-    """GET /api/v1/conversations/<id>/messages: the whole conversation, oldest first."""
+PAGE_SIZE_PARAMETER = OpenApiParameter(
+    "page_size", int, description=f"Items per page (at most {MAX_PAGE_SIZE}; default 50)."
+)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+
+class ConversationMessagesView(ApiKeyView):
+    """GET /api/v1/conversations/<id>/messages: the conversation's messages, oldest first, a page at a time
+    (follow ``next``; a cursor stays valid while new messages arrive)."""
+
+    pagination_class = CursorPagination
+
+    @extend_schema(
+        parameters=[OpenApiParameter("cursor", str, description="From a previous page's next or previous."),
+                    PAGE_SIZE_PARAMETER],
+        responses=OpenApiTypes.OBJECT,
+    )  # fmt: skip
     def get(self, request: Request, conversation_id: str) -> Response:
         conversation = conversation_get_for_api_key(api_key=request.auth, conversation_id=conversation_id)
-        messages = conversation_messages(conversation=conversation)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(
+            conversation_messages(conversation=conversation), request, view=self
+        )
         return Response(
             {
                 "conversation_id": str(conversation.pk),
                 "bot": conversation.bot.public_id,
-                "messages": [message_payload(message) for message in messages],
+                "next": paginator.get_next_link(),
+                "previous": paginator.get_previous_link(),
+                "results": [message_payload(message) for message in page],
             }
         )
 
@@ -86,6 +104,7 @@ class MessageFeedbackView(ApiKeyView):
 
 class ConversationListInput(InputSerializer):
     bot = serializers.CharField(required=False, max_length=40, help_text="A bot's public id.")
+    visitor = serializers.CharField(required=False, max_length=64, help_text="A visitor id (exact).")
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
     since = serializers.DateField(required=False, help_text="Last activity on or after this day.")
     until = serializers.DateField(required=False, help_text="Last activity on or before this day.")
@@ -97,6 +116,7 @@ class ConversationListInput(InputSerializer):
     )
     q = serializers.CharField(required=False, max_length=200, help_text="Words from the messages.")
     page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
 
 
 def conversation_summary(conversation: Conversation) -> dict[str, Any]:
@@ -131,6 +151,8 @@ class ConversationListView(ApiKeyView):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         conversations = conversations_for_api_key(api_key=request.auth)
+        if "visitor" in data:
+            conversations = conversations.filter(visitor_id=data["visitor"])
         filters = InboxFilters(
             bot_ids=_bot_ids_for(request.auth, data.get("bot")), channel=data.get("channel", ""), since=data.get("since"), until=data.get("until"),
             feedback=data.get("feedback", ""), unanswered=data["unanswered"], failed=data["failed"],
@@ -145,7 +167,8 @@ class ConversationListView(ApiKeyView):
 
 
 class ConversationDetailView(ApiKeyView):
-    """GET /api/v1/conversations/<id>/: one conversation as the inbox lists it, with its messages."""
+    """GET /api/v1/conversations/<id>/: one conversation as the inbox lists it, with its messages;
+    DELETE: clear it (the conversation and all its messages; the visitor's next message starts anew)."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, conversation_id: str) -> Response:
@@ -154,8 +177,17 @@ class ConversationDetailView(ApiKeyView):
         messages = conversation_messages(conversation=conversation)
         return Response({**conversation_summary(summary), "messages": [message_payload(m) for m in messages]})
 
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, conversation_id: str) -> Response:
+        conversation = conversation_get_for_api_key(api_key=request.auth, conversation_id=conversation_id)
+        conversation_delete(conversation=conversation)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class ExportInput(ConversationListInput):
+    visitor = None  # type: ignore[assignment]  # exports select by the inbox's filters only
+    page = None  # type: ignore[assignment]
+    page_size = None  # type: ignore[assignment]
     format = serializers.ChoiceField(choices=ExportFormat.choices, required=False, default=ExportFormat.CSV)
 
 

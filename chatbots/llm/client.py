@@ -25,7 +25,7 @@ from django.conf import settings
 
 from chatbots.llm.endpoints import Endpoint, endpoints_for, get_client
 from chatbots.llm.errors import AttemptFailed, backoff_delay, describe_error, redact
-from chatbots.llm.events import Completed, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
+from chatbots.llm.events import Completed, Generation, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
 from chatbots.llm.offline import offline_stream
 from chatbots.llm.presets import sampling_params
 from chatbots.llm.pricing import estimate_cost
@@ -44,13 +44,17 @@ def estimate_tokens(text: str) -> int:
 class Attempt:
     """Streams one model once; afterwards ``text``, ``usage`` and ``model`` describe what happened."""
 
-    def __init__(self, endpoint: Endpoint, bot: Bot, messages: list[dict]):
+    def __init__(
+        self, endpoint: Endpoint, bot: Bot, messages: list[dict], generation: Generation | None = None
+    ):
         self.endpoint = endpoint
         self.bot = bot
         self.messages = messages
+        self.generation = generation or Generation()
         self.text: list[str] = []
         self.model = endpoint.model
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
 
     def final_usage(self) -> Usage:
         if self.usage is not None:
@@ -70,6 +74,9 @@ class Attempt:
             return when
 
         extra: dict[str, Any] = {}
+        generation = self.generation
+        if generation.stop:
+            extra["stop"] = list(generation.stop)
         if self.endpoint.stream_usage:
             extra["stream_options"] = {"include_usage": True}
         client = get_client(self.endpoint)
@@ -86,8 +93,13 @@ class Attempt:
             **sampling_params(
                 provider=self.endpoint.provider,
                 model=self.endpoint.model,
-                temperature=self.bot.temperature,
-                max_tokens=self.bot.max_output_tokens,
+                temperature=self.bot.temperature
+                if generation.temperature is None
+                else generation.temperature,
+                # A client may ask for less than the bot allows, never for more.
+                max_tokens=min(
+                    generation.max_tokens or self.bot.max_output_tokens, self.bot.max_output_tokens
+                ),
             ),
             **extra,
         }
@@ -153,6 +165,8 @@ class Attempt:
             self.usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
         pieces = []
         for choice in chunk.get("choices") or ():
+            if isinstance(choice, dict) and choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
             content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
             if isinstance(content, str) and content:
                 pieces.append(content)
@@ -178,18 +192,21 @@ async def _read_to_end(lines: AsyncIterator[str]) -> None:
 
 # --- the public entry point -----------------------------------------------------------------------
 async def stream_chat(
-    *, bot: Bot, messages: list[dict], passages: Sequence[Passage]
+    *, bot: Bot, messages: list[dict], passages: Sequence[Passage], generation: Generation | None = None
 ) -> AsyncIterator[LLMEvent]:
     """Stream an answer: ``TextDelta`` events, then exactly one ``Completed``.
 
-    Raises ``LLMUnavailable`` only if even the offline provider cannot answer.
+    ``generation``: an API client's temperature, output limit, stop sequences and instructions for this
+    answer (the offline provider quotes passages and ignores them). Raises ``LLMUnavailable`` only if even
+    the offline provider cannot answer.
     """
-    chat_messages = build_messages(bot=bot, messages=messages, passages=passages)
+    instructions = generation.instructions if generation else ""
+    chat_messages = build_messages(bot=bot, messages=messages, passages=passages, instructions=instructions)
     endpoints = endpoints_for(bot)
     for position, endpoint in enumerate(endpoints):
         retries = 0
         while True:
-            attempt = Attempt(endpoint, bot, chat_messages)
+            attempt = Attempt(endpoint, bot, chat_messages, generation)
             try:
                 async for delta in attempt.stream():
                     yield delta
@@ -243,4 +260,5 @@ def _completed(attempt: Attempt, *, fallback: bool, incomplete: bool = False) ->
         offline=False,
         incomplete=incomplete,
         fallback=fallback,
+        hit_token_limit=not incomplete and attempt.finish_reason == "length",
     )

@@ -28,6 +28,19 @@ class Passage(Protocol):
 
 
 @dataclass(frozen=True)
+class Generation:
+    """What an API client asked of one answer (OpenAI's parameters); ``None`` or empty: the bot's setting.
+
+    The bot sets the limits: ``max_tokens`` never raises the bot's ``max_output_tokens``, and
+    ``instructions`` (a client's system message) only reach the model when the bot appends them."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    instructions: str = ""
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -50,7 +63,8 @@ class Completed:
     cannot be retracted, so the answer ends there); ``fallback`` when the answer came from the bot's
     fallback model or from the offline provider after the configured models failed. ``used_passages``:
     the chunk ids of the passages the answer quotes, when the provider knows (the offline one does), so
-    only their sources are shown; None: it may have used any of them.
+    only their sources are shown; None: it may have used any of them. ``hit_token_limit``: the model
+    stopped because it reached its output limit (OpenAI's ``finish_reason: "length"``).
     """
 
     model: str
@@ -61,6 +75,7 @@ class Completed:
     incomplete: bool = False
     fallback: bool = False
     used_passages: tuple[int, ...] | None = None
+    hit_token_limit: bool = False
 
 
 LLMEvent = TextDelta | Completed

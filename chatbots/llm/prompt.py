@@ -35,8 +35,12 @@ def source_label(passage: Passage) -> str:
     return label
 
 
-def system_message(*, bot: Bot, passages: Sequence[Passage]) -> str:
+def system_message(*, bot: Bot, passages: Sequence[Passage], instructions: str = "") -> str:
     parts = [bot.system_prompt.strip() or "You are a helpful assistant."]
+    if instructions.strip():
+        # An API client's system message, for bots that accept one: after the bot's own prompt, before
+        # the rules about knowledge, which keep the last word.
+        parts.append(f"Further instructions from the application:\n{instructions.strip()}")
     if bot.answer_style == "strict":
         parts.append(
             "Answer only from the knowledge below. If it does not contain the answer, say so briefly"
@@ -69,7 +73,12 @@ def estimate_tokens(text: str) -> int:
 
 
 def build_messages(
-    *, bot: Bot, messages: Sequence[dict], passages: Sequence[Passage], budget_tokens: int | None = None
+    *,
+    bot: Bot,
+    messages: Sequence[dict],
+    passages: Sequence[Passage],
+    budget_tokens: int | None = None,
+    instructions: str = "",
 ) -> list[dict]:
     """System prompt with the knowledge, recent turns and the new message, within a token budget.
 
@@ -80,13 +89,20 @@ def build_messages(
     budget = budget_tokens or settings.CHAT_PROMPT_TOKEN_BUDGET
     turns = [m for m in messages if m.get("role") in ("user", "assistant")]
     if not turns:
-        return [{"role": "system", "content": system_message(bot=bot, passages=passages)}]
+        return [
+            {
+                "role": "system",
+                "content": system_message(bot=bot, passages=passages, instructions=instructions),
+            }
+        ]
     *history, last = turns
     keep = max(bot.history_turns, 0) * 2  # a turn is a question and its answer
     history = history[-keep:] if keep else []
 
     remaining = (
-        budget - estimate_tokens(system_message(bot=bot, passages=[])) - estimate_tokens(str(last["content"]))
+        budget
+        - estimate_tokens(system_message(bot=bot, passages=[], instructions=instructions))
+        - estimate_tokens(str(last["content"]))
     )
     context_share = remaining * 2 // 3
     chosen: list[Passage] = []
@@ -107,7 +123,7 @@ def build_messages(
         kept.insert(0, turn)
         remaining -= cost
     return [
-        {"role": "system", "content": system_message(bot=bot, passages=chosen)},
+        {"role": "system", "content": system_message(bot=bot, passages=chosen, instructions=instructions)},
         *({"role": m["role"], "content": str(m.get("content", ""))} for m in [*kept, last]),
     ]
 

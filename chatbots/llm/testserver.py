@@ -134,6 +134,29 @@ class Script:
         )
 
 
+def _apply_limits(tokens: list[str], payload: dict[str, Any]) -> tuple[list[str], str]:
+    """The answer as OpenAI ends it: cut before the first ``stop`` sequence (``finish_reason`` "stop"), or
+    after ``max_tokens``/``max_completion_tokens`` tokens ("length")."""
+    stops = payload.get("stop") or []
+    stops = [stops] if isinstance(stops, str) else [s for s in stops if isinstance(s, str) and s]
+    text = "".join(tokens)
+    cut = min((text.find(stop) for stop in stops if stop in text), default=-1)
+    if cut >= 0:
+        kept, length = [], 0
+        for token in tokens:
+            if length + len(token) > cut:
+                if cut > length:
+                    kept.append(token[: cut - length])
+                break
+            kept.append(token)
+            length += len(token)
+        tokens = kept
+    limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    if isinstance(limit, int) and 0 < limit < len(tokens):
+        return tokens[:limit], "length"
+    return tokens, "stop"
+
+
 def _split_model(model: str) -> tuple[str, str]:
     name, _, query = model.partition("?")
     return name, query
@@ -531,6 +554,7 @@ class FakeLLMServer:
             )
             tokens = (script.reply if script.reply is not None else f"Echo: {last_user}").split()
         tokens = [t if i == 0 else " " + t for i, t in enumerate(tokens)]
+        tokens, finish = _apply_limits(tokens, payload)
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": len(tokens),
@@ -553,7 +577,7 @@ class FakeLLMServer:
                     "choices": [
                         {
                             "index": 0,
-                            "finish_reason": "stop",
+                            "finish_reason": finish,
                             "message": {"role": "assistant", "content": "".join(tokens)},
                         }
                     ],
@@ -561,7 +585,7 @@ class FakeLLMServer:
                 },
             )
             return True
-        return await self._stream(record, script, tokens, usage, completion_id, name, reader, writer)
+        return await self._stream(record, script, tokens, usage, completion_id, name, reader, writer, finish)
 
     async def _rewrite(
         self,
@@ -618,6 +642,7 @@ class FakeLLMServer:
         name: str,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        finish: str = "stop",
     ) -> bool:
         """Stream the answer; True when the connection stays open for the next request (keep-alive, as
         hosted providers do). A client sends nothing while a response streams, so EOF means it went away."""
@@ -659,7 +684,7 @@ class FakeLLMServer:
                     await pause(1 / script.tps)
                 await send(chunk({"content": token}))
                 record.tokens_sent += 1
-            await send(chunk({}, "stop"))
+            await send(chunk({}, finish))
             if record.include_usage and script.usage:
                 await send(
                     {

@@ -29,7 +29,7 @@ from chatbots.exceptions import (
     RateLimited,
 )
 from chatbots.llm import Completed, LLMUnavailable, TextDelta, stream_chat
-from chatbots.llm.events import Turn
+from chatbots.llm.events import Generation, Turn
 from chatbots.llm.prompt import cited_passages
 from chatbots.llm.rewrite import Rewrite, rewrite_question, rewrites_queries
 from chatbots.models import Bot, MessageStatus
@@ -249,11 +249,15 @@ async def _faq_answer(faq: FaqAnswer, record: AnswerRecord) -> AsyncIterator[str
 
 
 async def _model_answer(
-    bot: Bot, messages: list[Turn], passages: list[RetrievedChunk], record: AnswerRecord
+    bot: Bot,
+    messages: list[Turn],
+    passages: list[RetrievedChunk],
+    record: AnswerRecord,
+    generation: Generation | None = None,
 ) -> AsyncIterator[str]:
     """The provider's answer; usage, cost and how it ended go into ``record``."""
     try:
-        async for event in stream_chat(bot=bot, messages=messages, passages=passages):
+        async for event in stream_chat(bot=bot, messages=messages, passages=passages, generation=generation):
             if isinstance(event, TextDelta):
                 yield event.text
             elif isinstance(event, Completed):
@@ -261,6 +265,7 @@ async def _model_answer(
                 record.prompt_tokens = event.usage.prompt_tokens
                 record.completion_tokens = event.usage.completion_tokens
                 record.cost_usd = event.cost_usd
+                record.hit_token_limit = event.hit_token_limit
                 if event.incomplete:
                     record.status = MessageStatus.INCOMPLETE
                     record.error_code = "stream_interrupted"
@@ -347,7 +352,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
             pieces = _fixed_reply(bot.fallback_reply)
         else:
             messages = [*history, Turn(role="user", content=text)]
-            pieces = _model_answer(bot, messages, knowledge.passages, record)
+            pieces = _model_answer(bot, messages, knowledge.passages, record, request.generation)
         async for piece in pieces:
             if record.first_token_ms is None:
                 record.first_token_ms = int((time.monotonic() - started) * 1000)
@@ -387,4 +392,5 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         offline=record.offline,
         error_code=record.error_code,
         error_message=record.user_notice,
+        hit_token_limit=record.hit_token_limit,
     )

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from chatbots.llm.events import Turn
+from chatbots.llm.events import Generation, Turn
 from chatbots.models import Bot, Conversation
 from knowledge.selectors import SourcePayload
 
@@ -28,6 +28,8 @@ class ChatRequest:
     language: str = ""  # the visitor's language as the client named it (normalized by the pipeline)
     # The OpenAI-compatible endpoint brings its own history instead of a stored conversation.
     history: list[Turn] | None = None
+    # An API client's generation parameters (OpenAI's temperature, max_tokens, stop, system message).
+    generation: Generation | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Finished:
     offline: bool
     error_code: str = ""
     error_message: str = ""
+    hit_token_limit: bool = False  # the model stopped at its output limit (not an interruption)
 
     @property
     def provider_unavailable(self) -> bool:

@@ -167,6 +167,7 @@ def admin_form_data(**overrides):
     bot = Bot()
     data = {name: "" if getattr(bot, name) is None else getattr(bot, name) for name in (
         "status", "system_prompt", "greeting", "answer_style", "fallback_reply", "language", "history_turns",
+        "api_system_messages",
         "retrieval_top_k", "retrieval_min_score", "provider", "temperature", "max_output_tokens",
         "widget_primary_color", "widget_position", "widget_launcher_text", "widget_theme",
     )}  # fmt: skip

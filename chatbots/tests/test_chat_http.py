@@ -56,7 +56,7 @@ async def test_json_answer_with_sources_and_stored_conversation(llm_server) -> N
         assert follow.json()["conversation_id"] == body["conversation_id"]
         listing = await http.get(f"/api/v1/conversations/{body['conversation_id']}/messages")
         assert listing.status_code == 200
-        assert [m["text"] for m in listing.json()["messages"]] == [QUESTION, REPLY, "And shipping?", REPLY]
+        assert [m["text"] for m in listing.json()["results"]] == [QUESTION, REPLY, "And shipping?", REPLY]
         feedback = await http.post(
             f"/api/v1/messages/{body['message_id']}/feedback",
             json={"conversation_id": body["conversation_id"], "value": "down", "comment": "too short"},

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets, served by Parlor itself (no CDN)
@@ -89,6 +90,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",  # before anything that may answer (CORS headers on errors too)
     "config.input_rules.InputRuleMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.security_headers.SecurityHeadersMiddleware",
@@ -306,13 +308,17 @@ REST_FRAMEWORK = {
         "config.api_parsers.FormParser",
         "config.api_parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api_pagination.PageNumberPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["config.api_throttling.ApiKeyRateThrottle"],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Parlor API",
-    "DESCRIPTION": "Bots, knowledge sources and chat. Authenticate with 'Authorization: Bearer <API key>'.",
+    # Markdown: the key placeholder in backticks, or Swagger UI drops "<API key>" as an HTML tag.
+    "DESCRIPTION": "Bots, knowledge sources, conversations and chat (JSON, Server-Sent Events and "
+    "OpenAI-compatible). Authenticate with `Authorization: Bearer prl_…` (an API key from the admin). "
+    "Guide with examples: docs/api.md.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -320,6 +326,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "ENUM_NAME_OVERRIDES": {"ProviderEnum": "chatbots.models.Provider"},
+    # The chat endpoints are async Django views that drf-spectacular cannot see: described by hand.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chatbots.api.openapi.add_chat_endpoints",
+    ],
 }
 
 # --- LLM and embedding defaults ----------------------------------------------------------------
@@ -464,3 +475,13 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# --- Developer API: rate limit of the management endpoints, CORS (docs/api.md) ---------------------
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/min")  # per API key (or signed-in user); "off" disables it
+# Browser pages of an organization's own websites may call the API with an API key, never with cookies:
+# the origins are each organization's "API allowed origins" (accounts/api/cors.py), not a setting.
+CORS_URLS_REGEX = r"^/(api/v1|v1)/.*$"
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_ALLOW_CREDENTIALS = False
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_PREFLIGHT_MAX_AGE = env_int("CORS_PREFLIGHT_MAX_AGE", 600)

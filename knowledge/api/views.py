@@ -67,6 +67,8 @@ class SourceAPIView(APIView):
 
 
 class SourceListView(SourceAPIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+
     def filter_list(self, sources: QuerySet[Source]) -> QuerySet[Source]:
         for name in ("kind", "status"):
             if value := self.request.query_params.get(name):
@@ -76,7 +78,7 @@ class SourceListView(SourceAPIView):
     @extend_schema(parameters=LIST_FILTERS, responses=SourceSerializer(many=True))
     def get(self, request: Request) -> Response:
         sources = self.filter_list(self.get_sources()).order_by("-created_at", "-pk")
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(sources, request, view=self)
         return paginator.get_paginated_response(self.serializer_class(page, many=True).data)
 
