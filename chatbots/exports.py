@@ -35,8 +35,8 @@ STALE_RUN = timedelta(minutes=30)  # a run that started this long ago died with 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = [
     "conversation_id", "bot", "channel", "visitor", "visitor_id", "conversation_started_at", "message_id",
-    "created_at", "role", "text", "status", "error_code", "sources", "answered_from_faq", "model",
-    "prompt_tokens", "completion_tokens", "cost_usd", "first_token_ms", "latency_ms", "feedback",
+    "created_at", "role", "text", "status", "error_code", "sources", "answered_from_faq", "answered_from_cache",
+    "model", "prompt_tokens", "completion_tokens", "cost_usd", "first_token_ms", "latency_ms", "feedback",
     "feedback_comment",
 ]  # fmt: skip
 
@@ -114,7 +114,8 @@ def _message_fields(message: Message) -> dict[str, Any]:
         "message_id": message.pk, "created_at": message.created_at.isoformat(), "role": message.role,
         "text": message.text, "status": message.status, "error_code": message.error_code,
         "sources": [s.get("title", "") for s in message.sources or [] if isinstance(s, dict)],
-        "answered_from_faq": message.answered_from_faq, "model": message.model,
+        "answered_from_faq": message.answered_from_faq,
+        "answered_from_cache": message.answered_from_cache, "model": message.model,
         "prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens,
         "cost_usd": str(message.cost_usd) if message.cost_usd is not None else None,
         "first_token_ms": message.first_token_ms, "latency_ms": message.latency_ms,

@@ -100,6 +100,18 @@ class Bot(models.Model):
         "knowledge does not cover the question. Empty: the threshold measured for the embedding model.",
     )
 
+    # --- answer cache (chatbots.answer_cache) ---
+    answer_cache_enabled = models.BooleanField(
+        default=True,
+        help_text="Answer a first question asked before, with unchanged settings and knowledge, from the cache "
+        "instead of calling the model again.",
+    )
+    answer_cache_ttl_seconds = models.PositiveIntegerField(
+        default=86400,
+        validators=[MinValueValidator(60), MaxValueValidator(30 * 86400)],
+        help_text="How long a cached answer is reused (seconds).",
+    )
+
     # --- language model ---
     provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.DEFAULT)
     base_url = models.URLField(
@@ -265,6 +277,7 @@ class Message(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     sources = models.JSONField(default=list, blank=True)
     answered_from_faq = models.BooleanField(default=False)
+    answered_from_cache = models.BooleanField(default=False)
     model = models.CharField(max_length=120, blank=True)
     provider = models.CharField(max_length=40, blank=True)
     offline = models.BooleanField(default=False)

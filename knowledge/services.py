@@ -46,6 +46,7 @@ from knowledge.parsing import (
     parse_markdown,
     parse_plain_text,
 )
+from knowledge.versions import knowledge_changed
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def _faq_pairs_replace(source: Source, pairs: list[tuple[str, str]], origin: Faq
         for q, a in wanted
         if (q, a) not in kept
     )  # fmt: skip
+    knowledge_changed(organization_id=source.organization_id)
 
 
 def faq_pair_count_answer(*, pair_id: int) -> None:
@@ -209,6 +211,8 @@ def source_update(
         if "file" in changed and old_file and old_file != source.file.name:
             storage = source.file.storage
             transaction.on_commit(lambda: storage.delete(old_file))
+        if changed:
+            knowledge_changed(organization_id=source.organization_id)
     return source
 
 
@@ -266,6 +270,9 @@ def source_fail(*, source_id: int, reason: str) -> None:
     Source.objects.filter(pk=source_id).update(
         status=SourceStatus.FAILED, status_reason=reason[:2000], progress=0
     )
+    # A failed source's FAQ pairs stop answering: cached answers given beside them may no longer hold.
+    for organization_id in Source.objects.filter(pk=source_id).values_list("organization_id", flat=True):
+        knowledge_changed(organization_id=organization_id)
 
 
 def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
@@ -484,6 +491,7 @@ def source_ingest_blocks(
             status=SourceStatus.READY, progress=100, status_reason="", chunk_count=len(drafts),
             token_count=sum(d.token_estimate for d in drafts), page_count=page_count, synced_at=timezone.now(),
         )  # fmt: skip
+        knowledge_changed(organization_id=source.organization_id)
     if len(drafts) >= 1000:
         # Fresh planner statistics for the postings, so BM25 keeps its index scan right after a big load
         # (autovacuum would only catch up within a minute or so).
@@ -537,6 +545,7 @@ def source_delete(*, source: Source) -> None:
     storage = source.file.storage if source.file else None
     with transaction.atomic():
         source.delete()  # chunks and FAQ pairs cascade
+        knowledge_changed(organization_id=source.organization_id)
         if file_name and storage is not None:
             transaction.on_commit(lambda: storage.delete(file_name))
 
@@ -599,6 +608,8 @@ def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str],
         FaqPair.objects.bulk_update(pairs, ["embedding", "embedding_model"], batch_size=500)
         state.active_model = model
         state.save(update_fields=["active_model", "updated_at"])
+        for organization_id in Source.objects.values_list("organization_id", flat=True).distinct():
+            knowledge_changed(organization_id=organization_id)
     forget_serving_model()
     log(f"index switched to {model}: {done} chunks, {len(pairs)} FAQ questions")
     return done

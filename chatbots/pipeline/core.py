@@ -3,7 +3,9 @@
 Order matters and is part of the contract: validate → refuse early (paused bot, rate limits, busy
 conversation) → persist the user's message → FAQ or retrieval → prompt within budget → stream from the
 provider → persist the answer (also when the caller goes away mid-stream). Retrieval only reads, so it
-starts while the message is being stored; nothing is answered before the message is stored.
+starts while the message is being stored; nothing is answered before the message is stored. A first
+question answered before is answered from the answer cache instead of retrieval and the model
+(chatbots.pipeline.cache).
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ from chatbots.llm.events import Turn
 from chatbots.llm.prompt import cited_passages
 from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline.blocking import in_thread_pool
+from chatbots.pipeline.cache import (
+    CacheLookup,
+    cache_lookup,
+    cache_store,
+    cacheable_request,
+    cached_answer,
+    worth_storing,
+)
 from chatbots.pipeline.events import Accepted, ChatEvent, ChatRequest, Delta, Finished, Sources
 from chatbots.pipeline.ratelimit import (
     Limit,
@@ -206,6 +216,20 @@ async def _model_answer(
         record.user_notice = exc.user_message
 
 
+def _fresh_answer(
+    bot: Bot, text: str, history: list[Turn], knowledge: Knowledge, record: AnswerRecord
+) -> AsyncIterator[str]:
+    """The FAQ's answer, the bot's fixed reply when its knowledge has none, or the model's answer."""
+    record.sources = knowledge.sources
+    if knowledge.faq is not None:
+        return _faq_answer(knowledge.faq, record)
+    if not knowledge.passages and bot.answer_style == "strict" and bot.fallback_reply:
+        record.provider = "fallback_reply"
+        return _fixed_reply(bot.fallback_reply)
+    messages = [*history, Turn(role="user", content=text)]
+    return _model_answer(bot, messages, knowledge.passages, record)
+
+
 async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     """Answer one message, yielding Accepted, then Delta*, Sources, Finished.
 
@@ -221,6 +245,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
 
     refusal: ChatError | None = None
     prepared: asyncio.Future[Knowledge] | None = None
+    lookup: CacheLookup | None = None
     try:
         await check_rate_limits(_rate_limits(request), bot_id=bot.pk)
     except RateLimited as exc:
@@ -228,6 +253,9 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
             raise  # the rest of a flood is counted (ratelimit.refusals_key), not stored
         refusal = exc
     else:
+        if cacheable_request(request):
+            lookup = await cache_lookup(bot=bot, text=text)
+    if refusal is None and (lookup is None or lookup.hit is None):
         # Retrieval (embedding included) is most of the time before the first token: it runs on other
         # threads while the message is stored. The question goes to an embedding thread at once (they
         # serve questions in arrival order); only the searches wait for admission.
@@ -259,22 +287,19 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     try:
         yield Accepted(conversation=user_message.conversation, user_message_id=user_message.pk)
         history = recorded.history if request.history is None else request.history
-        knowledge = await prepared
-        record.sources = knowledge.sources
-        if knowledge.faq is not None:
-            pieces = _faq_answer(knowledge.faq, record)
-        elif not knowledge.passages and bot.answer_style == "strict" and bot.fallback_reply:
-            record.provider = "fallback_reply"
-            pieces = _fixed_reply(bot.fallback_reply)
+        if lookup is not None and lookup.hit is not None:
+            pieces = cached_answer(lookup.hit, record)
         else:
-            messages = [*history, Turn(role="user", content=text)]
-            pieces = _model_answer(bot, messages, knowledge.passages, record)
+            assert prepared is not None  # retrieval started unless refused or answered from the cache
+            pieces = _fresh_answer(bot, text, history, await prepared, record)
         async for piece in pieces:
             if record.first_token_ms is None:
                 record.first_token_ms = int((time.monotonic() - started) * 1000)
             record.text += piece
             yield Delta(piece)
         finished = True
+        if lookup is not None and worth_storing(record):
+            await cache_store(lookup=lookup, bot=bot, record=record)
     finally:
         if not finished and record.status == MessageStatus.COMPLETE:
             # The caller went away (socket closed, task cancelled) before the answer was complete.
