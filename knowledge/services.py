@@ -24,6 +24,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from config import log_context
 from config.input_rules import clean_text
 from knowledge.chunking import ChunkDraft, chunk_blocks, passage_sentences
 from knowledge.embedders import (
@@ -520,6 +521,7 @@ def source_ingest(*, source_id: int) -> Source | None:
     source = Source.objects.filter(pk=source_id).first()
     if source is None:
         return None
+    log_context.bind(organization_id=source.organization_id)
     Source.objects.filter(pk=source_id).update(status=SourceStatus.PROCESSING, progress=1, status_reason="")
     source.status = SourceStatus.PROCESSING
 
@@ -531,7 +533,11 @@ def source_ingest(*, source_id: int) -> Source | None:
         progress(10 if not source.is_remote else 40)
         if source.kind == SourceKind.FAQ:
             _embed_faq_pairs(source)
-        return source_ingest_blocks(source=source, blocks=blocks, page_count=pages, progress=progress)
+        source = source_ingest_blocks(source=source, blocks=blocks, page_count=pages, progress=progress)
+        logger.info(
+            "source %s ready: %s chunks", source_id, source.chunk_count, extra={"source_id": source_id}
+        )
+        return source
     except IngestError as exc:
         logger.info("source %s failed: %s", source_id, exc.reason)
         source_fail(source_id=source_id, reason=exc.reason)

@@ -11,6 +11,7 @@ question answered before is answered from the answer cache instead of retrieval 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
@@ -51,11 +52,13 @@ from chatbots.pipeline.ratelimit import (
 )
 from chatbots.selectors import ConversationRef, bot_source_ids, conversation_recent_user_texts
 from chatbots.services import AnswerRecord, assistant_message_create, user_message_create, user_message_refuse
+from config import log_context
 from config.db import replace_broken_connection
 from knowledge.embedders import QueryVector, embed_search_query
 from knowledge.retrieval import RetrievedChunk
 from knowledge.selectors import CONTEXT_TURNS, FaqAnswer, Knowledge, knowledge_for_question
 
+logger = logging.getLogger("parlor.chat")
 FAQ_CHUNK_CHARS = 24  # an FAQ answer is streamed in small pieces so every transport behaves the same
 
 
@@ -216,6 +219,18 @@ async def _model_answer(
         record.user_notice = exc.user_message
 
 
+def _log_answer(record: AnswerRecord, message_id: int | None) -> None:
+    """One line per answer with its figures; never its text (the ids in the log context say whose)."""
+    logger.info(
+        "answer %s from %s in %s ms", record.status, record.provider or "-", record.latency_ms,
+        extra={"message_id": message_id, "status": record.status, "error_code": record.error_code or None,
+               "provider": record.provider, "model": record.model, "answered_from_cache": record.answered_from_cache,
+               "answered_from_faq": record.answered_from_faq, "first_token_ms": record.first_token_ms,
+               "latency_ms": record.latency_ms, "prompt_tokens": record.prompt_tokens,
+               "completion_tokens": record.completion_tokens},
+    )  # fmt: skip
+
+
 def _fresh_answer(
     bot: Bot, text: str, history: list[Turn], knowledge: Knowledge, record: AnswerRecord
 ) -> AsyncIterator[str]:
@@ -239,6 +254,9 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     """
     started = time.monotonic()
     bot = request.bot
+    log_context.bind(
+        organization_id=bot.organization_id, bot_id=bot.pk, conversation_id=request.conversation_id
+    )
     text = validate_text(request.text)
     if bot.status != "active":
         raise BotPaused()
@@ -273,9 +291,11 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         history_turns=bot.history_turns if request.history is None else 0,
     )
     user_message = recorded.message
-    if refusal:
-        raise refusal
     conversation_id = user_message.conversation_id
+    log_context.bind(conversation_id=conversation_id)
+    if refusal:
+        logger.info("message refused: %s", refusal.code, extra={"code": refusal.code})
+        raise refusal
     slot_key = str(conversation_id)
     if not await acquire_conversation_slot(slot_key, ttl_seconds=int(settings.LLM_TOTAL_TIMEOUT) + 30):
         await in_thread_pool(user_message_refuse)(message_id=user_message.pk, code=ConversationBusy.code)
@@ -315,6 +335,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
             saved_id = saved.pk
         finally:
             await asyncio.shield(release_conversation_slot(slot_key))
+        _log_answer(record, saved_id)
 
     if record.sources:
         yield Sources(record.sources)
