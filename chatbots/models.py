@@ -335,6 +335,11 @@ class ExportStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+def export_upload_to(instance: ConversationExport, filename: str) -> str:
+    """Exports live under their organization's folder: deleting an organization removes the folder."""
+    return f"exports/{instance.organization_id}/{filename}"
+
+
 class ConversationExport(models.Model):
     """A filtered set of conversations written to a file by a Celery job (chatbots.exports); downloadable
     until ``expires_at``, then the file is deleted."""
@@ -350,7 +355,7 @@ class ConversationExport(models.Model):
     conversation_count = models.PositiveIntegerField(default=0)
     message_count = models.PositiveIntegerField(default=0)
     error = models.CharField(max_length=300, blank=True)
-    file = models.FileField(upload_to="exports/%Y/%m/", blank=True, max_length=300)
+    file = models.FileField(upload_to=export_upload_to, blank=True, max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

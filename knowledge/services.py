@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
@@ -26,6 +27,7 @@ from django.utils import timezone
 
 from config import log_context
 from config.input_rules import clean_text
+from config.storage_folders import storage_delete_folder
 from knowledge.chunking import ChunkDraft, chunk_blocks, passage_sentences
 from knowledge.embedders import (
     Embedder,
@@ -554,6 +556,12 @@ def source_delete(*, source: Source) -> None:
         knowledge_changed(organization_id=source.organization_id)
         if file_name and storage is not None:
             transaction.on_commit(lambda: storage.delete(file_name))
+
+
+def organization_source_files_delete(*, organization_id: int) -> int:
+    """Delete every uploaded file of an organization (its sources are being deleted with it); returns how
+    many. Uploads live under ``knowledge/<organization id>/`` (models.source_upload_to)."""
+    return storage_delete_folder(default_storage, f"knowledge/{organization_id}")
 
 
 # --- changing the embedding model --------------------------------------------------------------

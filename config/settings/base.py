@@ -273,8 +273,42 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "frontend" / "dist"] if (BASE_DIR / "frontend" / "dist").is_dir() else []
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
+# Uploaded sources and exports: the local disk (MEDIA_ROOT) by default, or any S3-compatible object storage
+# (AWS S3, MinIO, Ceph, R2, …) with STORAGE_BACKEND=s3. Objects are private: Parlor streams downloads itself,
+# and anything else gets a signed URL valid for S3_SIGNED_URL_SECONDS.
+S3_BUCKET = env_str("S3_BUCKET", "")
+STORAGE_BACKEND = env_str("STORAGE_BACKEND", "s3" if S3_BUCKET else "filesystem")
+S3_SIGNED_URL_SECONDS = env_int("S3_SIGNED_URL_SECONDS", 300)
+_STORAGE_BACKENDS = {
+    "filesystem": "django.core.files.storage.FileSystemStorage",
+    "s3": "storages.backends.s3.S3Storage",
+}
+DEFAULT_STORAGE = {"BACKEND": _STORAGE_BACKENDS.get(STORAGE_BACKEND, STORAGE_BACKEND)}
+if DEFAULT_STORAGE["BACKEND"] == _STORAGE_BACKENDS["s3"]:
+    if not S3_BUCKET:
+        raise ImproperlyConfigured(
+            "STORAGE_BACKEND=s3 needs S3_BUCKET (and usually S3_ENDPOINT_URL and keys)."
+        )
+    if not DEBUG and not 0 < S3_SIGNED_URL_SECONDS <= 3600:
+        raise ImproperlyConfigured(
+            "S3_SIGNED_URL_SECONDS must be between 1 and 3600: signed links stay short-lived."
+        )
+    DEFAULT_STORAGE["OPTIONS"] = {
+        "bucket_name": S3_BUCKET,
+        "endpoint_url": env_str("S3_ENDPOINT_URL") or None,  # empty: AWS
+        "access_key": env_str("S3_ACCESS_KEY_ID") or None,  # empty: boto3's own chain (IAM role, …)
+        "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
+        "region_name": env_str("S3_REGION") or None,
+        "location": env_str("S3_PREFIX", ""),  # a folder of the bucket when it is shared
+        "addressing_style": env_choice("S3_ADDRESSING_STYLE", "path", ("path", "virtual", "auto")),
+        "signature_version": "s3v4",
+        "default_acl": "private",
+        "querystring_auth": True,
+        "querystring_expire": S3_SIGNED_URL_SECONDS,
+        "file_overwrite": False,  # two uploads of report.pdf are two objects
+    }
 STORAGES = {
-    "default": {"BACKEND": env_str("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG or TESTING
