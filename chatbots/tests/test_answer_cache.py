@@ -186,3 +186,13 @@ async def test_deleting_a_bot_removes_its_cached_answers(llm_server, redis_clien
     assert list(redis_client.scan_iter(match=pattern))
     await sync_to_async(bot_delete)(bot=bot)
     assert not list(redis_client.scan_iter(match=pattern))
+
+
+async def test_a_customer_switches_the_cache_off_over_the_bots_api(llm_server) -> None:
+    bot, key = await setup_bot(llm_server)
+    await ask(key, bot)
+    async with client(key) as http:
+        response = await http.patch(f"/api/v1/bots/{bot.public_id}/", json={"answer_cache_enabled": False})
+    assert response.status_code == 200 and response.json()["answer_cache_enabled"] is False
+    await ask(key, bot)
+    assert model_calls(llm_server, bot) == 2
