@@ -36,6 +36,7 @@ class DailyStat(models.Model):
     answers_offline = models.PositiveIntegerField(default=0)  # the offline extractive provider
     failed = models.PositiveIntegerField(default=0)  # no answer at all (the visitor got an apology)
     incomplete = models.PositiveIntegerField(default=0)  # interrupted; counted in its kind above too
+    answers_cached = models.PositiveIntegerField(default=0)  # from the answer cache; in its kind above too
     errors = models.JSONField(default=dict, blank=True)  # error_code -> messages (both roles)
     thumbs_up = models.PositiveIntegerField(default=0)
     thumbs_down = models.PositiveIntegerField(default=0)

@@ -22,8 +22,8 @@ from chatbots.models import Conversation, Feedback, Message
 
 COUNTS = (
     "conversations", "visitors", "questions", "refused", "answers", "answers_faq", "answers_knowledge",
-    "answers_model", "answers_fallback", "answers_offline", "failed", "incomplete", "thumbs_up",
-    "thumbs_down", "prompt_tokens", "completion_tokens",
+    "answers_model", "answers_fallback", "answers_offline", "failed", "incomplete", "answers_cached",
+    "thumbs_up", "thumbs_down", "prompt_tokens", "completion_tokens",
 )  # fmt: skip
 
 
@@ -57,6 +57,7 @@ class Figures:
     answers_offline: int = 0
     failed: int = 0
     incomplete: int = 0
+    answers_cached: int = 0
     thumbs_up: int = 0
     thumbs_down: int = 0
     prompt_tokens: int = 0

@@ -112,7 +112,7 @@ def _compute_day(*, day: dt.date, organization_id: int | None) -> list[DailyStat
         stat = row(values)
         for name in (
             "visitors", "questions", "refused", "answers", *KINDS, "failed", "incomplete",
-            "thumbs_up", "thumbs_down",
+            "answers_cached", "thumbs_up", "thumbs_down",
         ):  # fmt: skip
             setattr(stat, name, values[name])
     for values in conversations.values(
@@ -156,6 +156,7 @@ def _counts(messages: QuerySet[Message]) -> QuerySet:
         **{name: Count("pk", filter=condition) for name, condition in KINDS.items()},
         failed=Count("pk", filter=ASSISTANT & Q(status=MessageStatus.FAILED)),
         incomplete=Count("pk", filter=ASSISTANT & Q(status=MessageStatus.INCOMPLETE)),
+        answers_cached=Count("pk", filter=ANSWERED & Q(answered_from_cache=True)),
         thumbs_up=Count("pk", filter=ASSISTANT & Q(feedback=Feedback.UP)),
         thumbs_down=Count("pk", filter=ASSISTANT & Q(feedback=Feedback.DOWN)),
     )

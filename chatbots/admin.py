@@ -30,6 +30,7 @@ from accounts.admin import ApiKeyAdmin, ApiKeyForm
 from accounts.admin_base import TenantScopedAdmin
 from accounts.models import ApiKey
 from accounts.selectors import active_organization
+from chatbots.answer_cache import answer_cache_invalidate
 from chatbots.exceptions import ExportUnavailable, MessageNotFound
 from chatbots.exports import conversation_export_request, export_file_response
 from chatbots.llm import ConnectionReport, endpoints_for
@@ -182,7 +183,8 @@ class BotAdmin(TenantScopedAdmin):
         fieldsets = [
             ("Basics", {"classes": ["tab"], "fields": [
                 *general, "public_id", "greeting", "suggested_questions", "language", "system_prompt",
-                "answer_style", "fallback_reply", "history_turns", "api_system_messages", "created_at", "updated_at",
+                "answer_style", "fallback_reply", "history_turns", "api_system_messages",
+                "answer_cache_enabled", "answer_cache_ttl_seconds", "created_at", "updated_at",
             ]}),
             ("Knowledge", {"classes": ["tab"], "fields": [
                 *knowledge, "retrieval_top_k", "retrieval_min_score", "query_rewrite",
@@ -268,6 +270,11 @@ class BotAdmin(TenantScopedAdmin):
             setattr(obj, field.attname, getattr(created, field.attname))
         obj._state.adding = False
         obj._state.db = created._state.db
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if "sources" in form.changed_data:
+            answer_cache_invalidate(bot_id=form.instance.pk)  # its knowledge changed
 
     # --- test connection --------------------------------------------------------------------------
     def _report(self, request: HttpRequest, bot: Bot, reports: list[ConnectionReport]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse
@@ -27,6 +28,8 @@ from django.utils import timezone
 from accounts.models import Organization, User
 from chatbots.models import Conversation, ConversationExport, ExportFormat, ExportStatus, Message
 from chatbots.selectors import InboxFilters, conversations_filtered
+from config.storage_folders import storage_delete_folder
+from knowledge.services import organization_source_files_delete
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,8 @@ STALE_RUN = timedelta(minutes=30)  # a run that started this long ago died with 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = [
     "conversation_id", "bot", "channel", "visitor", "visitor_id", "conversation_started_at", "message_id",
-    "created_at", "role", "text", "status", "error_code", "sources", "answered_from_faq", "model",
-    "prompt_tokens", "completion_tokens", "cost_usd", "first_token_ms", "latency_ms", "feedback",
+    "created_at", "role", "text", "status", "error_code", "sources", "answered_from_faq", "answered_from_cache",
+    "model", "prompt_tokens", "completion_tokens", "cost_usd", "first_token_ms", "latency_ms", "feedback",
     "feedback_comment",
 ]  # fmt: skip
 
@@ -114,7 +117,8 @@ def _message_fields(message: Message) -> dict[str, Any]:
         "message_id": message.pk, "created_at": message.created_at.isoformat(), "role": message.role,
         "text": message.text, "status": message.status, "error_code": message.error_code,
         "sources": [s.get("title", "") for s in message.sources or [] if isinstance(s, dict)],
-        "answered_from_faq": message.answered_from_faq, "model": message.model,
+        "answered_from_faq": message.answered_from_faq,
+        "answered_from_cache": message.answered_from_cache, "model": message.model,
         "prompt_tokens": message.prompt_tokens, "completion_tokens": message.completion_tokens,
         "cost_usd": str(message.cost_usd) if message.cost_usd is not None else None,
         "first_token_ms": message.first_token_ms, "latency_ms": message.latency_ms,
@@ -191,6 +195,19 @@ def conversation_exports_purge(*, now: Any = None) -> int:
         ConversationExport.objects.filter(pk=export.pk).update(file="")
         count += 1
     return count
+
+
+def organization_export_files_delete(*, organization_id: int) -> int:
+    """Delete every export file of an organization (it is being deleted); returns how many."""
+    return storage_delete_folder(default_storage, f"exports/{organization_id}")
+
+
+def organization_files_delete(*, organization_id: int) -> int:
+    """Delete every stored file of an organization: uploaded sources and exports. For deleting an
+    organization (after its rows are gone) or erasing its data; safe to run twice."""
+    return organization_export_files_delete(
+        organization_id=organization_id
+    ) + organization_source_files_delete(organization_id=organization_id)
 
 
 def export_file_response(export: ConversationExport) -> FileResponse:

@@ -127,6 +127,18 @@ class Bot(models.Model):
         "conversation instead.",
     )
 
+    # --- answer cache (chatbots.answer_cache) ---
+    answer_cache_enabled = models.BooleanField(
+        default=True,
+        help_text="Answer a first question asked before, with unchanged settings and knowledge, from the cache "
+        "instead of calling the model again.",
+    )
+    answer_cache_ttl_seconds = models.PositiveIntegerField(
+        default=86400,
+        validators=[MinValueValidator(60), MaxValueValidator(30 * 86400)],
+        help_text="How long a cached answer is reused (seconds).",
+    )
+
     # --- language model ---
     provider = models.CharField(max_length=16, choices=Provider.choices, default=Provider.DEFAULT)
     base_url = models.URLField(
@@ -301,6 +313,7 @@ class Message(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     sources = models.JSONField(default=list, blank=True)
     answered_from_faq = models.BooleanField(default=False)
+    answered_from_cache = models.BooleanField(default=False)
     model = models.CharField(max_length=120, blank=True)
     provider = models.CharField(max_length=40, blank=True)
     offline = models.BooleanField(default=False)
@@ -395,6 +408,11 @@ class ExportStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+def export_upload_to(instance: ConversationExport, filename: str) -> str:
+    """Exports live under their organization's folder: deleting an organization removes the folder."""
+    return f"exports/{instance.organization_id}/{filename}"
+
+
 class ConversationExport(models.Model):
     """A filtered set of conversations written to a file by a Celery job (chatbots.exports); downloadable
     until ``expires_at``, then the file is deleted."""
@@ -410,7 +428,7 @@ class ConversationExport(models.Model):
     conversation_count = models.PositiveIntegerField(default=0)
     message_count = models.PositiveIntegerField(default=0)
     error = models.CharField(max_length=300, blank=True)
-    file = models.FileField(upload_to="exports/%Y/%m/", blank=True, max_length=300)
+    file = models.FileField(upload_to=export_upload_to, blank=True, max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.exceptions import ApplicationError
 from accounts.models import ApiKey, Organization
 from chatbots import crypto
+from chatbots.answer_cache import answer_cache_clear, answer_cache_invalidate
 from chatbots.exceptions import InvalidMessage, MessageNotFound
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
 from chatbots.llm.endpoints import new_client
@@ -37,8 +38,8 @@ from knowledge.services import FaqOrigin, faq_pair_count_answer, source_create, 
 BOT_EDITABLE_FIELDS = (
     "name", "status", "system_prompt", "greeting", "suggested_questions", "answer_style", "fallback_reply",
     "language", "history_turns", "api_system_messages", "retrieval_top_k", "retrieval_min_score", "query_rewrite",
-    "provider", "base_url", "model", "temperature", "max_output_tokens", "fallback_provider", "fallback_base_url",
-    "fallback_model",
+    "answer_cache_enabled", "answer_cache_ttl_seconds", "provider", "base_url", "model", "temperature",
+    "max_output_tokens", "fallback_provider", "fallback_base_url", "fallback_model",
     "allowed_origins", "widget_title", "widget_primary_color", "widget_position", "widget_launcher_text",
     "widget_avatar_url", "widget_theme",
 )  # fmt: skip
@@ -150,6 +151,7 @@ def bot_update(
     if fallback_api_key is not None:
         changed.append("fallback_api_key_encrypted")
     bot.save(update_fields=changed)
+    answer_cache_invalidate(bot_id=bot.pk)
     return bot
 
 
@@ -195,9 +197,12 @@ def bot_rotate_encryption() -> int:
 
 @transaction.atomic
 def bot_delete(*, bot: Bot) -> None:
-    """Delete a bot with its conversations and messages (knowledge sources stay: they may serve others)."""
+    """Delete a bot with its conversations, messages and cached answers (knowledge sources stay: they may
+    serve others)."""
     refused_origins_forget(bot=bot)  # otherwise gone by itself within days (REFUSED_ORIGINS_TTL_SECONDS)
+    organization_id, bot_id = bot.organization_id, bot.pk
     bot.delete()
+    transaction.on_commit(lambda: answer_cache_clear(organization_id=organization_id, bot_id=bot_id))
 
 
 # --- what bots use: knowledge sources and API keys (accounts and knowledge know no bots) -----------------
@@ -211,7 +216,11 @@ def _same_organization(organization_id: int, bots: Iterable[Bot], what: str) -> 
 def source_set_bots(*, source: Any, bots: Iterable[Bot]) -> None:
     """The bots that answer from ``source`` (a knowledge source); bots of another organization are
     refused."""
-    source.bots.set(_same_organization(source.organization_id, bots, "A source"))
+    bots = _same_organization(source.organization_id, bots, "A source")
+    before = set(source.bots.values_list("pk", flat=True))
+    source.bots.set(bots)
+    for bot_id in before ^ {bot.pk for bot in bots}:
+        answer_cache_invalidate(bot_id=bot_id)  # its knowledge changed
 
 
 def bot_sources_add(*, bot: Bot, sources: Iterable[Source]) -> None:
@@ -309,6 +318,7 @@ class AnswerRecord:
     error_code: str = ""
     sources: list[SourcePayload] = dataclasses.field(default_factory=list)
     answered_from_faq: bool = False
+    answered_from_cache: bool = False
     faq_pair_id: int | None = None  # the FAQ pair answered with: counted when the answer is stored
     model: str = ""
     provider: str = ""
@@ -339,6 +349,7 @@ def assistant_message_create(
         error_code=record.error_code,
         sources=record.sources,
         answered_from_faq=record.answered_from_faq,
+        answered_from_cache=record.answered_from_cache,
         model=record.model,
         provider=record.provider,
         offline=record.offline,

@@ -9,6 +9,9 @@ bypass both, so this middleware does it for them before any consumer runs (chann
   ``CSRF_TRUSTED_ORIGINS``) unless its path is cross-origin by design: the widget's chat socket is opened
   from customers' sites, and its consumer checks the Origin against the bot's allowed origins
   (chatbots/origins.py). A socket without an Origin is refused unless cross-origin by design.
+
+Each socket also gets a request id for the logs (the handshake's ``X-Request-ID`` when well-formed), bound for
+the life of the connection (config/log_context.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from urllib.parse import urlsplit
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
+
+from config import log_context
 
 DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 
@@ -69,6 +74,9 @@ class WebSocketEdge:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket":
+            log_context.clear()
+            request_id = log_context.valid_request_id(_header(scope, b"x-request-id"))
+            log_context.bind(request_id=request_id or log_context.new_request_id())
             host = _header(scope, b"host")
             cross_origin = scope["path"].startswith(self.cross_origin_paths)
             if not host_allowed(host) or not (cross_origin or same_origin(_header(scope, b"origin"), host)):

@@ -19,13 +19,15 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from config import outbound
+from config import log_context, outbound
 from config.input_rules import clean_text
+from config.storage_folders import storage_delete_folder
 from knowledge.chunking import ChunkDraft, chunk_blocks, passage_sentences
 from knowledge.embedders import (
     Embedder,
@@ -47,6 +49,7 @@ from knowledge.parsing import (
     parse_markdown,
     parse_plain_text,
 )
+from knowledge.versions import knowledge_changed
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +166,7 @@ def _faq_pairs_replace(source: Source, pairs: list[tuple[str, str]], origin: Faq
         for q, a in wanted
         if (q, a) not in kept
     )  # fmt: skip
+    knowledge_changed(organization_id=source.organization_id)
 
 
 def faq_pair_count_answer(*, pair_id: int) -> None:
@@ -235,6 +239,8 @@ def source_update(
         if "file" in changed and old_file and old_file != source.file.name:
             storage = source.file.storage
             transaction.on_commit(lambda: storage.delete(old_file))
+        if changed:
+            knowledge_changed(organization_id=source.organization_id)
     return source
 
 
@@ -292,6 +298,9 @@ def source_fail(*, source_id: int, reason: str) -> None:
     Source.objects.filter(pk=source_id).update(
         status=SourceStatus.FAILED, status_reason=reason[:2000], progress=0
     )
+    # A failed source's FAQ pairs stop answering: cached answers given beside them may no longer hold.
+    for organization_id in Source.objects.filter(pk=source_id).values_list("organization_id", flat=True):
+        knowledge_changed(organization_id=organization_id)
 
 
 def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
@@ -510,6 +519,7 @@ def source_ingest_blocks(
             status=SourceStatus.READY, progress=100, status_reason="", chunk_count=len(drafts),
             token_count=sum(d.token_estimate for d in drafts), page_count=page_count, synced_at=timezone.now(),
         )  # fmt: skip
+        knowledge_changed(organization_id=source.organization_id)
     if len(drafts) >= 1000:
         # Fresh planner statistics for the postings, so BM25 keeps its index scan right after a big load
         # (autovacuum would only catch up within a minute or so).
@@ -538,6 +548,7 @@ def source_ingest(*, source_id: int) -> Source | None:
     source = Source.objects.filter(pk=source_id).first()
     if source is None:
         return None
+    log_context.bind(organization_id=source.organization_id)
     Source.objects.filter(pk=source_id).update(status=SourceStatus.PROCESSING, progress=1, status_reason="")
     source.status = SourceStatus.PROCESSING
 
@@ -549,7 +560,11 @@ def source_ingest(*, source_id: int) -> Source | None:
         progress(10 if not source.is_remote else 40)
         if source.kind == SourceKind.FAQ:
             _embed_faq_pairs(source)
-        return source_ingest_blocks(source=source, blocks=blocks, page_count=pages, progress=progress)
+        source = source_ingest_blocks(source=source, blocks=blocks, page_count=pages, progress=progress)
+        logger.info(
+            "source %s ready: %s chunks", source_id, source.chunk_count, extra={"source_id": source_id}
+        )
+        return source
     except IngestError as exc:
         logger.info("source %s failed: %s", source_id, exc.reason)
         source_fail(source_id=source_id, reason=exc.reason)
@@ -563,8 +578,22 @@ def source_delete(*, source: Source) -> None:
     storage = source.file.storage if source.file else None
     with transaction.atomic():
         source.delete()  # chunks and FAQ pairs cascade
+        knowledge_changed(organization_id=source.organization_id)
         if file_name and storage is not None:
             transaction.on_commit(lambda: storage.delete(file_name))
+
+
+def knowledge_versions_bump_all() -> None:
+    """Every organization's knowledge changed (a new embedding model, a restored backup): no answer cached
+    before is served again."""
+    for organization_id in Source.objects.values_list("organization_id", flat=True).distinct():
+        knowledge_changed(organization_id=organization_id)
+
+
+def organization_source_files_delete(*, organization_id: int) -> int:
+    """Delete every uploaded file of an organization (its sources are being deleted with it); returns how
+    many. Uploads live under ``knowledge/<organization id>/`` (models.source_upload_to)."""
+    return storage_delete_folder(default_storage, f"knowledge/{organization_id}")
 
 
 # --- changing the embedding model --------------------------------------------------------------
@@ -625,6 +654,7 @@ def embeddings_rebuild(*, model: str, batch_size: int = 64, log: Callable[[str],
         FaqPair.objects.bulk_update(pairs, ["embedding", "embedding_model"], batch_size=500)
         state.active_model = model
         state.save(update_fields=["active_model", "updated_at"])
+        knowledge_versions_bump_all()
     forget_serving_model()
     log(f"index switched to {model}: {done} chunks, {len(pairs)} FAQ questions")
     return done

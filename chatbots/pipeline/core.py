@@ -3,12 +3,15 @@
 Order matters and is part of the contract: validate → refuse early (paused bot, rate limits, busy
 conversation) → persist the user's message → FAQ or retrieval → prompt within budget → stream from the
 provider → persist the answer (also when the caller goes away mid-stream). Retrieval only reads, so it
-starts while the message is being stored; nothing is answered before the message is stored.
+starts while the message is being stored; nothing is answered before the message is stored. A first
+question answered before is answered from the answer cache instead of retrieval and the model
+(chatbots.pipeline.cache).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
@@ -34,6 +37,14 @@ from chatbots.llm.prompt import cited_passages
 from chatbots.llm.rewrite import Rewrite, rewrite_question, rewrites_queries
 from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline.blocking import in_thread_pool
+from chatbots.pipeline.cache import (
+    CacheLookup,
+    cache_lookup,
+    cache_store,
+    cacheable_request,
+    cached_answer,
+    worth_storing,
+)
 from chatbots.pipeline.events import Accepted, ChatEvent, ChatRequest, Delta, Finished, Sources
 from chatbots.pipeline.ratelimit import (
     Limit,
@@ -43,12 +54,14 @@ from chatbots.pipeline.ratelimit import (
 )
 from chatbots.selectors import ConversationRef, bot_source_ids, conversation_recent_user_texts
 from chatbots.services import AnswerRecord, assistant_message_create, user_message_create, user_message_refuse
+from config import log_context
 from config.db import replace_broken_connection
 from knowledge.embedders import QueryVector, embed_search_query
 from knowledge.questions import question_shape
 from knowledge.retrieval import RetrievedChunk
 from knowledge.selectors import CONTEXT_TURNS, FaqAnswer, Knowledge, knowledge_for_question
 
+logger = logging.getLogger("parlor.chat")
 FAQ_CHUNK_CHARS = 24  # an FAQ answer is streamed in small pieces so every transport behaves the same
 
 
@@ -283,6 +296,40 @@ async def _model_answer(
         record.user_notice = exc.user_message
 
 
+def _log_answer(record: AnswerRecord, message_id: int | None) -> None:
+    """One line per answer with its figures; never its text (the ids in the log context say whose)."""
+    logger.info(
+        "answer %s from %s in %s ms", record.status, record.provider or "-", record.latency_ms,
+        extra={"message_id": message_id, "status": record.status, "error_code": record.error_code or None,
+               "provider": record.provider, "model": record.model, "answered_from_cache": record.answered_from_cache,
+               "answered_from_faq": record.answered_from_faq, "first_token_ms": record.first_token_ms,
+               "latency_ms": record.latency_ms, "prompt_tokens": record.prompt_tokens,
+               "completion_tokens": record.completion_tokens},
+    )  # fmt: skip
+
+
+def _fresh_answer(
+    bot: Bot,
+    text: str,
+    history: list[Turn],
+    knowledge: Knowledge,
+    record: AnswerRecord,
+    generation: Generation | None = None,
+) -> AsyncIterator[str]:
+    """The FAQ's answer, the bot's fixed reply when its knowledge has none, or the model's answer."""
+    record.sources = knowledge.sources
+    record.search_query = knowledge.search_query
+    if knowledge.passages:
+        record.retrieval_score = max(passage.similarity for passage in knowledge.passages)
+    if knowledge.faq is not None:
+        return _faq_answer(knowledge.faq, record)
+    if not knowledge.passages and bot.answer_style == "strict" and bot.fallback_reply:
+        record.provider = "fallback_reply"
+        return _fixed_reply(bot.fallback_reply)
+    messages = [*history, Turn(role="user", content=text)]
+    return _model_answer(bot, messages, knowledge.passages, record, generation)
+
+
 async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     """Answer one message, yielding Accepted, then Delta*, Sources, Finished.
 
@@ -292,12 +339,17 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     """
     started = time.monotonic()
     bot = request.bot
+    log_context.bind(
+        organization_id=bot.organization_id, bot_id=bot.pk, conversation_id=request.conversation_id
+    )
     text = validate_text(request.text)
     if bot.status != "active":
         raise BotPaused()
 
     refusal: ChatError | None = None
     prepared: asyncio.Future[Prepared] | None = None
+    query_vector: Future[list[float]] | None = None
+    lookup: CacheLookup | None = None
     try:
         await check_rate_limits(_rate_limits(request), bot_id=bot.pk)
     except RateLimited as exc:
@@ -305,6 +357,9 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
             raise  # the rest of a flood is counted (ratelimit.refusals_key), not stored
         refusal = exc
     else:
+        if cacheable_request(request):
+            lookup = await cache_lookup(bot=bot, text=text)
+    if refusal is None and (lookup is None or lookup.hit is None):
         # Retrieval (embedding included) is most of the time before the first token: it runs on other
         # threads while the message is stored. The question goes to an embedding thread at once (they
         # serve questions in arrival order); only the searches wait for admission.
@@ -323,9 +378,11 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         history_turns=bot.history_turns if request.history is None else 0,
     )
     user_message = recorded.message
-    if refusal:
-        raise refusal
     conversation_id = user_message.conversation_id
+    log_context.bind(conversation_id=conversation_id)
+    if refusal:
+        logger.info("message refused: %s", refusal.code, extra={"code": refusal.code})
+        raise refusal
     slot_key = str(conversation_id)
     if not await acquire_conversation_slot(slot_key, ttl_seconds=int(settings.LLM_TOTAL_TIMEOUT) + 30):
         await in_thread_pool(user_message_refuse)(message_id=user_message.pk, code=ConversationBusy.code)
@@ -337,28 +394,22 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     try:
         yield Accepted(conversation=user_message.conversation, user_message_id=user_message.pk)
         history = recorded.history if request.history is None else request.history
-        preparation = await prepared
-        knowledge = preparation.knowledge
-        record.sources = knowledge.sources
-        record.search_query = knowledge.search_query
-        if preparation.rewrite is not None:
-            record.search_rewritten = True
-        if knowledge.passages:
-            record.retrieval_score = max(passage.similarity for passage in knowledge.passages)
-        if knowledge.faq is not None:
-            pieces = _faq_answer(knowledge.faq, record)
-        elif not knowledge.passages and bot.answer_style == "strict" and bot.fallback_reply:
-            record.provider = "fallback_reply"
-            pieces = _fixed_reply(bot.fallback_reply)
+        if lookup is not None and lookup.hit is not None:
+            pieces = cached_answer(lookup.hit, record)
         else:
-            messages = [*history, Turn(role="user", content=text)]
-            pieces = _model_answer(bot, messages, knowledge.passages, record, request.generation)
+            assert prepared is not None  # retrieval started unless refused or answered from the cache
+            preparation = await prepared
+            if preparation.rewrite is not None:
+                record.search_rewritten = True
+            pieces = _fresh_answer(bot, text, history, preparation.knowledge, record, request.generation)
         async for piece in pieces:
             if record.first_token_ms is None:
                 record.first_token_ms = int((time.monotonic() - started) * 1000)
             record.text += piece
             yield Delta(piece)
         finished = True
+        if lookup is not None and worth_storing(record):
+            await cache_store(lookup=lookup, bot=bot, record=record)
     finally:
         if not finished and record.status == MessageStatus.COMPLETE:
             # The caller went away (socket closed, task cancelled) before the answer was complete.
@@ -368,7 +419,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         if prepared is not None and prepared.done() and not prepared.cancelled() and not prepared.exception():
             _count_rewrite(record, prepared.result().rewrite)
         record.question_message_id = user_message.pk
-        record.question_vector = _computed_vector(query_vector)
+        record.question_vector = _computed_vector(query_vector) if query_vector is not None else None
         try:
             saved = await asyncio.shield(
                 in_thread_pool(assistant_message_create)(
@@ -378,6 +429,7 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
             saved_id = saved.pk
         finally:
             await asyncio.shield(release_conversation_slot(slot_key))
+        _log_answer(record, saved_id)
 
     if record.sources:
         yield Sources(record.sources)

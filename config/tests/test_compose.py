@@ -48,3 +48,12 @@ def test_dockerfile_serves_the_asgi_app_on_the_port_compose_uses() -> None:
     assert "collectstatic" in dockerfile
     assert '"config.asgi:application"' in dockerfile
     assert _compose()["services"]["web"]["ports"] == ["${PORT:-8000}:8000"]
+
+
+def test_an_optional_private_s3_service_runs_under_its_own_profile() -> None:
+    services = _compose()["services"]
+    for name in ("minio", "minio-bucket"):
+        assert services[name]["profiles"] == ["s3"]  # `docker compose up` alone does not start it
+    assert "ports" not in services["minio"]  # reachable on the compose network only
+    assert "mc anonymous set none" in services["minio-bucket"]["command"][0]  # the bucket stays private
+    assert "objects" in _compose()["volumes"]

@@ -148,7 +148,9 @@ def test_changes_reingest_only_when_the_content_changes(client, django_capture_o
         with django_capture_on_commit_callbacks() as queued:
             response = client.patch(detail(source.pk), data, content_type="application/json", **headers)
         assert response.status_code == 200, response.content
-        return {**response.json(), "queued": len(queued)}
+        # Ingestion tasks queued after commit (other callbacks bump the answer cache's versions).
+        ingests = [callback for callback in queued if "_enqueue_ingest" in callback.__qualname__]
+        return {**response.json(), "queued": len(ingests)}
 
     renamed = patch({"title": "Shop FAQ", "bots": [bot.public_id]})
     assert (renamed["title"], renamed["status"], renamed["bots"], renamed["queued"]) == (
