@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
     default = True
 
     def ready(self) -> None:
+        from accounts import signals  # noqa: F401  (sign-ins into the audit log)
         from accounts.api import schema  # noqa: F401  (registers the OpenAPI description of API keys)
 
 

@@ -184,8 +184,18 @@ class BotAdmin(TenantScopedAdmin):
                 "allowed_origins", "widget_title", "widget_primary_color", "widget_position",
                 "widget_launcher_text", "widget_avatar_url", "widget_theme",
             ]}),
+            ("Privacy", {
+                "fields": ["retention_days"],
+                "description": self._retention_note(request, obj),
+            }),
             ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
         ]  # fmt: skip
+
+    def _retention_note(self, request: HttpRequest, obj: Any) -> str:
+        organization = obj.organization if obj is not None else active_organization(request)
+        days = getattr(organization, "conversation_retention_days", None)
+        kept = "forever" if days is None else f"{days} days"
+        return f"Leave empty to follow the organization's setting: conversations are kept {kept}."
 
     # --- display ----------------------------------------------------------------------------------
     @display(description="Status", label={"active": "success", "paused": "warning"})
@@ -617,3 +627,6 @@ class ApiKeyWithBotsAdmin(ApiKeyAdmin):
         # must not become a key for every bot by being saved.
         if not change or "bots" in form.changed_data:
             api_key_set_bots(api_key=obj, bots=form.cleaned_data.get("bots"))
+
+
+from chatbots import privacy_admin  # noqa: E402, F401  (data subject requests, registered on import)
