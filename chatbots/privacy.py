@@ -468,10 +468,12 @@ def _erase_redis(subject: Subject) -> int:
 
 def _erase_rows(request_id: int, organization_id: int, subject: Subject) -> None:
     """Rows in short transactions: messages in batches, then their conversations (related before direct)."""
+    linked = []  # other models with a conversation: deleted explicitly, whatever their on_delete says
     for model, lookup in visitor_data_models():
-        target = model._meta.get_field(lookup)
-        if not target.is_relation:  # rows kept without a conversation
+        if not model._meta.get_field(lookup).is_relation:  # rows kept without a conversation
             _rows_of(model, lookup, subject, organization_id).delete()
+        elif model is not Message:
+            linked.append((model, lookup))
     ordered = subject.conversation_ids
     total = max(len(ordered), 1)
     for start in range(0, len(ordered), CONVERSATION_BATCH):
@@ -487,7 +489,9 @@ def _erase_rows(request_id: int, organization_id: int, subject: Subject) -> None
             deleted = Message.objects.filter(pk__in=ids).delete()[0]
             _beat(request_id, message_count=F("message_count") + deleted)
         with transaction.atomic():
-            deleted, _ = Conversation.objects.filter(pk__in=batch, organization_id=organization_id).delete()
+            for model, lookup in linked:
+                model._default_manager.filter(**{f"{lookup}__in": batch}).delete()
+            Conversation.objects.filter(pk__in=batch, organization_id=organization_id).delete()
         _beat(request_id, conversation_count=F("conversation_count") + len(batch),
               progress=min(99, 10 + int(89 * (start + len(batch)) / total)))  # fmt: skip
 
