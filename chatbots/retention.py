@@ -1,8 +1,8 @@
 """Retention (services): delete conversations older than an organization's (or a bot's) period.
 
 Run by Celery beat (``retention_run_task``). Deletes in bounded batches — a page of expired conversations,
-their messages ``RETENTION_BATCH`` at a time, each batch its own short statement — with a short pause
-between batches, so a run over millions of rows never holds long locks or starves the chat of I/O.
+their messages ``RETENTION_BATCH`` at a time by primary key, each batch its own short statement — with a
+short pause between batches, so a run over millions of rows never holds long locks or starves the chat.
 The default is to keep conversations forever: only organizations or bots with a period are touched.
 """
 
@@ -20,7 +20,7 @@ from accounts.audit import audit_events_expire, audit_record
 from accounts.models import AuditAction, Organization
 from chatbots.models import Bot, Conversation, Message
 
-CONVERSATION_PAGE = 500
+CONVERSATION_PAGE = 100  # conversations whose message ids are read at once
 
 
 @dataclass
@@ -50,16 +50,20 @@ def conversations_expire(*, bot_id: int, cutoff: datetime, batch: int | None = N
         page = list(expired.order_by("last_message_at").values_list("pk", flat=True)[:CONVERSATION_PAGE])
         if not page:
             return result
-        while True:
-            ids = list(Message.objects.filter(conversation_id__in=page).values_list("pk", flat=True)[:batch])
-            if not ids:
-                break
-            result.messages += Message.objects.filter(pk__in=ids).delete()[0]
+        # The page's message ids are read once, then deleted by primary key: re-querying "the next batch of
+        # this page" would walk the index over the rows deleted so far (dead until vacuumed), ever slower.
+        ids = list(
+            Message.objects.filter(conversation_id__in=page).order_by("pk").values_list("pk", flat=True)
+        )
+        for start in range(0, len(ids), batch):
+            result.messages += Message.objects.filter(pk__in=ids[start : start + batch]).delete()[0]
             if pause:
                 time.sleep(pause)
-        # Re-checked: a conversation that got a new message meanwhile is kept (its old messages are gone).
+        # Re-checked: a conversation that got a new message meanwhile is kept (its old messages are gone);
+        # a message stored since the ids were read goes with its expired conversation.
         deleted = Conversation.objects.filter(pk__in=page, last_message_at__lt=cutoff).delete()[1]
         result.conversations += deleted.get(Conversation._meta.label, 0)
+        result.messages += deleted.get(Message._meta.label, 0)
 
 
 def retention_run(*, now: datetime | None = None) -> RetentionResult:
