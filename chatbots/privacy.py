@@ -267,9 +267,16 @@ def subject_request_run(*, request_id: int) -> DataSubjectRequest | None:
             _erase(request, value)
     except Exception:
         logger.exception("data subject request %s failed", request_id)
-        DataSubjectRequest.objects.filter(pk=request_id).update(
-            status=SubjectRequestStatus.FAILED, error="The request could not be completed; try again."
-        )
+        if request.kind == SubjectRequestKind.ERASE:
+            # An erasure must happen: queued again, the resume beat job retries it until it is done.
+            DataSubjectRequest.objects.filter(pk=request_id).update(
+                status=SubjectRequestStatus.QUEUED,
+                error="The last attempt failed; it is retried automatically.",
+            )
+        else:
+            DataSubjectRequest.objects.filter(pk=request_id).update(
+                status=SubjectRequestStatus.FAILED, error="The export could not be written; request it again."
+            )
         raise
     request.refresh_from_db()
     return request
