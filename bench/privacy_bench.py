@@ -305,11 +305,11 @@ Command: `.venv/bin/python bench/privacy_bench.py --messages {args.messages}` (m
 
 ### Erasing one visitor ({args.visitor_messages:,} messages among {args.messages:,})
 
-From the request (as the admin or API creates it) to the worker marking it done: **{erased["seconds"]:.2f} s** for {erased["conversation_count"]} conversations and {erased["message_count"]:,} messages (target ≤ 5 s).
+From the request (as the admin or API creates it) to the worker marking it done: **{erased["seconds"]:.2f} s** for {erased["conversation_count"]} conversations and {erased["message_count"]:,} messages (target ≤ 5 s); the job itself (claimed → done): {erased["job_seconds"]:.2f} s. The worker had run one erasure before (started and warm).
 
 ### Retention deleting {kept["expired"]:,} expired messages
 
-The job deleted {result.messages:,} messages and {result.conversations:,} conversations in {kept["seconds"]:.1f} s (batches of {settings.RETENTION_BATCH:,} messages, {settings.RETENTION_BATCH_PAUSE_MS} ms pause between batches). Meanwhile one visitor kept asking questions over the widget's socket (client time to first token, model answering instantly):
+The Celery worker's retention job (started as beat starts it) deleted {result["messages"]:,} messages and {result["conversations"]:,} conversations in {kept["seconds"]:.1f} s (batches of {settings.RETENTION_BATCH:,} messages by primary key, {settings.RETENTION_BATCH_PAUSE_MS} ms pause between batches). Meanwhile one visitor kept asking questions over the widget's socket, one after the other (client time to first token through Daphne, model answering instantly):
 
 | when | p50 | p95 | samples |
 | --- | ---: | ---: | ---: |
