@@ -10,14 +10,18 @@ from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from accounts.admin_base import TenantScopedAdmin
+from accounts.audit import AUDIT_READ_ROLES, audit_record
+from accounts.deletion import organization_deletion_request
 from accounts.exceptions import ApplicationError
-from accounts.models import ApiKey, Invitation, Membership, Organization, Role, User
+from accounts.models import ApiKey, AuditAction, AuditEvent, Invitation, Membership, Organization, Role, User
 from accounts.selectors import active_membership, active_organization
 from accounts.services import (
     api_key_create,
@@ -34,13 +38,28 @@ if TYPE_CHECKING:
 OWNER_ONLY = frozenset({Role.OWNER})
 
 
+class OrganizationDeleteForm(forms.Form):
+    confirm_name = forms.CharField(label="Type the organization's name to confirm", max_length=200)
+
+
 @admin.register(Organization)
 class OrganizationAdmin(TenantScopedAdmin):
     tenant_path = "pk"
     write_roles = OWNER_ONLY
-    list_display = ["name", "slug", "created_at"]
+    list_display = ["name", "slug", "retention", "created_at"]
     search_fields = ["name", "slug"]
     readonly_fields = ["created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "created_at"]}),
+        (
+            "Privacy",
+            {
+                "fields": ["conversation_retention_days", "audit_retention_days"],
+                "description": "How long Parlor keeps data. Empty means kept forever (the default for "
+                "conversations); a bot may set its own period for its conversations.",
+            },
+        ),
+    ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
@@ -48,6 +67,85 @@ class OrganizationAdmin(TenantScopedAdmin):
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return self.is_operator(request)  # customers get organizations by signing up or by invitation
+
+    @display(description="Conversations kept")
+    def retention(self, obj: Organization) -> str:
+        days = obj.conversation_retention_days
+        return "Forever" if days is None else f"{days} days"
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one organization at a time, confirmed by its name
+        return actions
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        """Deleting an organization is a confirmed background job, not a cascade inside this request."""
+        organization = self.get_object(request, object_id)
+        if organization is None or not self.has_delete_permission(request, organization):
+            raise PermissionDenied("Only an owner can delete the organization.")
+        form = OrganizationDeleteForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                organization_deletion_request(
+                    organization=organization,
+                    user=request.user,
+                    confirm_name=form.cleaned_data["confirm_name"],
+                )
+            except ApplicationError as exc:
+                form.add_error("confirm_name", exc.message)
+            else:
+                messages.success(request, f"{organization.name} is being deleted with all its data.")
+                return HttpResponseRedirect(reverse("admin:index"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Delete {organization.name}",
+            "organization": organization,
+            "form": form,
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "accounts/admin/organization_delete.html", context)
+
+    def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        retention = {"conversation_retention_days", "audit_retention_days"} & set(form.changed_data)
+        if change and retention:
+            audit_record(organization=obj, action=AuditAction.RETENTION_CHANGED, request=request,
+                         target=f"organization {obj.pk}",
+                         detail={name: getattr(obj, name) for name in sorted(retention)})  # fmt: skip
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(TenantScopedAdmin):
+    """The organization's audit log: read-only, for owners and admins (members do not see it)."""
+
+    read_only = True
+    list_display = ["created_at", "actor_label", "action", "target", "ip_address"]
+    list_filter = ["action"]
+    search_fields = ["actor_label", "target"]
+    fields = ["created_at", "actor_label", "action", "target", "detail", "ip_address"]
+    readonly_fields = fields
+
+    def _reader(self, request: HttpRequest) -> bool:
+        if self.is_operator(request):
+            return True
+        membership = active_membership(request) if request.user.is_active else None
+        return membership is not None and membership.role in AUDIT_READ_ROLES
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._reader(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._reader(request)
+
+    # Append-only for the application, operators included.
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Membership)
@@ -69,7 +167,7 @@ class MembershipAdmin(TenantScopedAdmin):
             role = obj.role
             obj.role = Membership.objects.get(pk=obj.pk).role
             try:
-                membership_change_role(membership=obj, role=role)
+                membership_change_role(membership=obj, role=role, actor=request.user)
             except ApplicationError as exc:
                 messages.error(request, exc.message)
             obj.refresh_from_db()
@@ -78,7 +176,7 @@ class MembershipAdmin(TenantScopedAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Membership) -> None:
         try:
-            membership_remove(membership=obj)
+            membership_remove(membership=obj, actor=request.user)
         except ApplicationError as exc:
             messages.error(request, exc.message)
 
@@ -150,7 +248,7 @@ class InvitationAdmin(TenantScopedAdmin):
         if not self.has_delete_permission(request):
             raise PermissionDenied("Not allowed.")
         for invitation in queryset:
-            invitation_revoke(invitation=invitation)
+            invitation_revoke(invitation=invitation, actor=request.user)
         messages.success(request, "Invitations revoked.")
 
     @admin.action(description="Send selected invitations again (new link, new expiry)")
@@ -254,7 +352,7 @@ class ApiKeyAdmin(TenantScopedAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied("Not allowed.")
         for api_key in queryset:
-            api_key_revoke(api_key=api_key)
+            api_key_revoke(api_key=api_key, actor=request.user)
         messages.success(request, "API keys revoked.")
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:

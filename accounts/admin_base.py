@@ -47,7 +47,8 @@ from django.db.models import Q
 from django.http import Http404
 from unfold.admin import ModelAdmin, StackedInline, TabularInline
 
-from accounts.models import Membership, Organization, User
+from accounts.audit import audit_record
+from accounts.models import AuditAction, Membership, Organization, User
 from accounts.selectors import WRITE_ROLES, active_membership, active_organization
 
 if TYPE_CHECKING:
@@ -262,6 +263,35 @@ class TenantScopedAdmin(ModelAdmin):
                 raise Http404("No active organization.")
             obj.organization = organization
         super().save_model(request, obj, form, change)
+
+    # --- the audit log: every change made in the admin ------------------------------------------------
+    def _audit(self, request: HttpRequest, obj: Any, action: str, message: Any = None) -> None:
+        organization_id = obj.pk if isinstance(obj, Organization) else getattr(obj, "organization_id", None)
+        if organization_id is None:
+            active = active_organization(request)
+            organization_id = active.pk if active is not None else None
+        if organization_id is None or not Organization.objects.filter(pk=organization_id).exists():
+            return
+        detail: dict[str, Any] = {"via": "admin"}
+        if isinstance(message, list):
+            changed = sorted({f for entry in message for f in entry.get("changed", {}).get("fields", [])})
+            if changed:
+                detail["fields"] = changed
+        audit_record(organization=organization_id, action=action, request=request,
+                     target=f"{obj._meta.verbose_name} {obj.pk}", detail=detail)  # fmt: skip
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        self._audit(request, obj, AuditAction.OBJECT_CREATED, message)
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        self._audit(request, obj, AuditAction.OBJECT_CHANGED, message)
+        return super().log_change(request, obj, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        for obj in queryset:
+            self._audit(request, obj, AuditAction.OBJECT_DELETED)
+        return super().log_deletions(request, queryset)
 
     # --- permissions by role ------------------------------------------------------------------------
     def _member(self, request: HttpRequest) -> bool:

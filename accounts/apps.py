@@ -10,6 +10,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from corsheaders.signals import check_request_enabled
 
+        from accounts import signals  # noqa: F401  (sign-ins into the audit log)
         from accounts.api import schema  # noqa: F401  (registers the OpenAPI description of API keys)
         from accounts.api.cors import cors_for_listed_origins
 

@@ -99,6 +99,22 @@ class Organization(models.Model):
         '"https://app.example.com". Requests carry an API key; cookies are never sent.',
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    conversation_retention_days = models.PositiveIntegerField(
+        "keep conversations (days)",
+        null=True,
+        blank=True,
+        help_text="Conversations whose last message is older than this are deleted. Empty: kept forever. "
+        "A bot may set its own period.",
+    )
+    audit_retention_days = models.PositiveIntegerField(
+        "keep audit log (days)",
+        null=True,
+        blank=True,
+        default=365,
+        help_text="Audit events older than this are deleted. Empty: kept forever.",
+    )
+    # Set when an owner confirmed the deletion: the background job removes everything, then this row.
+    deletion_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -204,3 +220,56 @@ class ApiKey(models.Model):
         if self.revoked_at:
             return "revoked"
         return "expired" if self.is_expired else "active"
+
+
+class AuditAction(models.TextChoices):
+    SIGN_IN = "sign_in", "Signed in"
+    SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
+    API_KEY_CREATED = "api_key_created", "API key created"
+    API_KEY_REVOKED = "api_key_revoked", "API key revoked"
+    ROLE_CHANGED = "role_changed", "Role changed"
+    MEMBER_REMOVED = "member_removed", "Member removed"
+    OWNERSHIP_HANDED_OVER = "ownership_handed_over", "Ownership handed over"
+    INVITATION_SENT = "invitation_sent", "Invitation sent"
+    INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
+    INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
+    OBJECT_CREATED = "object_created", "Created"
+    OBJECT_CHANGED = "object_changed", "Changed"
+    OBJECT_DELETED = "object_deleted", "Deleted"
+    EXPORT_REQUESTED = "export_requested", "Data export requested"
+    ERASURE_REQUESTED = "erasure_requested", "Erasure requested"
+    ERASURE_DONE = "erasure_done", "Erasure finished"
+    RETENTION_RUN = "retention_run", "Retention run"
+    RETENTION_CHANGED = "retention_changed", "Retention changed"
+    ORGANIZATION_DELETION_REQUESTED = "organization_deletion_requested", "Organization deletion requested"
+
+
+class AuditEvent(models.Model):
+    """Who did what and when in an organization. Append-only for the application (``save`` refuses
+    updates, ``delete`` refuses); only the retention job removes old events, by a queryset delete.
+    Records actions, never erased content: ``target`` names an object by kind and id."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # The actor as they were called then (an API key's prefix, "system" for jobs); kept after they leave.
+    actor_label = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=40, choices=AuditAction.choices)
+    target = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="auditevent_org_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.target}".strip()
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError("Audit events are append-only; the retention job removes old ones.")

@@ -17,8 +17,9 @@ from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
 from accounts.emails import configured_site, email_message, email_subject
+from accounts.audit import audit_record
 from accounts.exceptions import ApplicationError, InvitationInvalid, PermissionDenied
-from accounts.models import ApiKey, Invitation, Membership, Organization, Role, User
+from accounts.models import ApiKey, AuditAction, Invitation, Membership, Organization, Role, User
 
 API_KEY_PREFIX = "prl_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per key and minute
@@ -89,21 +90,29 @@ def membership_change_role(*, membership: Membership, role: str, actor: User | N
     membership = Membership.objects.get(pk=membership.pk)  # as it is now, under the lock
     if membership.role == Role.OWNER and role != Role.OWNER and owners <= 1:
         raise ApplicationError("An organization needs at least one owner.")
+    previous = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    if previous != role:
+        audit_record(organization=membership.organization_id, action=AuditAction.ROLE_CHANGED, actor=actor,
+                     target=f"user {membership.user_id}", detail={"from": previous, "to": role})  # fmt: skip
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership) -> None:
+def membership_remove(*, membership: Membership, actor: User | None = None) -> None:
     """Remove a member; the last owner cannot be removed."""
     owners = _lock_owners(membership.organization_id)
     membership = Membership.objects.filter(pk=membership.pk).first()  # as it is now, under the lock
     if membership is None:
         return
     if membership.role == Role.OWNER and owners <= 1:
-        raise ApplicationError("The last owner cannot leave the organization.")
+        raise ApplicationError(
+            "The last owner cannot leave the organization: hand it over to another member or delete it."
+        )
     membership.delete()
+    audit_record(organization=membership.organization_id, action=AuditAction.MEMBER_REMOVED, actor=actor,
+                 target=f"user {membership.user_id}")  # fmt: skip
 
 
 # --- invitations -------------------------------------------------------------------------------------
@@ -164,6 +173,8 @@ def invitation_create(
         organization=organization, email=email, role=role, token_hash=sha256_hex(token), invited_by=invited_by
     )
     url = invitation_url(token=token, site_url=site_url)
+    audit_record(organization=organization, action=AuditAction.INVITATION_SENT, actor=invited_by,
+                 target=f"invitation {invitation.pk}", detail={"role": role})  # fmt: skip
     transaction.on_commit(lambda: _send_invitation_mail(invitation=invitation, url=url))
     return IssuedInvitation(invitation=invitation, token=token, url=url)
 
@@ -175,10 +186,12 @@ def invitation_get_pending(*, token: str) -> Invitation | None:
     return invitation if invitation is not None and invitation.is_pending else None
 
 
-def invitation_revoke(*, invitation: Invitation) -> Invitation:
+def invitation_revoke(*, invitation: Invitation, actor: User | None = None) -> Invitation:
     if invitation.accepted_at is None and invitation.revoked_at is None:
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
+        audit_record(organization=invitation.organization_id, action=AuditAction.INVITATION_REVOKED, actor=actor,
+                     target=f"invitation {invitation.pk}")  # fmt: skip
     return invitation
 
 
@@ -204,6 +217,8 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_record(organization=invitation.organization_id, action=AuditAction.INVITATION_ACCEPTED, actor=user,
+                 target=f"invitation {invitation.pk}", detail={"role": membership.role})  # fmt: skip
     return membership
 
 
@@ -235,13 +250,17 @@ def api_key_create(
         expires_at=expires_at,
         created_by=created_by,
     )
+    audit_record(organization=organization, action=AuditAction.API_KEY_CREATED, actor=created_by,
+                 target=f"API key {prefix}", detail={"read_only": read_only})  # fmt: skip
     return IssuedApiKey(api_key=api_key, key=key)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor: User | None = None) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(organization=api_key.organization_id, action=AuditAction.API_KEY_REVOKED, actor=actor,
+                     target=f"API key {api_key.prefix}")  # fmt: skip
     return api_key
 
 

@@ -185,3 +185,76 @@ def snapshot(objects: TenantObjects) -> dict[str, Any]:
             None if fresh is None else repr(sorted(model_to_dict(fresh).items(), key=str))
         )
     return state
+
+
+# --- "nothing left": the privacy tests' generic scan ------------------------------------------------------
+def data_models() -> list[type[models.Model]]:
+    """Every model that holds organization data: the isolation walk's tenant models plus the models the
+    organization deletion discovers (also those with a plain ``organization_id`` column)."""
+    from accounts.deletion import organization_data_models
+
+    found = dict.fromkeys(tenant_models())
+    for model, _lookup in organization_data_models():
+        found[model] = None
+    return list(found)
+
+
+def database_traces(needles: list[str]) -> list[str]:
+    """``model pk: needle`` for every row of every organization-data model that contains a needle."""
+    lowered = [n.lower() for n in needles if n]
+    hits = []
+    for model in data_models():
+        for row in model._default_manager.all().values():
+            text = " ".join(str(v) for v in row.values()).lower()
+            hits.extend(f"{model._meta.label} {row.get('id')}: {n}" for n in lowered if n in text)
+    return hits
+
+
+def media_traces(needles: list[str], root: Any) -> list[str]:
+    """Files under the media root (uploads, exports; zip archives unpacked) that contain a needle."""
+    import io
+    import zipfile
+    from pathlib import Path
+
+    lowered = [n.lower().encode() for n in needles if n]
+    hits = []
+    for path in Path(root).rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                data = b"".join(archive.read(name) for name in archive.namelist())
+        data = data.lower()
+        hits.extend(f"{path}: {n.decode()}" for n in lowered if n in data)
+    return hits
+
+
+def redis_traces(needles: list[str], urls: list[str]) -> list[str]:
+    """Keys of the Redis databases (cache, broker, Celery results) whose name or value contains a needle."""
+    import redis
+
+    lowered = [n.lower().encode() for n in needles if n]
+    hits = []
+    for url in dict.fromkeys(urls):
+        client = redis.Redis.from_url(url)
+        try:
+            for key in client.scan_iter(count=1000):
+                kind = client.type(key).decode()
+                if kind == "string":
+                    values = [client.get(key) or b""]
+                elif kind == "hash":
+                    values = [b"%s=%s" % item for item in client.hgetall(key).items()]
+                elif kind == "list":
+                    values = client.lrange(key, 0, -1)
+                elif kind == "set":
+                    values = list(client.smembers(key))
+                elif kind == "zset":
+                    values = client.zrange(key, 0, -1)
+                else:
+                    values = []
+                blob = (key + b" " + b" ".join(values)).lower()
+                hits.extend(f"redis {key!r}: {n.decode()}" for n in lowered if n in blob)
+        finally:
+            client.close()
+    return hits

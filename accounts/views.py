@@ -1,11 +1,14 @@
-"""Customer-facing account views: the landing page, accept an invitation, switch the active organization."""
+"""Customer-facing account views: the landing page, accept an invitation, switch the active organization,
+delete one's account."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from allauth.account.adapter import get_adapter
+from allauth.account.decorators import reauthentication_required
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
@@ -13,6 +16,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.deletion import HANDOVER_DELETE, sole_ownerships, user_delete
 from accounts.exceptions import ApplicationError
 from accounts.selectors import (
     PENDING_INVITATION_SESSION_KEY,
@@ -77,3 +81,31 @@ def organization_switch(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
         next_url = reverse("admin:index")
     return HttpResponseRedirect(next_url)
+
+
+def _account_delete_enabled(request: HttpRequest) -> bool:
+    return request.method == "POST"
+
+
+@login_required
+@reauthentication_required(enabled=_account_delete_enabled)
+def account_delete(request: HttpRequest) -> HttpResponse:
+    """Delete one's own account after signing in again (allauth's re-authentication). Each organization the
+    user alone owns must be handed over to a member or deleted — the form asks, nothing is left orphaned."""
+    sole = sole_ownerships(user=request.user)
+    error = ""
+    if request.method == "POST" and request.POST.get("confirm") == "delete":
+        decisions = {s.organization.pk: request.POST.get(f"org-{s.organization.pk}", "") for s in sole}
+        user = request.user
+        try:
+            user_delete(user=user, decisions=decisions)
+        except ApplicationError as exc:
+            error = exc.message
+        else:
+            logout(request)
+            messages.success(request, "Your account has been deleted.")
+            return HttpResponseRedirect(reverse("account_login"))
+    elif request.method == "POST":
+        error = "Tick the box to confirm that your account is to be deleted."
+    return render(request, "accounts/account_delete.html", {"sole": sole, "error": error,
+                                                            "delete_choice": HANDOVER_DELETE})  # fmt: skip

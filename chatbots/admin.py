@@ -209,6 +209,11 @@ class BotAdmin(TenantScopedAdmin):
                 "widget_primary_color", "widget_position", "widget_launcher_text", "widget_avatar_url",
                 "widget_theme",
             ]}),
+            ("Privacy", {
+                "classes": ["tab"],
+                "fields": ["retention_days"],
+                "description": self._retention_note(request, obj),
+            }),
         ]  # fmt: skip
         if saved:
             fieldsets.append(("Embed", {"classes": ["tab"], "fields": ["embed_code"]}))
@@ -227,6 +232,12 @@ class BotAdmin(TenantScopedAdmin):
         return render_to_string(
             "widget/admin_refused_origins.html", {"refused": refused_origins_recent(bot=obj)}
         )
+
+    def _retention_note(self, request: HttpRequest, obj: Any) -> str:
+        organization = obj.organization if obj is not None else active_organization(request)
+        days = getattr(organization, "conversation_retention_days", None)
+        kept = "forever" if days is None else f"{days} days"
+        return f"Leave empty to follow the organization's setting: conversations are kept {kept}."
 
     # --- display ----------------------------------------------------------------------------------
     @display(description="Status", label={"active": "success", "paused": "warning"})
@@ -821,3 +832,6 @@ class SourceWithBotsAdmin(SourceAdmin):
         if not change or "bots" in form.changed_data:
             source = Source.objects.get(pk=form.instance.pk)
             source_set_bots(source=source, bots=form.cleaned_data.get("bots") or [])
+
+
+from chatbots import privacy_admin  # noqa: E402, F401  (data subject requests, registered on import)

@@ -149,3 +149,15 @@ class ExportUnavailable(ApplicationError):
     code = "export_unavailable"
     http_status = 410
     default_message = "This export is not available: it is not ready yet, it failed, or its link has expired."
+
+
+class SubjectRequestInvalid(ApplicationError):
+    code = "subject_request_invalid"
+    http_status = 400
+    default_message = "Give a visitor id, an e-mail address or a conversation id."
+
+
+class SubjectRequestNotFound(ApplicationError):
+    code = "subject_request_not_found"
+    http_status = 404
+    default_message = "This data subject request does not exist."

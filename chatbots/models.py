@@ -184,6 +184,13 @@ class Bot(models.Model):
         related_name="bots",
         help_text="The knowledge this bot answers from. A source can serve several bots.",
     )
+    retention_days = models.PositiveIntegerField(
+        "keep conversations (days)",
+        null=True,
+        blank=True,
+        help_text="Conversations whose last message is older than this are deleted. Empty: the "
+        "organization's setting (which is to keep them forever unless set).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -452,3 +459,58 @@ class ReviewQueueEntry(Message):
         proxy = True
         verbose_name = "review queue"
         verbose_name_plural = "review queue"
+class SubjectLookup(models.TextChoices):
+    VISITOR_ID = "visitor_id", "Visitor id"
+    EMAIL = "email", "E-mail address"
+    CONVERSATION = "conversation", "Conversation id"
+
+
+class SubjectRequestKind(models.TextChoices):
+    EXPORT = "export", "Export"
+    ERASE = "erase", "Erase"
+
+
+class SubjectRequestStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class DataSubjectRequest(models.Model):
+    """A visitor's request to see (export) or delete (erase) what Parlor holds about them, done by a Celery
+    job (chatbots.privacy). The record stays after an erasure, without the visitor: the identifier is kept
+    encrypted only while the job needs it, then only its masked ``subject_hint`` and hashes remain."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_via = models.CharField(max_length=40, blank=True)  # "admin" or an API key's prefix
+    kind = models.CharField(max_length=8, choices=SubjectRequestKind.choices)
+    lookup = models.CharField(max_length=14, choices=SubjectLookup.choices)
+    lookup_encrypted = models.TextField(blank=True, editable=False)  # cleared when the job is done
+    subject_hint = models.CharField(max_length=40, blank=True)  # e.g. "j…@e…" — never the identifier
+    # SHA-256 (keyed per organization) of each visitor id, e-mail and conversation id the request covered:
+    # lets a later erasure find this request's export file without keeping the identifiers.
+    subject_hashes = models.JSONField(default=list, blank=True, editable=False)
+    status = models.CharField(
+        max_length=8, choices=SubjectRequestStatus.choices, default=SubjectRequestStatus.QUEUED
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    conversation_count = models.PositiveIntegerField(default=0)
+    message_count = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    file = models.FileField(upload_to="subject-requests/%Y/%m/", blank=True, max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # a running job's last sign of life
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "data subject request"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.get_lookup_display().lower()} {self.subject_hint}"

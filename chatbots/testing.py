@@ -399,3 +399,33 @@ def screenshot(page: object, name: str) -> Path:
     path = ARTIFACTS / name
     page.screenshot(path=str(path))
     return path
+
+
+# --- A Celery worker in its own process (to kill it like a crashed machine) -------------------------------
+_WORKER_BOOT = (
+    "import ctypes, signal, sys; ctypes.CDLL('libc.so.6').prctl(1, signal.SIGKILL); "
+    "from celery.__main__ import main; sys.argv = ['celery', *sys.argv[1:]]; main()"
+)
+
+
+def start_celery_worker(extra_env: dict[str, str] | None = None, *, name: str = "worker") -> subprocess.Popen:
+    """A real ``celery worker`` process on this run's broker and test database (solo pool: one task at a
+    time, in the process itself, so killing the process kills the task mid-way). It dies with pytest."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / f"celery-{name}-{os.getpid()}.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "PARLOR_TEST_DB_NAME": "",
+        "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    command = [sys.executable, "-c", _WORKER_BOOT, "-A", "config", "worker", "-P", "solo", "-c", "1",
+               "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}-{os.getpid()}@%h",
+               "-l", "WARNING"]  # fmt: skip
+    with log.open("w") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

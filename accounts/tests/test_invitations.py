@@ -9,6 +9,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.deletion import organization_delete
 from accounts.exceptions import InvitationInvalid, PermissionDenied
 from accounts.models import Invitation, Membership, Role, User
 from accounts.services import invitation_accept, invitation_create, invitation_revoke
@@ -199,10 +200,19 @@ def test_existing_user_signs_in_from_the_link_and_returns_to_accept(client, org_
     assert Membership.objects.filter(user=user, organization=org_a, role=Role.MEMBER).exists()
 
 
-def test_owner_deletes_the_organization(client, org_a, owner_a):
+def test_owner_deletes_the_organization_after_typing_its_name(
+    client, org_a, owner_a, django_capture_on_commit_callbacks
+):
     client.force_login(owner_a)
-    response = client.post(f"/admin/accounts/organization/{org_a.pk}/delete/", {"post": "yes"})
-    assert response.status_code == 302
+    url = f"/admin/accounts/organization/{org_a.pk}/delete/"
+    assert client.post(url, {"confirm_name": "not the name"}).status_code == 200
+    assert type(org_a).objects.get(pk=org_a.pk).deletion_requested_at is None
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(url, {"confirm_name": org_a.name})
+    assert response.status_code == 302 and len(callbacks) == 1  # the background job is queued
+    assert type(org_a).objects.get(pk=org_a.pk).deletion_requested_at is not None
+    assert not Membership.objects.filter(organization=org_a).exists()  # nobody works in it meanwhile
+    organization_delete(organization_id=org_a.pk)  # what the job runs
     assert not type(org_a).objects.filter(pk=org_a.pk).exists()
 
 

@@ -76,5 +76,8 @@ def test_two_owners_leaving_at_once_leave_an_owner(monkeypatch):
         lambda: membership_remove(membership=first),
         lambda: membership_remove(membership=second),
     )
-    assert sorted(outcomes) == ["The last owner cannot leave the organization.", "done"]
+    assert sorted(outcomes) == [
+        "The last owner cannot leave the organization: hand it over to another member or delete it.",
+        "done",
+    ]
     assert Membership.objects.filter(organization=org, role=Role.OWNER).count() == 1

@@ -18,6 +18,8 @@ from rest_framework.views import APIView
 
 from accounts.api.inputs import InputSerializer
 from accounts.api.scope import request_api_key, request_organization, require_writer
+from accounts.audit import audit_api_change
+from accounts.models import AuditAction
 from chatbots.api.access import bots_for_request, require_unlimited_writer
 from chatbots.api.bot_serializers import BotSerializer, ConnectionReportSerializer
 from chatbots.models import Bot
@@ -63,6 +65,8 @@ class BotListView(APIView):
             fallback_api_key=fallback_api_key,
             **data,
         )
+        audit_api_change(request=request, organization=bot.organization, action=AuditAction.OBJECT_CREATED,
+                         target=f"bot {bot.pk}")  # fmt: skip
         return Response(BotSerializer(bot).data, status=status.HTTP_201_CREATED)
 
 
@@ -87,12 +91,16 @@ class BotDetailView(APIView):
         payload.is_valid(raise_exception=True)
         data, api_key, fallback_api_key = payload.split()
         bot = bot_update(bot=bot, data=data, api_key=api_key, fallback_api_key=fallback_api_key)
+        audit_api_change(request=request, organization=bot.organization, action=AuditAction.OBJECT_CHANGED,
+                         target=f"bot {bot.pk}")  # fmt: skip
         return Response(BotSerializer(bot).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, public_id: str) -> Response:
         bot = bot_for_request(request, public_id)
         require_writer(request, what="bots")
+        audit_api_change(request=request, organization=bot.organization, action=AuditAction.OBJECT_DELETED,
+                         target=f"bot {bot.pk}")  # fmt: skip
         bot_delete(bot=bot)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

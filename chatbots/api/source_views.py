@@ -16,6 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.scope import request_api_key, request_organization
+from accounts.audit import audit_api_change
+from accounts.models import AuditAction
 from chatbots.api.access import require_unlimited_writer
 from chatbots.selectors import bots_by_public_ids, sources_for_api_key
 from chatbots.services import source_set_bots
@@ -69,6 +71,12 @@ class SourceBotsMixin(knowledge_views.SourceAPIView):
             source_set_bots(source=source, bots=relations["bots"])
 
 
+def _audit(request: Request, response: Response, action: str, source_id: Any) -> None:
+    if response.status_code < 400:
+        audit_api_change(request=request, organization=request_organization(request), action=action,
+                         target=f"source {source_id}")  # fmt: skip
+
+
 class SourceListView(SourceBotsMixin, knowledge_views.SourceListView):
     def filter_list(self, sources: QuerySet[Source]) -> QuerySet[Source]:
         sources = super().filter_list(sources)
@@ -89,7 +97,9 @@ class SourceListView(SourceBotsMixin, knowledge_views.SourceListView):
     @extend_schema(request=SourceWithBotsSerializer, responses={201: SourceWithBotsSerializer})
     def post(self, request: Request) -> Response:
         """Add a source; it is queued for ingestion at once (watch ``status`` and ``progress``)."""
-        return super().post(request)
+        response = super().post(request)
+        _audit(request, response, AuditAction.OBJECT_CREATED, response.data.get("id"))
+        return response
 
 
 class SourceDetailView(SourceBotsMixin, knowledge_views.SourceDetailView):
@@ -100,12 +110,16 @@ class SourceDetailView(SourceBotsMixin, knowledge_views.SourceDetailView):
     @extend_schema(request=SourceWithBotsSerializer, responses=SourceWithBotsSerializer)
     def patch(self, request: Request, source_id: int) -> Response:
         """Change a source; a new file, address, text, crawl limit or FAQ list re-ingests it."""
-        return super().patch(request, source_id)
+        response = super().patch(request, source_id)
+        _audit(request, response, AuditAction.OBJECT_CHANGED, source_id)
+        return response
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, source_id: int) -> Response:
         """Delete a source with its chunks, FAQ pairs and file."""
-        return super().delete(request, source_id)
+        response = super().delete(request, source_id)
+        _audit(request, response, AuditAction.OBJECT_DELETED, source_id)
+        return response
 
 
 class SourceResyncView(SourceBotsMixin, knowledge_views.SourceResyncView):

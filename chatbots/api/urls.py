@@ -2,9 +2,20 @@ from __future__ import annotations
 
 from django.urls import path
 
-from chatbots.api import chat_views, views
+from chatbots.api import chat_views, privacy_views, views
 
 urlpatterns = [
+    path("privacy/requests/", privacy_views.SubjectRequestCreateView.as_view(), name="subject-request-list"),
+    path(
+        "privacy/requests/<int:request_id>/",
+        privacy_views.SubjectRequestDetailView.as_view(),
+        name="subject-request-detail",
+    ),
+    path(
+        "privacy/download/<str:token>/",
+        privacy_views.SubjectRequestDownloadView.as_view(),
+        name="subject-request-download",
+    ),
     path("bots/<str:public_id>/messages", chat_views.message_create, name="chat-message-create"),
     path("conversations/", views.ConversationListView.as_view(), name="conversation-list"),
     path("conversations/export/", views.ConversationExportView.as_view(), name="conversation-export"),

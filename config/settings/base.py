@@ -456,6 +456,14 @@ CELERY_BEAT_SCHEDULE = {
     },
     "analytics-rollup-stale-days": {"task": "analytics.rollup_stale_days", "schedule": crontab(minute=35)},
     "chatbots-purge-expired-exports": {"task": "chatbots.conversation_exports_purge", "schedule": 60 * 60},
+    # Privacy (docs/privacy.md): retention, expired visitor exports, and jobs whose worker died.
+    "chatbots-retention": {"task": "chatbots.retention_run", "schedule": crontab(minute=15)},
+    "chatbots-purge-subject-exports": {"task": "chatbots.subject_exports_purge", "schedule": 60 * 60},
+    "chatbots-resume-subject-requests": {"task": "chatbots.subject_requests_resume", "schedule": 5 * 60},
+    "accounts-resume-organization-deletions": {
+        "task": "accounts.organizations_resume_deletion",
+        "schedule": 15 * 60,
+    },
 }
 # How many past days the hourly analytics check compares with their messages (erased or late data).
 ANALYTICS_RECHECK_DAYS = env_int("ANALYTICS_RECHECK_DAYS", 180)
@@ -472,6 +480,14 @@ INBOX_REVIEW_QUEUE_LIMIT = env_int("INBOX_REVIEW_QUEUE_LIMIT", 2000)
 INBOX_LOW_RETRIEVAL_SCORE = env_float("INBOX_LOW_RETRIEVAL_SCORE", -1.0)
 INBOX_LOW_RETRIEVAL_SCORE = None if INBOX_LOW_RETRIEVAL_SCORE < 0 else INBOX_LOW_RETRIEVAL_SCORE
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
+# Privacy (docs/privacy.md): how long a visitor export's link works; after how many seconds without a
+# heartbeat a running export/erasure counts as dead and is restarted; retention's batch size and the pause
+# between its batches (lets chat traffic through during a large run).
+PRIVACY_EXPORT_HOURS = env_int("PRIVACY_EXPORT_HOURS", 24)
+PRIVACY_STALE_SECONDS = env_int("PRIVACY_STALE_SECONDS", 300)
+PRIVACY_ERASE_BATCH = env_int("PRIVACY_ERASE_BATCH", 5000)  # messages per DELETE of an erasure
+RETENTION_BATCH = env_int("RETENTION_BATCH", 5000)
+RETENTION_BATCH_PAUSE_MS = env_int("RETENTION_BATCH_PAUSE_MS", 20)
 
 # --- Chat ------------------------------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000)

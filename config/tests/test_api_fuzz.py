@@ -27,6 +27,7 @@ from accounts.services import api_key_create
 from accounts.tests.factories import PASSWORD, make_organization, owner_of
 from chatbots.exports import conversation_export_build, conversation_export_request
 from chatbots.models import Conversation, Message, MessageRole
+from chatbots.privacy import subject_request_create, subject_request_run
 from chatbots.selectors import InboxFilters
 from chatbots.services import bot_create
 from knowledge.models import SourceKind
@@ -68,6 +69,10 @@ def callers(transactional_db: None, client, settings) -> dict[str, Caller]:
         organization=organization, user=owner, filters=InboxFilters(), format="csv"
     )
     conversation_export_build(export_id=export.pk)
+    subject_request = subject_request_create(
+        organization=organization, kind="export", lookup="visitor_id", value="fuzz-visitor", user=owner
+    )
+    subject_request_run(request_id=subject_request.pk)
     key = api_key_create(organization=organization, created_by=owner, name="fuzz").key
     spare = api_key_create(organization=organization, created_by=owner, name="spare").api_key
     assert client.login(email=owner.email, password=PASSWORD)
@@ -78,6 +83,7 @@ def callers(transactional_db: None, client, settings) -> dict[str, Caller]:
         "conversation_id": str(conversation.pk),
         "message_id": str(answer.pk),
         "export_id": str(export.pk),
+        "request_id": str(subject_request.pk),
         "prefix": spare.prefix,
     }
     session = client.cookies["sessionid"].value
