@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from chatbots.llm.events import Passage
+from knowledge.models import timestamp
 
 if TYPE_CHECKING:
     from chatbots.models import Bot
@@ -30,6 +31,8 @@ def source_label(passage: Passage) -> str:
     label = passage.source_title or "Untitled source"
     if passage.page:
         label += f", page {passage.page}"
+    if passage.start is not None:
+        label += f", at {timestamp(passage.start)}"
     if passage.url:
         label += f" ({passage.url})"
     return label
