@@ -137,9 +137,9 @@ def chunk_blocks(
         if key != section_key:  # a new page of a website or a new document: never mix them in one chunk
             emit(keep_overlap=False)
             section_key = key
-        if block.start is not None and current and current[0].start is not None:
-            if block.start - current[0].start > MAX_MEDIA_SECONDS:
-                emit(keep_overlap=False)  # a new moment of the recording: cited at its own time
+        starts = (block.start, current[0].start if current else None)
+        if None not in starts and starts[0] - starts[1] > MAX_MEDIA_SECONDS:  # type: ignore[operator]
+            emit(keep_overlap=False)  # a new moment of the recording: cited at its own time
         pieces = _split_long(text, max_chars) if len(text) > max_chars else [text]
         for piece in pieces:
             part = Block(

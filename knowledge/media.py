@@ -48,7 +48,7 @@ class AudioPart:
 
 def _run(args: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(  # noqa: S603 (fixed binary, arguments are ours and a file path)
+        return subprocess.run(
             [ffmpeg_path(), "-nostdin", "-hide_banner", *args],
             capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
         )  # fmt: skip
@@ -120,7 +120,7 @@ def extract_audio(path: Path, work: Path) -> list[AudioPart]:
 
 def duration_label(seconds: float) -> str:
     """``1 h 05 min``, ``12 min 30 s``, ``45 s``: a length as customers read it."""
-    total = int(round(seconds))
+    total = round(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -130,7 +130,7 @@ def make_recording(*, seconds: float = 3.0, video: bool = False, audio: bool = T
         inputs = ["-f", "lavfi", "-i", f"color=c=blue:s=64x48:r=5:d={seconds}", *inputs]
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / f"recording.{ext}"
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", *inputs, "-shortest", str(target)],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
