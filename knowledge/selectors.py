@@ -24,7 +24,7 @@ from knowledge.embedders import (
 from knowledge.embedders import (
     min_relevance as model_min_relevance,
 )
-from knowledge.models import FaqPair, SourceStatus, timestamp
+from knowledge.models import FaqPair, Source, SourceStatus, Transcription, timestamp
 from knowledge.retrieval import RetrievedChunk, hybrid_search
 
 SNIPPET_CHARS = 280
@@ -209,3 +209,8 @@ def faq_match(
     return FaqAnswer(
         question=best[0], answer=best[1], source_id=best[2], score=round(similarity, 4), pair_id=best[4]
     )
+
+
+def source_latest_transcription(*, source: Source) -> Transcription | None:
+    """The transcript a recording's chunks were made from (the newest), for the admin."""
+    return source.transcriptions.order_by("-created_at").first() if source.pk else None

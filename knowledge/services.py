@@ -21,6 +21,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -37,7 +38,7 @@ from knowledge.embedders import (
     forget_serving_model,
     get_embedder,
 )
-from knowledge.exceptions import IngestError, TransientIngestError
+from knowledge.exceptions import IngestError, TranscriptionSettingsError, TransientIngestError
 from knowledge.media import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 from knowledge.models import (
     REMOTE_KINDS,
@@ -109,6 +110,10 @@ def source_input_problems(
     problems = {}
     if kind in (SourceKind.FILE, SourceKind.AUDIO, SourceKind.VIDEO) and not file:
         problems["file"] = "Upload a file."
+    elif kind in (SourceKind.AUDIO, SourceKind.VIDEO) and (
+        problem := upload_problem(name=getattr(file, "name", "") or "", size=1, kind=kind)
+    ):
+        problems["file"] = problem  # the type only: the size was checked with the upload
     if (kind in REMOTE_KINDS or kind == SourceKind.MEDIA_URL) and not (url or "").strip():
         problems["url"] = "Enter the address."
     if kind == SourceKind.TEXT and not (text or "").strip():
@@ -681,10 +686,27 @@ def source_transcribe(*, source: Source, progress: Progress) -> list[Block]:
     return [Block(text=s["text"], start=s["start"], url=link) for s in done.segments]
 
 
+def transcription_base_url_problem(url: str) -> str:
+    """Why ``url`` cannot be an organization's transcription endpoint ("" when it can): the early,
+    readable answer; the client's transport checks every connection again."""
+    from config import outbound
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "Enter an http(s) URL such as https://api.openai.com/v1."
+    try:
+        outbound.check_url(url.strip(), allow_private=settings.LLM_ALLOW_PRIVATE_BASE_URLS)
+    except outbound.OutboundRefused as exc:
+        return f"This address is not allowed here: {exc}"
+    return ""
+
+
 def transcription_settings_set(
     *, organization, base_url: str, model: str, usd_per_minute: Decimal, api_key: str | None = None
 ) -> TranscriptionSettings:
     """Set an organization's transcription provider; ``api_key`` None keeps the stored key, "" clears it."""
+    if problem := transcription_base_url_problem(base_url):
+        raise TranscriptionSettingsError(problem)
     row = TranscriptionSettings.objects.filter(organization=organization).first() or TranscriptionSettings(
         organization=organization
     )
