@@ -10,6 +10,7 @@ from django.conf import settings
 
 from chatbots.llm.events import Passage
 from knowledge.models import timestamp
+from knowledge.selectors import media_link
 
 if TYPE_CHECKING:
     from chatbots.models import Bot
@@ -34,7 +35,7 @@ def source_label(passage: Passage) -> str:
     if passage.start is not None:
         label += f", at {timestamp(passage.start)}"
     if passage.url:
-        label += f" ({passage.url})"
+        label += f" ({media_link(passage.url, passage.start)})"
     return label
 
 

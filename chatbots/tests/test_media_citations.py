@@ -96,3 +96,4 @@ async def test_a_media_url_source_links_to_the_moment(celery_worker, transcriber
     (source,) = answer["sources"]
     assert source["timestamp"] == "04:12"
     assert source["url"] == f"{site.base}/media/tutorial.webm#t=252"
+    assert f"Tent tutorial, at 04:12 ({site.base}/media/tutorial.webm#t=252)" in answer["text"]
