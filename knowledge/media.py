@@ -22,7 +22,8 @@ from knowledge.exceptions import IngestError
 AUDIO_EXTENSIONS = {"mp3", "m4a", "wav", "ogg", "oga", "opus", "webm", "flac", "aac", "mpga"}
 VIDEO_EXTENSIONS = {"mp4", "mov", "webm", "mkv", "m4v", "avi"}
 MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
-PART_BITRATE = 32_000  # bits per second of the MP3 parts sent for transcription
+PART_BITRATE = 32_000
+MIN_PART_SECONDS = 0.5  # bits per second of the MP3 parts sent for transcription
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 _STREAM = re.compile(r"Stream #\d+:\d+.*?: (Audio|Video):")
 
@@ -108,9 +109,13 @@ def extract_audio(path: Path, work: Path) -> list[AudioPart]:
     end = 0.0  # the last part's end: the length of the sound itself
     with listing.open(newline="") as handle:
         for row in csv.reader(handle):
-            if len(row) >= 3 and (work / row[0]).exists():
+            if len(row) < 3 or not (work / row[0]).exists():
+                continue
+            end = float(row[2])
+            # The tail after the last full part may be a few milliseconds of encoder padding: providers
+            # refuse audio under 0.1 s, and there is nothing to hear in it.
+            if end - float(row[1]) >= MIN_PART_SECONDS or not parts:
                 parts.append(AudioPart(path=work / row[0], start=float(row[1])))
-                end = float(row[2])
     if not parts:
         raise IngestError("The recording has no sound that could be read.")
     if end > limit:
