@@ -53,7 +53,7 @@ def main() -> None:
         )
         print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for label, (path, inputs) in sources.items():
-            subprocess.run([ffmpeg, "-nostdin", "-v", "error", *inputs, str(path)], check=True)  # noqa: S603
+            subprocess.run([ffmpeg, "-nostdin", "-v", "error", *inputs, str(path)], check=True)
             out = work / f"parts-{path.stem}"
             out.mkdir()
             started = time.perf_counter()
