@@ -259,3 +259,25 @@ def test_a_wrong_key_says_so(celery_worker, media, fake_llm, settings):
     source = _wait_for(source.pk)
     assert source.status == "failed"
     assert "refused the API key" in source.status_reason and "sk-wrong-key" not in source.status_reason
+
+
+def test_api_adds_a_video_and_refuses_a_document_as_audio(client, celery_worker, media, transcriber):
+    from django.urls import reverse
+
+    from accounts.services import api_key_create
+
+    transcriber.script_transcript("whisper-test", TENT)
+    organization = make_organization()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {api_key_create(organization=organization, name='t').key}"}
+    video = ContentFile(make_recording(seconds=2, video=True), name="tutorial.mov")
+    created = client.post(reverse("api-sources"), {"kind": "video", "file": video}, **headers)
+    assert created.status_code == 201, created.content
+    assert created.json()["kind"] == "video" and created.json()["title"] == "tutorial.mov"
+    source = _wait_for(created.json()["id"])
+    assert source.status == "ready", source.status_reason
+    body = client.get(reverse("api-source", args=[source.pk]), **headers).json()
+    assert body["media_seconds"] == pytest.approx(2.0, abs=0.1) and body["chunk_count"] == 3
+    document = ContentFile(b"%PDF-1.4 not a recording", name="notes.pdf")
+    refused = client.post(reverse("api-sources"), {"kind": "audio", "file": document}, **headers)
+    assert refused.status_code == 400
+    assert "Upload an audio file" in refused.content.decode()
