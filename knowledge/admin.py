@@ -10,12 +10,22 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.http import JsonResponse
 from django.urls import path
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from unfold.decorators import action, display
 
 from accounts.admin_base import TenantScopedAdmin, TenantScopedTabularInline
 from knowledge.exceptions import IngestError
-from knowledge.models import FaqPair, Source, SourceStatus
+from knowledge.media import duration_label
+from knowledge.models import (
+    FaqPair,
+    Source,
+    SourceKind,
+    SourceStatus,
+    Transcription,
+    TranscriptionSettings,
+    timestamp,
+)
+from knowledge.selectors import media_link, source_latest_transcription
 from knowledge.services import (
     faq_pairs_from_csv,
     source_create,
@@ -23,6 +33,8 @@ from knowledge.services import (
     source_input_problems,
     source_request_ingest,
     source_update,
+    transcription_base_url_problem,
+    transcription_settings_set,
     upload_problem,
 )
 
@@ -66,7 +78,9 @@ class SourceAdminForm(forms.ModelForm):
         if (
             upload
             and hasattr(upload, "size")
-            and (problem := upload_problem(name=upload.name, size=upload.size))
+            and (
+                problem := upload_problem(name=upload.name, size=upload.size, kind=self.data.get("kind", ""))
+            )
         ):
             raise forms.ValidationError(problem)
         return upload
@@ -116,6 +130,9 @@ class SourceAdmin(TenantScopedAdmin):
         "tokens",
         "page_count",
         "synced_at",
+        "media_length",
+        "transcription_cost",
+        "transcript",
     ]
     actions = ["resync"]
     actions_detail = ["resync_detail"]
@@ -127,11 +144,15 @@ class SourceAdmin(TenantScopedAdmin):
             {"fields": ["max_pages", "max_depth", "resync_hours"], "classes": ["collapse"]},
         ),
         ("Index", {"fields": ["chunks", "tokens", "page_count", "synced_at"]}),
+        (
+            "Recording",
+            {"fields": ["media_length", "transcription_cost", "transcript"], "classes": ["collapse"]},
+        ),
     ]
     # Only the fields of the chosen kind are shown (unfold's Alpine.js; without scripts, all of them).
     conditional_fields = {
-        "file": "kind == 'file'",
-        "url": "kind == 'url' || kind == 'website'",
+        "file": "kind == 'file' || kind == 'audio' || kind == 'video'",
+        "url": "kind == 'url' || kind == 'website' || kind == 'media_url'",
         "text": "kind == 'text'",
         "faq_csv": "kind == 'faq'",
         "max_pages": "kind == 'website'",
@@ -168,6 +189,36 @@ class SourceAdmin(TenantScopedAdmin):
     @display(description="Tokens", ordering="token_count")
     def tokens(self, obj: Source) -> str:
         return self._live_count(obj, "token_count")
+    @display(description="Length")
+    def media_length(self, obj: Source) -> str:
+        return duration_label(obj.media_seconds) if obj.media_seconds is not None else "-"
+
+    @display(description="Transcription")
+    def transcription_cost(self, obj: Source) -> str:
+        done = source_latest_transcription(source=obj)
+        if done is None:
+            return "-"
+        cost = f"{done.cost_usd} USD" if done.cost_usd is not None else "cost unknown"
+        return f"{done.model} at {done.provider}: {duration_label(done.duration_seconds)}, {cost}"
+
+    @display(description="Transcript")
+    def transcript(self, obj: Source) -> str:
+        """Each segment with its moment; for a media URL the moment opens the recording there."""
+        done = source_latest_transcription(source=obj)
+        if done is None or not done.segments:
+            return "-"
+        if obj.kind == SourceKind.MEDIA_URL and obj.url:
+            lines = format_html_join(
+                "", '<p><a href="{}" target="_blank" rel="noopener noreferrer">{}</a> {}</p>',
+                ((media_link(obj.url, s["start"]), timestamp(s["start"]), s["text"]) for s in done.segments),
+            )  # fmt: skip
+        else:
+            lines = format_html_join(
+                "",
+                "<p><strong>{}</strong> {}</p>",
+                ((timestamp(s["start"]), s["text"]) for s in done.segments),
+            )
+        return format_html('<div class="source-transcript">{}</div>', lines)
 
     def get_urls(self):
         return [
@@ -253,3 +304,71 @@ class SourceAdmin(TenantScopedAdmin):
 
         self._resync(request, [self.get_object(request, object_id)])
         return redirect(reverse("admin:knowledge_source_change", args=[object_id]))
+
+
+class TranscriptionSettingsForm(forms.ModelForm):
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+        help_text="Stored encrypted and never shown again. Leave empty to keep the current key.",
+    )
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+
+    class Meta:
+        model = TranscriptionSettings
+        fields = ["base_url", "model", "usd_per_minute"]
+        labels = {"base_url": "Endpoint URL", "usd_per_minute": "Price per minute (USD)"}
+
+    def clean_base_url(self) -> str:
+        url = self.cleaned_data.get("base_url", "")
+        if url and (problem := transcription_base_url_problem(url)):
+            raise forms.ValidationError(problem)
+        return url
+
+
+@admin.register(TranscriptionSettings)
+class TranscriptionSettingsAdmin(TenantScopedAdmin):
+    """The organization's own speech-to-text provider for audio and video sources."""
+
+    form = TranscriptionSettingsForm
+    list_display = ["model", "base_url", "key_status", "usd_per_minute", "updated_at"]
+    fields = ["base_url", "model", "key_status", "api_key", "clear_api_key", "usd_per_minute"]
+    readonly_fields = ["key_status"]
+
+    @display(description="API key")
+    def key_status(self, obj: TranscriptionSettings) -> str:
+        return "Set (hidden)" if obj.api_key_encrypted else "Not set"
+
+    def save_model(
+        self, request: HttpRequest, obj: TranscriptionSettings, form: TranscriptionSettingsForm, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        api_key = "" if data.get("clear_api_key") else (data.get("api_key") or None)
+        saved = transcription_settings_set(
+            organization=obj.organization, base_url=data["base_url"], model=data["model"],
+            usd_per_minute=data["usd_per_minute"], api_key=api_key,
+        )  # fmt: skip
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+
+@admin.register(Transcription)
+class TranscriptionAdmin(TenantScopedAdmin):
+    """What each transcription cost and how long the recording was (read-only)."""
+
+    read_only = True
+    list_display = ["source", "model", "provider", "length", "cost_usd", "parts", "created_at"]
+    list_filter = ["model"]
+    fields = ["source", "model", "provider", "length", "cost_usd", "parts", "created_at", "transcript_text"]
+    readonly_fields = fields
+    list_select_related = ["source"]
+
+    @display(description="Length")
+    def length(self, obj: Transcription) -> str:
+        return duration_label(obj.duration_seconds)
+
+    @display(description="Transcript")
+    def transcript_text(self, obj: Transcription) -> str:
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", obj.transcript)

@@ -3,7 +3,8 @@
 Blocks (headings, paragraphs, list items, table rows) are packed into chunks of at most ``max_chars``;
 a block is split only when it alone is too long (at sentence boundaries). A heading starts a new chunk
 and is carried as the chunk's ``heading`` (its section path). Consecutive chunks of the same section
-overlap by the trailing block(s) of the previous chunk, up to ``overlap_chars``.
+overlap by the trailing block(s) of the previous chunk, up to ``overlap_chars``. A transcript's chunk spans
+at most ``MAX_MEDIA_SECONDS`` of the recording, so the moment it is cited at is near what it says.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from knowledge.parsing import Block
 
 MAX_CHARS = 1200
 OVERLAP_CHARS = 200
+MAX_MEDIA_SECONDS = 60.0
 MIN_SENTENCE_CHARS = 30  # shorter pieces ("Fig. 2.", a two-word list item) join the next one
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -27,6 +29,7 @@ class ChunkDraft:
     page: int | None
     url: str
     tabular: bool = False  # made of table rows only: its rows get no vectors of their own
+    start: float | None = None  # where it starts in a recording (seconds)
 
     @property
     def content_hash(self) -> str:
@@ -108,6 +111,7 @@ def chunk_blocks(
                 page=first.page,
                 url=first.url,
                 tabular=all(block.kind == "row" for block in current),
+                start=first.start,
             )
         )
         tail: list[Block] = []
@@ -133,9 +137,15 @@ def chunk_blocks(
         if key != section_key:  # a new page of a website or a new document: never mix them in one chunk
             emit(keep_overlap=False)
             section_key = key
+        starts = (block.start, current[0].start if current else None)
+        if None not in starts and starts[0] - starts[1] > MAX_MEDIA_SECONDS:  # type: ignore[operator]
+            emit(keep_overlap=False)  # a new moment of the recording: cited at its own time
         pieces = _split_long(text, max_chars) if len(text) > max_chars else [text]
         for piece in pieces:
-            part = Block(text=piece, kind=block.kind, page=block.page, url=block.url, heading=block.heading)
+            part = Block(
+                text=piece, kind=block.kind, page=block.page, url=block.url, heading=block.heading,
+                start=block.start,
+            )  # fmt: skip
             if current and size + len(piece) + 1 > max_chars:
                 emit(keep_overlap=True)
                 if current and size + len(piece) + 1 > max_chars:

@@ -26,3 +26,9 @@ class UnsafeURLError(IngestError):
     """The URL points at a private, loopback, link-local or metadata address (SSRF protection)."""
 
     code = "unsafe_url"
+
+
+class TranscriptionSettingsError(ApplicationError):
+    """An organization's transcription provider cannot be used as entered (e.g. an internal address)."""
+
+    code = "invalid_transcription_settings"

@@ -14,6 +14,7 @@ import urllib.robotparser
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import httpx
@@ -48,9 +49,17 @@ class FetchedPage:
     body: bytes
 
 
-def fetch(url: str, *, client: httpx.Client, deadline: float | None = None) -> FetchedPage:
-    """GET ``url``, following up to 5 redirects, each hop checked; size- and time-capped."""
-    max_bytes = settings.KNOWLEDGE_FETCH_MAX_BYTES
+def fetch(
+    url: str,
+    *,
+    client: httpx.Client,
+    deadline: float | None = None,
+    max_bytes: int | None = None,
+    sink: BinaryIO | None = None,
+) -> FetchedPage:
+    """GET ``url``, following up to 5 redirects, each hop checked; size- and time-capped. With ``sink``
+    the body is written there instead of kept in memory (a recording of hundreds of MB)."""
+    max_bytes = max_bytes or settings.KNOWLEDGE_FETCH_MAX_BYTES
     for _ in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or parts.username or parts.password:
@@ -74,7 +83,10 @@ def fetch(url: str, *, client: httpx.Client, deadline: float | None = None) -> F
                     size += len(part)
                     if size > max_bytes:
                         raise IngestError(f"{url} is larger than {max_bytes // 1_000_000} MB.")
-                    chunks.append(part)
+                    if sink is not None:
+                        sink.write(part)
+                    else:
+                        chunks.append(part)
                 return FetchedPage(
                     url=str(response.url),
                     status=response.status_code,

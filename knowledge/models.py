@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from pgvector.django import HalfVectorField, HnswIndex, VectorField
+
+from config import crypto
 
 EMBEDDING_DIMENSIONS = 384
 
@@ -30,9 +33,14 @@ class SourceKind(models.TextChoices):
     WEBSITE = "website", "Website (sitemap or crawl)"
     TEXT = "text", "Text"
     FAQ = "faq", "FAQ pairs"
+    AUDIO = "audio", "Audio recording"
+    VIDEO = "video", "Video recording"
+    MEDIA_URL = "media_url", "Audio or video URL"
 
 
 REMOTE_KINDS = (SourceKind.URL, SourceKind.WEBSITE)  # fetched from the web, re-synced on a schedule
+MEDIA_KINDS = (SourceKind.AUDIO, SourceKind.VIDEO, SourceKind.MEDIA_URL)  # transcribed (knowledge/media.py)
+UPLOAD_KINDS = (SourceKind.FILE, SourceKind.AUDIO, SourceKind.VIDEO)
 
 
 class SourceStatus(models.TextChoices):
@@ -71,6 +79,9 @@ class Source(models.Model):
     chunk_count = models.PositiveIntegerField(default=0)
     token_count = models.PositiveIntegerField(default=0)
     page_count = models.PositiveIntegerField(default=0)
+    media_seconds = models.FloatField(
+        null=True, blank=True, editable=False, help_text="Length of an audio or video recording."
+    )
     synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -85,6 +96,10 @@ class Source(models.Model):
     @property
     def is_remote(self) -> bool:
         return self.kind in REMOTE_KINDS
+
+    @property
+    def is_media(self) -> bool:
+        return self.kind in MEDIA_KINDS
 
 
 class FaqPair(models.Model):
@@ -124,6 +139,8 @@ class Chunk(models.Model):
     content = models.TextField()
     heading = models.CharField(max_length=500, blank=True)
     page = models.PositiveIntegerField(null=True, blank=True)
+    # Where the passage starts in an audio or video recording (seconds): cited as mm:ss, linked as #t=.
+    start_seconds = models.FloatField(null=True, blank=True)
     url = models.CharField(max_length=2000, blank=True)
     content_hash = models.CharField(max_length=64, blank=True, db_index=True)
     token_count = models.PositiveIntegerField(default=0)
@@ -204,3 +221,74 @@ class ChunkTerm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lexeme} × {self.term_frequency:g} in chunk {self.chunk_id}"
+
+
+class TranscriptionSettings(models.Model):
+    """An organization's own speech-to-text provider (any OpenAI-compatible ``/audio/transcriptions``),
+    used instead of the deployment's ``TRANSCRIPTION_*`` settings. The key is encrypted like bots' keys."""
+
+    organization = models.OneToOneField(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="transcription_settings"
+    )
+    base_url = models.URLField(
+        max_length=500, help_text="OpenAI-compatible API base, e.g. https://api.openai.com/v1."
+    )
+    model = models.CharField(max_length=100, default="whisper-1")
+    api_key_encrypted = models.TextField(blank=True, default="", editable=False)
+    usd_per_minute = models.DecimalField(
+        max_digits=8, decimal_places=5, default=Decimal("0.006"),
+        help_text="Price per minute of audio, recorded as each transcription's cost.",
+    )  # fmt: skip
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "transcription provider"
+
+    def __str__(self) -> str:
+        return f"{self.model} at {self.base_url}"
+
+    def set_api_key(self, raw: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(raw.strip())
+
+    def get_api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+
+class Transcription(models.Model):
+    """One transcription of a recording: its timed segments (the transcript), length and cost.
+
+    A row per provider call, so costs add up over time (analytics reads them); re-ingesting the same
+    recording with the same model re-uses the latest transcript instead of paying again.
+    """
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="transcriptions")
+    media_sha256 = models.CharField(max_length=64, db_index=True)
+    provider = models.CharField(max_length=255, help_text="The endpoint's host.")
+    model = models.CharField(max_length=100)
+    duration_seconds = models.FloatField()
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    parts = models.PositiveIntegerField(default=1, help_text="Requests the recording was sent in.")
+    # [{"start": s, "end": s, "text": "..."}], times from the start of the recording.
+    segments = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "created_at"], name="transcription_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}: {self.duration_seconds:.0f} s"
+
+    @property
+    def transcript(self) -> str:
+        """The transcript as text, a line per segment starting with its time."""
+        return "\n".join(f"[{timestamp(s['start'])}] {s['text']}" for s in self.segments)
+
+
+def timestamp(seconds: float) -> str:
+    """``mm:ss`` (``h:mm:ss`` from an hour on): how a moment of a recording is shown and cited."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"

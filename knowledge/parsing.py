@@ -30,6 +30,7 @@ class Block:
     page: int | None = None
     url: str = ""
     heading: str = ""  # for sources whose blocks carry their own section title (e.g. evaluation corpora)
+    start: float | None = None  # seconds into an audio or video recording
 
 
 def extension_of(filename: str) -> str:

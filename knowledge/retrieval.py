@@ -50,6 +50,7 @@ class RetrievedChunk:
     # vectors; a chunk without them (one sentence, table rows, sentence vectors off) has one: its own
     # vector's. What the offline provider quotes by (chatbots/llm/offline.py); no extra embedding.
     sentence_similarities: tuple[float, ...] = ()
+    start: float | None = None  # seconds into a recording (audio and video sources)
 
 
 @dataclass(frozen=True)
@@ -540,13 +541,14 @@ def hybrid_search(
     for chunk_id, score in best[:top_k]:
         if (row := by_id.get(chunk_id)) is None:
             continue  # deleted since it was ranked
-        _, source_id, title, chunk_url, source_url, page, content, heading, similarities, _own = row
+        _, source_id, title, chunk_url, source_url, page, content, heading, similarities, _own, start = row
         out.append(
             RetrievedChunk(
                 chunk_id=chunk_id, source_id=source_id, source_title=title, url=chunk_url or source_url or None,
                 page=page, content=content, score=round(score, 4), heading=heading,
                 similarity=round(similarity.get(chunk_id, floor), 4),
                 sentence_similarities=tuple(round(float(value), 4) for value in similarities or () if value is not None),
+                start=start,
             )
         )  # fmt: skip
     return out
@@ -558,7 +560,8 @@ PASSAGES_SQL = (
     "SELECT c.id, c.source_id, s.title, c.url, s.url, c.page, c.content, c.heading, "
     "CASE WHEN cardinality(c.sentence_embeddings) > 0 THEN ARRAY(SELECT 1 - (u.v <=> %(vector)s::halfvec) "
     "FROM unnest(c.sentence_embeddings) WITH ORDINALITY AS u(v, n) ORDER BY u.n) "
-    "ELSE ARRAY[1 - (c.embedding <=> %(vector)s::vector)] END, 1 - (c.embedding <=> %(vector)s::vector) "
+    "ELSE ARRAY[1 - (c.embedding <=> %(vector)s::vector)] END, 1 - (c.embedding <=> %(vector)s::vector), "
+    "c.start_seconds "
     "FROM knowledge_chunk c JOIN knowledge_source s ON s.id = c.source_id "
     "WHERE c.id = ANY(%(ids)s) AND c.organization_id = %(org)s"
 )

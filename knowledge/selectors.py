@@ -25,7 +25,7 @@ from knowledge.embedders import (
 from knowledge.embedders import (
     min_relevance as model_min_relevance,
 )
-from knowledge.models import FaqPair, SourceStatus
+from knowledge.models import FaqPair, Source, SourceStatus, Transcription, timestamp
 from knowledge.questions import QuestionShape, question_shape
 from knowledge.retrieval import RetrievedChunk, hybrid_search
 
@@ -40,6 +40,10 @@ class SourcePayload(TypedDict):
     url: str | None
     page: int | None
     snippet: str
+    # Audio and video: where the passage starts (seconds) and that moment as mm:ss; ``url`` then links to
+    # it (``#t=``) when the recording has an address.
+    start: float | None
+    timestamp: str | None
 
 
 def snippet_of(text: str) -> str:
@@ -58,12 +62,20 @@ class FaqAnswer:
 
     def as_source(self) -> SourcePayload:
         return {"source_id": self.source_id, "title": self.question, "url": None, "page": None,
-                "snippet": snippet_of(self.answer)}  # fmt: skip
+                "snippet": snippet_of(self.answer), "start": None, "timestamp": None}  # fmt: skip
+
+
+def media_link(url: str | None, start: float | None) -> str | None:
+    """A recording's address opened at ``start`` (a W3C media fragment, ``#t=252``)."""
+    if not url or start is None:
+        return url
+    return f"{url.split('#', 1)[0]}#t={int(start)}"
 
 
 def passage_source(chunk: RetrievedChunk) -> SourcePayload:
-    return {"source_id": chunk.source_id, "title": chunk.source_title, "url": chunk.url, "page": chunk.page,
-            "snippet": snippet_of(chunk.content)}  # fmt: skip
+    return {"source_id": chunk.source_id, "title": chunk.source_title, "url": media_link(chunk.url, chunk.start),
+            "page": chunk.page, "snippet": snippet_of(chunk.content), "start": chunk.start,
+            "timestamp": timestamp(chunk.start) if chunk.start is not None else None}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,11 +134,11 @@ def knowledge_for_question(
         judge_vector=judge,
     )  # fmt: skip
     passages = [passage for passage in passages if passage.similarity >= threshold]
-    seen: set[tuple[int, int | None]] = set()
+    seen: set[tuple[int, int | None, float | None]] = set()
     sources = []
     for chunk in passages:
-        if (chunk.source_id, chunk.page) not in seen:
-            seen.add((chunk.source_id, chunk.page))
+        if (chunk.source_id, chunk.page, chunk.start) not in seen:
+            seen.add((chunk.source_id, chunk.page, chunk.start))
             sources.append(passage_source(chunk))
     return Knowledge(faq=None, passages=passages, sources=sources, search_query=query)
 
@@ -217,3 +229,8 @@ def faq_match(
     return FaqAnswer(
         question=best[0], answer=best[1], source_id=best[2], score=round(similarity, 4), pair_id=best[4]
     )
+
+
+def source_latest_transcription(*, source: Source) -> Transcription | None:
+    """The transcript a recording's chunks were made from (the newest), for the admin."""
+    return source.transcriptions.order_by("-created_at").first() if source.pk else None

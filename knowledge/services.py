@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import logging
+import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -36,8 +41,19 @@ from knowledge.embedders import (
     forget_serving_model,
     get_embedder,
 )
-from knowledge.exceptions import IngestError, TransientIngestError
-from knowledge.models import REMOTE_KINDS, Chunk, EmbeddingState, FaqPair, Source, SourceKind, SourceStatus
+from knowledge.exceptions import IngestError, TranscriptionSettingsError, TransientIngestError
+from knowledge.media import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
+from knowledge.models import (
+    REMOTE_KINDS,
+    Chunk,
+    EmbeddingState,
+    FaqPair,
+    Source,
+    SourceKind,
+    SourceStatus,
+    Transcription,
+    TranscriptionSettings,
+)
 from knowledge.parsing import (
     SUPPORTED_EXTENSIONS,
     Block,
@@ -69,10 +85,20 @@ def _enqueue_ingest(source_id: int) -> None:
 INGEST_FIELDS = ("kind", "file", "url", "text", "max_pages", "max_depth")
 
 
-def upload_problem(*, name: str, size: int) -> str:
-    """Why an upload cannot be a source ("" when it can): checked before anything is stored."""
-    if extension_of(name) not in SUPPORTED_EXTENSIONS:
-        return "Upload a PDF, DOCX, TXT, Markdown, HTML or CSV file."
+def upload_problem(*, name: str, size: int, kind: str = "") -> str:
+    """Why an upload cannot be a source ("" when it can): checked before anything is stored. Audio and
+    video files are welcome as any upload (they become audio or video sources)."""
+    ext = extension_of(name)
+    if kind == SourceKind.AUDIO and ext not in AUDIO_EXTENSIONS:
+        return "Upload an audio file: MP3, M4A, WAV, OGG or WebM."
+    if kind == SourceKind.VIDEO and ext not in VIDEO_EXTENSIONS:
+        return "Upload a video file: MP4, MOV, WebM or MKV."
+    if ext in MEDIA_EXTENSIONS:
+        if size > settings.KNOWLEDGE_MEDIA_MAX_BYTES:
+            return f"The recording is larger than {settings.KNOWLEDGE_MEDIA_MAX_BYTES / 1e6:.0f} MB."
+        return "The file is empty." if size == 0 else ""
+    if ext not in SUPPORTED_EXTENSIONS:
+        return "Upload a PDF, DOCX, TXT, Markdown, HTML or CSV file, or an audio or video recording."
     if size > settings.KNOWLEDGE_MAX_FILE_BYTES:
         return f"The file is larger than {settings.KNOWLEDGE_MAX_FILE_BYTES / 1e6:.0f} MB."
     if size == 0:
@@ -109,9 +135,13 @@ def source_input_problems(
     """What keeps this input from being a source of ``kind``, per field ({} when nothing does); the admin
     form and the API ask the same. ``faq_pairs`` None: not known here (the admin's inline rows)."""
     problems = {}
-    if kind == SourceKind.FILE and not file:
+    if kind in (SourceKind.FILE, SourceKind.AUDIO, SourceKind.VIDEO) and not file:
         problems["file"] = "Upload a file."
-    if kind in REMOTE_KINDS and not (url or "").strip():
+    elif kind in (SourceKind.AUDIO, SourceKind.VIDEO) and (
+        problem := upload_problem(name=getattr(file, "name", "") or "", size=1, kind=kind)
+    ):
+        problems["file"] = problem  # the type only: the size was checked with the upload
+    if (kind in REMOTE_KINDS or kind == SourceKind.MEDIA_URL) and not (url or "").strip():
         problems["url"] = "Enter the address."
     elif kind in REMOTE_KINDS and (refusal := source_url_problem(url.strip())):
         problems["url"] = refusal
@@ -126,8 +156,18 @@ def source_input_problems(
     return problems
 
 
+def upload_kind(*, kind: str, name: str) -> str:
+    """An uploaded recording is an audio or video source even when added as a plain file."""
+    if kind != SourceKind.FILE:
+        return kind
+    ext = extension_of(name)
+    if ext in VIDEO_EXTENSIONS and ext != "webm":  # a .webm is usually a recorded voice message
+        return SourceKind.VIDEO
+    return SourceKind.AUDIO if ext in AUDIO_EXTENSIONS else kind
+
+
 def _default_title(*, kind: str, file, url: str, text: str, faq_pairs: list[tuple[str, str]] | None) -> str:
-    if kind == SourceKind.FILE and file is not None:
+    if kind in (SourceKind.FILE, SourceKind.AUDIO, SourceKind.VIDEO) and file is not None:
         return getattr(file, "name", "") or "Upload"
     if kind == SourceKind.FAQ and faq_pairs:
         return f"FAQ: {faq_pairs[0][0]}"
@@ -191,6 +231,8 @@ def source_create(
     """Create a source and queue its ingestion (after the surrounding transaction commits). A blank
     ``title`` becomes the file name, the address, the text's start or the first FAQ question. Which bots
     answer from it is chatbots' business (``chatbots.services.source_set_bots``)."""
+    if file is not None:
+        kind = upload_kind(kind=kind, name=getattr(file, "name", "") or "")
     title = title.strip() or _default_title(kind=kind, file=file, url=url, text=text, faq_pairs=faq_pairs)
     with transaction.atomic():
         source = Source(
@@ -305,6 +347,8 @@ def source_fail(*, source_id: int, reason: str) -> None:
 
 def _load_blocks(source: Source, progress: Progress) -> tuple[list[Block], int]:
     """The source's blocks and its page count (PDF pages or web pages)."""
+    if source.is_media:
+        return _titled(source, source_transcribe(source=source, progress=progress)), 0
     if source.kind == SourceKind.FILE:
         if not source.file:
             raise IngestError("No file was uploaded.")
@@ -468,7 +512,7 @@ def source_ingest_blocks(
     drafts = chunk_blocks([_storable(block) for block in blocks])
     if not drafts:
         raise IngestError("No readable text was found.")
-    vectors, model = _embed(source, drafts, progress, start=max(10, 40 if source.is_remote else 10))
+    vectors, model = _embed(source, drafts, progress, start=40 if source.is_remote or source.is_media else 10)
     with transaction.atomic():
         # Shared lock on the embedding state: a model switch (knowledge_reembed) cannot swap the index
         # between our check and our commit, and vectors of a retired model are never stored.
@@ -494,6 +538,7 @@ def source_ingest_blocks(
                     content=draft.content,
                     heading=draft.heading,
                     page=draft.page,
+                    start_seconds=draft.start,
                     url=draft.url,
                     content_hash=draft.content_hash,
                     token_count=draft.token_estimate,
@@ -557,7 +602,7 @@ def source_ingest(*, source_id: int) -> Source | None:
 
     try:
         blocks, pages = _load_blocks(source, progress)
-        progress(10 if not source.is_remote else 40)
+        progress(40 if source.is_remote or source.is_media else 10)
         if source.kind == SourceKind.FAQ:
             _embed_faq_pairs(source)
         source = source_ingest_blocks(source=source, blocks=blocks, page_count=pages, progress=progress)
@@ -594,6 +639,147 @@ def organization_source_files_delete(*, organization_id: int) -> int:
     """Delete every uploaded file of an organization (its sources are being deleted with it); returns how
     many. Uploads live under ``knowledge/<organization id>/`` (models.source_upload_to)."""
     return storage_delete_folder(default_storage, f"knowledge/{organization_id}")
+# --- audio and video -------------------------------------------------------------------------------
+
+
+def _media_file(source: Source, work: Path) -> Path:
+    """The recording as a file in ``work``: the upload copied, or the media URL downloaded (size-capped)."""
+    target = work / "recording"
+    limit = settings.KNOWLEDGE_MEDIA_MAX_BYTES
+    if source.kind == SourceKind.MEDIA_URL:
+        from knowledge.fetching import check_url, fetch, make_client
+
+        if not source.url:
+            raise IngestError("No address was given.")
+        check_url(source.url)
+        with make_client() as client, target.open("wb") as sink:
+            page = fetch(source.url, client=client, max_bytes=limit, sink=sink)
+        if page.status != 200:
+            raise IngestError(f"{source.url} answered HTTP {page.status}.")
+        if page.content_type.startswith(("text/", "application/json", "application/xhtml")):
+            raise IngestError(
+                f"{source.url} is a web page, not an audio or video file; add it as a web page instead."
+            )
+        return target
+    if not source.file:
+        raise IngestError("No file was uploaded.")
+    size = 0
+    try:
+        with source.file.open("rb") as upload, target.open("wb") as sink:
+            while part := upload.read(1024 * 1024):
+                size += len(part)
+                if size > limit:
+                    raise IngestError(f"The recording is larger than {limit / 1e6:.0f} MB.")
+                sink.write(part)
+    except FileNotFoundError:
+        raise IngestError("The uploaded file is missing; upload it again.") from None
+    if not size:
+        raise IngestError("The file is empty.")
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while part := handle.read(1024 * 1024):
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def source_transcribe(*, source: Source, progress: Progress) -> list[Block]:
+    """The recording's transcript as blocks, one per timed segment (progress 1-40%).
+
+    The transcript of the same recording by the same model is re-used (a re-sync or an edited title costs
+    nothing); otherwise the audio is sent in parts and a ``Transcription`` records length and cost.
+    """
+    from knowledge import media
+    from knowledge.transcription import NO_PROVIDER, provider_for, transcribe
+
+    provider = provider_for(organization_id=source.organization_id)
+    if provider is None:
+        raise IngestError(NO_PROVIDER)
+    link = source.url if source.kind == SourceKind.MEDIA_URL else ""
+    with tempfile.TemporaryDirectory(prefix="parlor-media-") as folder:
+        work = Path(folder)
+        recording = _media_file(source, work)
+        progress(3)
+        digest = _sha256(recording)
+        done = (
+            Transcription.objects.filter(source=source, media_sha256=digest, model=provider.model)
+            .order_by("-created_at")
+            .first()
+        )
+        if done is None:
+            info = media.probe(recording)
+            media.check_limits(info)
+            parts = media.extract_audio(recording, work)
+            recording.unlink()  # only the parts are needed from here on
+            progress(8)
+            segments = []
+            for number, part in enumerate(parts, start=1):
+                found, _ = transcribe(provider, part.path)
+                segments += [
+                    {"start": round(s["start"] + part.start, 2), "end": round(s["end"] + part.start, 2),
+                     "text": s["text"]}
+                    for s in found
+                ]  # fmt: skip
+                progress(8 + int(30 * number / len(parts)))
+            duration = info.duration or max((s["end"] for s in segments), default=0.0)
+            cost = None
+            if provider.usd_per_minute is not None:
+                cost = (Decimal(str(duration)) / 60 * provider.usd_per_minute).quantize(Decimal("0.000001"))
+            done = Transcription.objects.create(
+                organization_id=source.organization_id, source=source, media_sha256=digest,
+                provider=provider.host, model=provider.model, duration_seconds=round(duration, 2),
+                cost_usd=cost, parts=len(parts), segments=segments,
+            )  # fmt: skip
+    Source.objects.filter(pk=source.pk).update(media_seconds=done.duration_seconds)
+    if not done.segments:
+        raise IngestError("No speech was recognised in the recording.")
+    return [Block(text=s["text"], start=s["start"], url=link) for s in done.segments]
+
+
+def transcription_base_url_problem(url: str) -> str:
+    """Why ``url`` cannot be an organization's transcription endpoint ("" when it can): the early,
+    readable answer; the client's transport checks every connection again."""
+    from config import outbound
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "Enter an http(s) URL such as https://api.openai.com/v1."
+    try:
+        outbound.check_url(url.strip(), allow_private=settings.LLM_ALLOW_PRIVATE_BASE_URLS)
+    except outbound.OutboundRefused as exc:
+        return f"This address is not allowed here: {exc}"
+    return ""
+
+
+def transcription_settings_set(
+    *, organization, base_url: str, model: str, usd_per_minute: Decimal, api_key: str | None = None
+) -> TranscriptionSettings:
+    """Set an organization's transcription provider; ``api_key`` None keeps the stored key, "" clears it."""
+    if problem := transcription_base_url_problem(base_url):
+        raise TranscriptionSettingsError(problem)
+    row = TranscriptionSettings.objects.filter(organization=organization).first() or TranscriptionSettings(
+        organization=organization
+    )
+    row.base_url, row.model, row.usd_per_minute = base_url.strip(), model.strip(), usd_per_minute
+    if api_key is not None:
+        row.set_api_key(api_key)
+    row.save()
+    return row
+
+
+def transcription_settings_rotate_encryption() -> int:
+    """Re-encrypt every stored transcription key with the newest key (``rotate_encryption_keys``)."""
+    from config import crypto
+
+    changed = 0
+    for row in TranscriptionSettings.objects.exclude(api_key_encrypted=""):
+        row.api_key_encrypted = crypto.rotate(row.api_key_encrypted)
+        row.save(update_fields=["api_key_encrypted", "updated_at"])
+        changed += 1
+    return changed
 
 
 # --- changing the embedding model --------------------------------------------------------------

@@ -25,6 +25,7 @@ class Passage(Protocol):
     page: int | None
     content: str
     score: float
+    start: float | None  # seconds into a recording
 
 
 @dataclass(frozen=True)

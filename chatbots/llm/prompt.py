@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from chatbots.llm.events import Passage
+from knowledge.models import timestamp
+from knowledge.selectors import media_link
 
 if TYPE_CHECKING:
     from chatbots.models import Bot
@@ -30,8 +32,10 @@ def source_label(passage: Passage) -> str:
     label = passage.source_title or "Untitled source"
     if passage.page:
         label += f", page {passage.page}"
+    if passage.start is not None:
+        label += f", at {timestamp(passage.start)}"
     if passage.url:
-        label += f" ({passage.url})"
+        label += f" ({media_link(passage.url, passage.start)})"
     return label
 
 

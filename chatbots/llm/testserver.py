@@ -1,7 +1,8 @@
 """A local OpenAI-compatible server whose behaviour each request scripts (tests, benchmarks, demos).
 
 Endpoints: ``POST /v1/chat/completions`` (streamed SSE and not), ``POST /v1/embeddings``, ``GET /v1/models``,
-plus ``GET /_control/requests`` (what it received and how each request ended) and ``POST /_control/reset``.
+``POST /v1/audio/transcriptions`` (multipart upload; ``verbose_json`` with the segments scripted by
+``script_transcript(model, segments)``, else one segment saying how many bytes it heard), plus ``GET /_control/requests`` (what it received and how each request ended) and ``POST /_control/reset``.
 
 Behaviour is scripted in the model name as a query string, so the real SDK needs nothing special, and a bot's
 primary and fallback models can behave differently: ``"gpt-4o-mini?status=429&retry_after=1&fail=2"``.
@@ -243,6 +244,33 @@ def _embed(text: str, dimensions: int) -> list[float]:
     return [v / norm for v in vector]
 
 
+def _multipart(content_type: str, body: bytes) -> dict[str, tuple[bytes, str]]:
+    """A multipart/form-data body's fields: name → (value, filename or "")."""
+    boundary = re.search(r'boundary="?([^";]+)"?', content_type)
+    if boundary is None:
+        return {}
+    fields = {}
+    for part in body.split(b"--" + boundary[1].encode())[1:]:
+        head, _, value = part.partition(b"\r\n\r\n")
+        name = re.search(rb'name="([^"]*)"', head)
+        if name is None:
+            continue
+        filename = re.search(rb'filename="([^"]*)"', head)
+        fields[name[1].decode()] = (value.removesuffix(b"\r\n"), filename[1].decode() if filename else "")
+    return fields
+
+
+def _audio_format(data: bytes) -> str:
+    """What the uploaded bytes are, by their magic numbers (tests check that video became audio)."""
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return "mp3"
+    if data[:4] == b"RIFF":
+        return "wav"
+    if data[4:8] == b"ftyp":
+        return "mp4"
+    return "unknown"
+
+
 class FakeLLMServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None):
         self.host = host
@@ -256,6 +284,7 @@ class FakeLLMServer:
         self._thread: threading.Thread | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self.connections = 0  # accepted so far: clients should reuse them (keep-alive)
+        self.transcripts: dict[str, list[tuple[float, float, str]]] = {}
 
     # --- running -------------------------------------------------------------------------------
     @property
@@ -356,6 +385,13 @@ class FakeLLMServer:
             if ":" in line:
                 name, value = line.split(":", 1)
                 headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while size := int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16):
+                parts.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            await reader.readuntil(b"\r\n")  # the (empty) trailer
+            return method, target, headers, b"".join(parts)
         body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
         return method, target, headers, body
 
@@ -429,6 +465,8 @@ class FakeLLMServer:
                 },
             )
             return True
+        if path.endswith("/audio/transcriptions") and method == "POST":
+            return await self._transcription(headers, body, record, writer)
         try:
             payload = json.loads(body or b"{}")
         except ValueError:
@@ -470,6 +508,49 @@ class FakeLLMServer:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             },
         )
+        return True
+
+    def script_transcript(self, model: str, segments: list[tuple[float, float, str]]) -> None:
+        """What ``/audio/transcriptions`` answers for ``model`` (its name before any ``?``): these
+        (start, end, text) segments, times from the start of each uploaded file."""
+        self.transcripts[model] = segments
+
+    async def _transcription(
+        self, headers: dict[str, str], body: bytes, record: RequestRecord, writer: asyncio.StreamWriter
+    ) -> bool:
+        fields = _multipart(headers.get("content-type", ""), body)
+        audio = fields.get("file", (b"", ""))[0]
+        model = fields.get("model", (b"", ""))[0].decode()
+        record.model = model
+        record.params = {
+            "filename": fields.get("file", (b"", ""))[1], "bytes": len(audio), "format": _audio_format(audio),
+            **{name: value.decode() for name, (value, filename) in fields.items() if not filename},
+        }  # fmt: skip
+        script = self._script_for(model, headers)
+        if script.status or not audio:
+            status = script.status or 400
+            record.outcome, record.finished = f"status {status}", time.monotonic()
+            message = "Scripted failure" if script.status else "No audio file was sent."
+            await self._send_json(writer, status, {"error": {"message": message, "type": "invalid_request"}})
+            return True
+        scripted = self.transcripts.get(_split_model(model)[0])
+        segments = scripted if scripted is not None else [(0.0, 1.0, f"Heard {len(audio)} bytes.")]
+        record.outcome, record.finished = "ok", time.monotonic()
+        await self._send_json(
+            writer,
+            200,
+            {
+                "task": "transcribe",
+                "language": "english",
+                "duration": max((end for _, end, _ in segments), default=0.0),
+                "text": " ".join(text for _, _, text in segments),
+                "segments": [
+                    {"id": i, "seek": 0, "start": start, "end": end, "text": f" {text}", "tokens": [],
+                     "temperature": 0.0, "avg_logprob": -0.1, "compression_ratio": 1.0, "no_speech_prob": 0.0}
+                    for i, (start, end, text) in enumerate(segments)
+                ],
+            },
+        )  # fmt: skip
         return True
 
     def _script_for(self, model: str, headers: dict[str, str]) -> Script:

@@ -288,8 +288,10 @@ async def _model_answer(
                 if used_ids is None:
                     used_ids = cited_passages(record.text, passages)
                 if used_ids is not None:
-                    used = {(p.source_id, p.page) for p in passages if p.chunk_id in used_ids}
-                    record.sources = [s for s in record.sources if (s["source_id"], s["page"]) in used]
+                    used = {(p.source_id, p.page, p.start) for p in passages if p.chunk_id in used_ids}
+                    record.sources = [
+                        s for s in record.sources if (s["source_id"], s["page"], s.get("start")) in used
+                    ]
     except LLMUnavailable as exc:
         record.status = MessageStatus.INCOMPLETE if record.text else MessageStatus.FAILED
         record.error_code = "llm_unavailable"

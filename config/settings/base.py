@@ -444,6 +444,24 @@ if KNOWLEDGE_RERANK_URL and not KNOWLEDGE_RERANK_URL.startswith(("http://", "htt
     raise ImproperlyConfigured(
         f"KNOWLEDGE_RERANK_URL must be an http(s) address, got {KNOWLEDGE_RERANK_URL!r}"
     )
+# --- Audio and video sources (docs/media.md) -----------------------------------------------------
+# The deployment's transcription provider: any OpenAI-compatible ``/audio/transcriptions`` endpoint
+# (OpenAI, Groq, faster-whisper or vLLM servers). An organization may set its own in the admin; with
+# neither, audio and video sources fail saying that a provider is needed.
+TRANSCRIPTION_BASE_URL = env_str("TRANSCRIPTION_BASE_URL", "")
+TRANSCRIPTION_API_KEY = env_str("TRANSCRIPTION_API_KEY", "")  # or TRANSCRIPTION_API_KEY_FILE
+TRANSCRIPTION_MODEL = env_str("TRANSCRIPTION_MODEL", "whisper-1")
+TRANSCRIPTION_USD_PER_MINUTE = env_str("TRANSCRIPTION_USD_PER_MINUTE", "0.006")  # recorded cost per minute
+TRANSCRIPTION_TIMEOUT = env_float("TRANSCRIPTION_TIMEOUT", 300.0)  # seconds per part
+# Recordings are sent in parts of at most this size and length (OpenAI refuses files over 25 MB).
+TRANSCRIPTION_MAX_PART_BYTES = env_int("TRANSCRIPTION_MAX_PART_BYTES", 24 * 1024 * 1024)
+TRANSCRIPTION_PART_SECONDS = env_int("TRANSCRIPTION_PART_SECONDS", 600)
+KNOWLEDGE_MEDIA_MAX_BYTES = env_int("KNOWLEDGE_MEDIA_MAX_BYTES", 500 * 1024 * 1024)
+KNOWLEDGE_MEDIA_MAX_SECONDS = env_int("KNOWLEDGE_MEDIA_MAX_SECONDS", 4 * 3600)
+if TRANSCRIPTION_BASE_URL and not TRANSCRIPTION_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"TRANSCRIPTION_BASE_URL must be an http(s) address, got {TRANSCRIPTION_BASE_URL!r}"
+    )
 CELERY_BEAT_SCHEDULE = {
     "knowledge-resync-due-sources": {"task": "knowledge.sources_resync_due", "schedule": 15 * 60},
     # Analytics (analytics/tasks.py): today's figures fresh within a minute; yesterday rebuilt a few times

@@ -9,7 +9,14 @@ import zipfile
 from accounts.tests.factories import make_organization
 from knowledge.models import Source, SourceKind
 
-__all__ = ["make_docx", "make_organization", "make_pdf", "make_source", "make_zip_bomb_docx"]
+__all__ = [
+    "make_docx",
+    "make_organization",
+    "make_pdf",
+    "make_recording",
+    "make_source",
+    "make_zip_bomb_docx",
+]
 
 
 def make_source(*, organization, kind: str = SourceKind.TEXT, title: str = "Handbook", **fields) -> Source:
@@ -106,3 +113,25 @@ def make_zip_bomb_docx(unpacked_bytes: int = 300 * 1024 * 1024, *, padding_bytes
             for _ in range(unpacked_bytes // len(block)):
                 member.write(block)
     return out.getvalue()
+
+
+def make_recording(*, seconds: float = 3.0, video: bool = False, audio: bool = True, ext: str = "") -> bytes:
+    """A real recording made by the bundled ffmpeg: a sine tone (WAV), or a colour video with the tone as
+    its sound track (MP4); ``audio=False`` makes a silent video with no audio track at all."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import imageio_ffmpeg
+
+    ext = ext or ("mp4" if video else "wav")
+    inputs = ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"] if audio else []
+    if video:
+        inputs = ["-f", "lavfi", "-i", f"color=c=blue:s=64x48:r=5:d={seconds}", *inputs]
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / f"recording.{ext}"
+        subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", *inputs, "-shortest", str(target)],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        return target.read_bytes()

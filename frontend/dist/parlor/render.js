@@ -231,6 +231,8 @@ export function createView({ t, embedded, maxChars }) {
           el("span", "", li, title);
         }
         if (source.page) el("span", "pc-page", li, ` · ${t("page", { n: source.page })}`);
+        // A recording: the moment the passage starts (mm:ss); its link, if any, already opens it there.
+        if (source.timestamp) el("span", "pc-time", li, ` · ${source.timestamp}`);
         if (source.snippet) li.title = source.snippet;
       }
       scrollDown();
