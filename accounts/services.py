@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 
-from accounts.emails import configured_site, email_message, email_subject
 from accounts.audit import audit_record
+from accounts.emails import configured_site, email_message, email_subject
 from accounts.exceptions import ApplicationError, InvitationInvalid, PermissionDenied
 from accounts.models import ApiKey, AuditAction, Invitation, Membership, Organization, Role, User
 

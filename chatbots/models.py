@@ -8,8 +8,8 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from pgvector.django import VectorField
 from django.db.models import Q
+from pgvector.django import VectorField
 
 from chatbots import crypto
 from chatbots.llm.presets import Provider
@@ -459,6 +459,8 @@ class ReviewQueueEntry(Message):
         proxy = True
         verbose_name = "review queue"
         verbose_name_plural = "review queue"
+
+
 class SubjectLookup(models.TextChoices):
     VISITOR_ID = "visitor_id", "Visitor id"
     EMAIL = "email", "E-mail address"

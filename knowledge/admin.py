@@ -189,6 +189,7 @@ class SourceAdmin(TenantScopedAdmin):
     @display(description="Tokens", ordering="token_count")
     def tokens(self, obj: Source) -> str:
         return self._live_count(obj, "token_count")
+
     @display(description="Length")
     def media_length(self, obj: Source) -> str:
         return duration_label(obj.media_seconds) if obj.media_seconds is not None else "-"

@@ -639,6 +639,8 @@ def organization_source_files_delete(*, organization_id: int) -> int:
     """Delete every uploaded file of an organization (its sources are being deleted with it); returns how
     many. Uploads live under ``knowledge/<organization id>/`` (models.source_upload_to)."""
     return storage_delete_folder(default_storage, f"knowledge/{organization_id}")
+
+
 # --- audio and video -------------------------------------------------------------------------------
 
 

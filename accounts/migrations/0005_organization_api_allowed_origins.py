@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_remove_apikey_bot_ids'),
+        ("accounts", "0004_remove_apikey_bot_ids"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chatbots', '0009_answer_cache'),
+        ("chatbots", "0015_indexes_for_analytics_and_inbox"),
     ]
 
     operations = [

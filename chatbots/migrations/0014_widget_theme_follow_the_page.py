@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chatbots', '0008_conversation_exports'),
+        ("chatbots", "0013_answer_cache"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_remove_apikey_bot_ids'),
-        ('chatbots', '0008_conversation_exports'),
+        ("chatbots", "0014_widget_theme_follow_the_page"),
     ]
 
     operations = [

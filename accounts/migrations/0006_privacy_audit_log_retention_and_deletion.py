@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_remove_apikey_bot_ids'),
+        ("accounts", "0005_organization_api_allowed_origins"),
     ]
 
     operations = [

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_remove_apikey_bot_ids'),
-        ('chatbots', '0008_conversation_exports'),
+        ("chatbots", "0010_query_rewrite_and_search_query"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chatbots', '0008_conversation_exports'),
+        ("chatbots", "0012_data_subject_requests_and_bot_retention"),
     ]
 
     operations = [

@@ -8,8 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0005_privacy_audit_log_retention_and_deletion'),
-        ('chatbots', '0008_conversation_exports'),
+        ('accounts', '0006_privacy_audit_log_retention_and_deletion'),
+        ("chatbots", "0011_inbox_language_review_queue"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
