@@ -16,6 +16,7 @@ from decimal import Decimal
 from redis.exceptions import RedisError
 
 from chatbots.answer_cache import CachedAnswer, entry_key, version_keys
+from chatbots.llm.events import Generation
 from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline.events import ChatRequest
 from chatbots.pipeline.ratelimit import redis_client
@@ -33,8 +34,15 @@ class CacheLookup:
 
 
 def cacheable_request(request: ChatRequest) -> bool:
-    """A first question (no conversation yet, no history sent) to a bot that caches answers."""
-    return request.bot.answer_cache_enabled and request.conversation_id is None and not request.history
+    """A first question (no conversation yet, no history sent) to a bot that caches answers, asked with the
+    bot's own settings: an API client's temperature, token limit, stop words or system message make an
+    answer of its own."""
+    return (
+        request.bot.answer_cache_enabled
+        and request.conversation_id is None
+        and not request.history
+        and (request.generation is None or request.generation == Generation())
+    )
 
 
 async def cache_lookup(*, bot: Bot, text: str) -> CacheLookup | None:

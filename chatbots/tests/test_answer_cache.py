@@ -90,6 +90,21 @@ async def test_a_follow_up_is_never_answered_from_the_cache(llm_server) -> None:
     assert not await Message.objects.filter(answered_from_cache=True).aexists()
 
 
+async def test_an_openai_client_with_its_own_parameters_is_not_answered_from_the_cache(llm_server) -> None:
+    bot, key = await setup_bot(llm_server)
+    await ask(key, bot)
+    body = {"model": bot.public_id, "messages": [{"role": "user", "content": QUESTION}], "temperature": 0.1}
+    async with client(key) as http:
+        response = await http.post("/v1/chat/completions", json=body)
+        plain = await http.post(
+            "/v1/chat/completions", json={k: v for k, v in body.items() if k != "temperature"}
+        )
+    assert response.status_code == plain.status_code == 200, response.text
+    # The one with a temperature of its own went to the model; the plain one was answered from the cache.
+    assert model_calls(llm_server, bot) == 2
+    assert response.json()["choices"][0]["message"]["content"] == REPLY
+
+
 async def test_changing_the_bot_invalidates_its_cached_answers(llm_server) -> None:
     bot, key = await setup_bot(llm_server)
     await ask(key, bot)
