@@ -19,7 +19,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.http import FileResponse
@@ -28,8 +27,6 @@ from django.utils import timezone
 from accounts.models import Organization, User
 from chatbots.models import Conversation, ConversationExport, ExportFormat, ExportStatus, Message
 from chatbots.selectors import InboxFilters, conversations_filtered
-from config.storage_folders import storage_delete_folder
-from knowledge.services import organization_source_files_delete
 
 logger = logging.getLogger(__name__)
 
@@ -195,19 +192,6 @@ def conversation_exports_purge(*, now: Any = None) -> int:
         ConversationExport.objects.filter(pk=export.pk).update(file="")
         count += 1
     return count
-
-
-def organization_export_files_delete(*, organization_id: int) -> int:
-    """Delete every export file of an organization (it is being deleted); returns how many."""
-    return storage_delete_folder(default_storage, f"exports/{organization_id}")
-
-
-def organization_files_delete(*, organization_id: int) -> int:
-    """Delete every stored file of an organization: uploaded sources and exports. For deleting an
-    organization (after its rows are gone) or erasing its data; safe to run twice."""
-    return organization_export_files_delete(
-        organization_id=organization_id
-    ) + organization_source_files_delete(organization_id=organization_id)
 
 
 def export_file_response(export: ConversationExport) -> FileResponse:

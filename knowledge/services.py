@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
@@ -32,7 +31,6 @@ from django.utils import timezone
 
 from config import log_context, outbound
 from config.input_rules import clean_text
-from config.storage_folders import storage_delete_folder
 from knowledge.chunking import ChunkDraft, chunk_blocks, passage_sentences
 from knowledge.embedders import (
     Embedder,
@@ -633,12 +631,6 @@ def knowledge_versions_bump_all() -> None:
     before is served again."""
     for organization_id in Source.objects.values_list("organization_id", flat=True).distinct():
         knowledge_changed(organization_id=organization_id)
-
-
-def organization_source_files_delete(*, organization_id: int) -> int:
-    """Delete every uploaded file of an organization (its sources are being deleted with it); returns how
-    many. Uploads live under ``knowledge/<organization id>/`` (models.source_upload_to)."""
-    return storage_delete_folder(default_storage, f"knowledge/{organization_id}")
 
 
 # --- audio and video -------------------------------------------------------------------------------

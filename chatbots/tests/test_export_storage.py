@@ -9,13 +9,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.deletion import organization_files_delete
 from accounts.models import Role
 from accounts.tests.factories import add_member, make_organization, owner_of
 from chatbots.exports import (
     conversation_export_build,
     conversation_export_request,
     conversation_exports_purge,
-    organization_files_delete,
 )
 from chatbots.models import ConversationExport, MessageRole
 from chatbots.selectors import InboxFilters
