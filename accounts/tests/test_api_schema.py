@@ -40,6 +40,7 @@ def test_docs_page_serves_its_own_assets(client):
 # Routes under the API's prefixes that are deliberately not operations of the schema, with the reason.
 NOT_OPERATIONS = {
     "/api/v1/exports/download/{token}/": "a signed link handed out as download_url, not an API call",
+    "/api/v1/privacy/download/{token}/": "a signed link handed out as download_url, not an API call",
 }
 API_PREFIXES = ("/api/v1/", "/v1/")
 METHODS = ("get", "post", "put", "patch", "delete")

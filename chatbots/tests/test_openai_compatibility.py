@@ -28,8 +28,11 @@ REPLY = "Boots can be returned within 30 days of delivery [1]."
 
 @pytest.fixture
 def parlor(live_parlor: LiveParlor, llm_server: FakeLLMServer) -> tuple[str, Bot, str]:
-    """(base URL of the live /v1 API, a bot answering REPLY, a full API key for it)."""
-    bot = make_chat_bot(llm_server, model=scripted("parlor-test", reply=REPLY.replace(" ", "+")))
+    """(base URL of the live /v1 API, a bot answering REPLY, a full API key for it). The answer cache is
+    off: these tests check what the model was sent and what it reported (the cache has tests of its own)."""
+    bot = make_chat_bot(
+        llm_server, model=scripted("parlor-test", reply=REPLY.replace(" ", "+")), answer_cache_enabled=False
+    )
     return f"{live_parlor.url}/v1", bot, make_api_key(bot).key
 
 

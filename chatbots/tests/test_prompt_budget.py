@@ -15,6 +15,7 @@ class FakePassage:
     url: str | None = None
     page: int | None = None
     score: float = 1.0
+    start: float | None = None  # a recording's moment (audio and video sources)
 
 
 def test_prompt_keeps_question_best_passages_and_newest_turns_within_budget() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from accounts.tests.factories import PASSWORD, make_organization, owner_of
 from chatbots.models import Bot
-from chatbots.testing import LiveParlor
+from chatbots.testing import LiveParlor, admin_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -66,6 +66,7 @@ def test_admin_works_under_its_content_security_policy(
     page.goto(f"{live_parlor.url}/admin/chatbots/bot/{bot.pk}/change/")
     preview = page.frame_locator("[data-parlor-frame]")
     preview.locator(".pc-status[data-state='online']").wait_for()
+    admin_tab(page, "Widget").click()  # the form's tabs are Alpine components too
     page.fill("input[name=widget_title]", "Shiny new title")
     for _ in range(50):
         if preview.locator(".pc-title").inner_text() == "Shiny new title":

@@ -37,7 +37,7 @@ def _ask(base_url: str, key: str, transport: httpx.BaseTransport | None = None) 
             assert response.status_code == 200, response.text
             body = response.json()
             listing = await http.get(f"/api/v1/conversations/{body['conversation_id']}/messages")
-            body["transcript"] = [m["text"] for m in listing.json()["messages"]]
+            body["transcript"] = [m["text"] for m in listing.json()["results"]]
             return body
 
     return async_to_sync(post)()
@@ -98,7 +98,7 @@ def test_a_restored_backup_answers_the_same_question_with_the_same_sources(
         after = _ask(url, key)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as http:
             listing = http.get(f"/api/v1/conversations/{before['conversation_id']}/messages").json()
-        earlier = [m["text"] for m in listing["messages"]]
+        earlier = [m["text"] for m in listing["results"]]
     finally:
         stop(proc)
     assert after["answer"] == before["answer"] == REPLY

@@ -45,10 +45,10 @@ def test_owner_adds_faq_pairs_by_hand_and_the_bot_answers_with_them(
     _signed_in(page, live_parlor, owner)
     page.goto(f"{live_parlor.url}/admin/knowledge/source/add/")
     page.select_option("select[name=kind]", "faq")
-    # Only the FAQ's fields: no file, address or text to fill in.
-    assert page.locator("input[name=faq_csv]").is_visible()
+    # Only the FAQ's fields: no file, address or text to fill in (Alpine shows and hides them on change).
+    page.locator("input[name=faq_csv]").wait_for(state="visible")
     for hidden in ("input[name=url]", "textarea[name=text]", "input[name=file]"):
-        assert not page.locator(hidden).is_visible(), hidden
+        page.locator(hidden).wait_for(state="hidden")
     page.fill("input[name=title]", "Shop FAQ")
     page.get_by_label("Acme helper").check()
 
