@@ -74,13 +74,18 @@ OUTCOMES = (
 )  # fmt: skip
 CONVERSATION_COLUMNS = (
     "id", "organization_id", "bot_id", "channel", "visitor_id", "visitor_attributes", "created_at",
-    "last_message_at",
+    "last_message_at", "language",
 )  # fmt: skip
+# The visitors' languages, one in ten unknown (picked from the conversation id: the random stream is unchanged).
+LANGUAGES = ("en", "en", "en", "en", "de", "de", "fr", "es", "nl", "")
 MESSAGE_COLUMNS = (
     "organization_id", "conversation_id", "role", "text", "status", "error_code", "sources",
     "answered_from_faq", "model", "provider", "offline", "prompt_tokens", "completion_tokens", "cost_usd",
     "latency_ms", "first_token_ms", "feedback", "feedback_comment", "feedback_at", "created_at",
 )  # fmt: skip
+# Written the same for every message (added to each row as it is copied).
+MESSAGE_CONSTANT_COLUMNS = ("search_query", "search_rewritten", "answered_from_cache")
+MESSAGE_CONSTANTS = ("", False, False)
 
 
 @dataclass
@@ -193,6 +198,7 @@ class _Writer:
             when += dt.timedelta(seconds=rng.randint(15, 180))
         row = (
             conversation_id, organization_id, bot_id, channel, visitor, "{}", start, messages[-1][-1],
+            LANGUAGES[conversation_id.int % len(LANGUAGES)],
         )  # fmt: skip
         return row, messages
 
@@ -343,13 +349,20 @@ def traffic_seed(
                 result.conversations += _copy(
                     cursor, "chatbots_conversation", CONVERSATION_COLUMNS, batch_conversations
                 )
-                result.messages += _copy(cursor, "chatbots_message", MESSAGE_COLUMNS, batch_messages)
+                result.messages += _copy_messages(cursor, batch_messages)
                 batch_conversations, batch_messages = [], []
         result.conversations += _copy(
             cursor, "chatbots_conversation", CONVERSATION_COLUMNS, batch_conversations
         )
-        result.messages += _copy(cursor, "chatbots_message", MESSAGE_COLUMNS, batch_messages)
+        result.messages += _copy_messages(cursor, batch_messages)
     return result
+
+
+def _copy_messages(cursor, rows: list[tuple]) -> int:
+    return _copy(
+        cursor, "chatbots_message", MESSAGE_COLUMNS + MESSAGE_CONSTANT_COLUMNS,
+        [row + MESSAGE_CONSTANTS for row in rows],
+    )  # fmt: skip
 
 
 def _copy(cursor, table: str, columns: tuple[str, ...], rows: list[tuple]) -> int:
