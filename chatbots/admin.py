@@ -6,14 +6,18 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db import models
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import get_language_info
 from unfold.contrib.filters.admin import RangeDateFilter
@@ -416,6 +420,30 @@ class ImproveAnswerForm(forms.Form):
         self.fields["source"].queryset = sources
 
 
+class BoundedCountPaginator(Paginator):
+    """Counts at most ``INBOX_COUNT_LIMIT`` + 1 rows: an organization's whole inbox (or a frequent word)
+    is not counted on every page, only enough to know there are more than the limit; ``bounded`` says so.
+    Pages up to the limit are numbered as usual; filters or a search narrow a bigger set."""
+
+    @cached_property
+    def count(self) -> int:
+        limit = settings.INBOX_COUNT_LIMIT
+        found = self.object_list.order_by().values("pk")[: limit + 1].count()
+        self.bounded = found > limit
+        return min(found, limit)
+
+    bounded = False
+
+
+class InboxChangeList(ChangeList):
+    """The inbox's changelist: ``result_count_bounded`` when the count stopped at the limit."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        self.result_count_bounded = self.paginator.bounded
+        self.result_count_limit = settings.INBOX_COUNT_LIMIT
+
+
 @admin.register(Conversation)
 class ConversationAdmin(TenantScopedAdmin):
     """The inbox: conversations titled by their first question, with who asked, where, and badges for what
@@ -430,6 +458,8 @@ class ConversationAdmin(TenantScopedAdmin):
     )  # fmt: skip
     list_filter_submit = True  # the date range is applied with a button
     list_per_page = 50
+    paginator = BoundedCountPaginator
+    show_full_result_count = False  # a second count of the organization's conversations on every page
     search_fields = ("messages__text",)  # the search itself is conversations_search (full-text, indexed)
     search_help_text = 'Words from the messages ("exact phrase", -without), or a visitor id.'
     readonly_fields = ("bot", "channel", "visitor_id", "visitor_attributes", "created_at", "last_message_at")
@@ -443,7 +473,12 @@ class ConversationAdmin(TenantScopedAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Conversation], search_term: str
     ) -> tuple[QuerySet[Conversation], bool]:
-        return conversations_search(queryset, text=search_term), False
+        organization = None if self.is_operator(request) else active_organization(request)
+        organization_id = organization.pk if organization is not None else None
+        return conversations_search(queryset, text=search_term, organization_id=organization_id), False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return InboxChangeList
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None

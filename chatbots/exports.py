@@ -140,6 +140,7 @@ def conversation_export_build(*, export_id: int) -> ConversationExport | None:
         conversations = conversations_filtered(
             Conversation.objects.filter(organization_id=export.organization_id),
             filters=filters_from_json(export.filters),
+            organization_id=export.organization_id,
         )
         total = conversations.count()
         done = messages_written = 0

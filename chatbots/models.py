@@ -8,7 +8,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from pgvector.django import VectorField
 
 from chatbots import crypto
@@ -272,6 +272,8 @@ class Conversation(models.Model):
             models.Index(fields=["created_at"], name="conversation_created"),
             # the inbox's bot filter lists the bots that have conversations: an index-only scan
             models.Index(fields=["organization", "bot"], name="conversation_organization_bot"),
+            # the inbox: an organization's conversations, newest activity first (a page and its count)
+            models.Index(fields=["organization", "-last_message_at"], name="conversation_org_recent"),
         ]
 
     def __str__(self) -> str:
@@ -353,23 +355,26 @@ class Message(models.Model):
             models.Index(fields=["created_at"], name="message_created"),
             # The inbox's badges and filters (chatbots.selectors): small partial indexes of the few messages
             # that earn a badge; without them each page scanned every message (bench/analytics_scale.py).
+            # Keyed by organization first: a filter reads only its organization's part (chatbots.selectors).
             models.Index(
-                fields=["conversation", "feedback"],
+                fields=["organization", "conversation", "feedback"],
                 name="message_rated",
                 condition=Q(feedback__in=["up", "down"]),
             ),
             models.Index(
-                fields=["conversation"],
+                fields=["organization", "conversation"],
                 name="message_problem",
                 condition=Q(status__in=["failed", "incomplete"]),
             ),
             models.Index(
-                fields=["conversation"],
+                fields=["organization", "conversation"],
                 name="message_unanswered",
                 condition=Q(role="assistant", status="complete")
                 & (Q(provider="fallback_reply") | Q(sources=[])),
             ),
-            GinIndex(message_search_vector(), name="message_text_search"),
+            # The organization in the GIN index too (btree_gin): a frequent word is looked up in one
+            # organization's messages, not in every organization's.
+            GinIndex(F("organization"), message_search_vector(), name="message_text_search"),
             # The review queue reads an organization's newest unresolved answers: only those are indexed.
             models.Index(
                 fields=["organization", "-created_at"],

@@ -184,7 +184,11 @@ def unanswered_q() -> Q:
 
 
 def _messages_of_outer() -> QuerySet[Message]:
-    return Message.objects.filter(conversation_id=OuterRef("pk")).order_by()
+    # The organization as well as the conversation: with the organization of the outer query known,
+    # PostgreSQL reads only that organization's part of the organization-leading partial indexes.
+    return Message.objects.filter(
+        organization_id=OuterRef("organization_id"), conversation_id=OuterRef("pk")
+    ).order_by()
 
 
 def conversations_for_inbox(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
@@ -233,9 +237,15 @@ def conversation_languages(conversations: QuerySet[Conversation]) -> list[str]:
     return sorted(conversations.exclude(language="").order_by().values_list("language", flat=True).distinct())
 
 
-def conversations_search(conversations: QuerySet[Conversation], *, text: str) -> QuerySet[Conversation]:
+def conversations_search(
+    conversations: QuerySet[Conversation], *, text: str, organization_id: int | None = None
+) -> QuerySet[Conversation]:
     """Conversations in which a message contains the words of ``text`` (web-search syntax: "quoted
     phrases", -excluded, or), through the GIN index ``message_text_search``; a visitor id matches too.
+
+    ``organization_id`` (when the conversations are one organization's) limits the matching messages to
+    it first: the index leads with the organization, so a frequent word reads that organization's matches,
+    not every organization's.
 
     The ``simple`` configuration matches words as written in any language (no stemming: "parcel" does not
     find "parcels"), see ``MESSAGE_SEARCH_CONFIG``."""
@@ -243,10 +253,11 @@ def conversations_search(conversations: QuerySet[Conversation], *, text: str) ->
     if not text:
         return conversations
     query = SearchQuery(text, config=MESSAGE_SEARCH_CONFIG, search_type="websearch")
+    messages = Message.objects.all()
+    if organization_id is not None:
+        messages = messages.filter(organization_id=organization_id)
     matching = (
-        Message.objects.annotate(document=message_search_vector())
-        .filter(document=query)
-        .values("conversation_id")
+        messages.annotate(document=message_search_vector()).filter(document=query).values("conversation_id")
     )
     return conversations.filter(Q(pk__in=matching) | Q(visitor_id=text))
 
@@ -267,8 +278,10 @@ class InboxFilters:
 
 
 def conversations_filtered(
-    conversations: QuerySet[Conversation], *, filters: InboxFilters
+    conversations: QuerySet[Conversation], *, filters: InboxFilters, organization_id: int | None = None
 ) -> QuerySet[Conversation]:
+    """The conversations the filters select; ``organization_id``: they are all of this organization
+    (the search then reads only its messages)."""
     if filters.bot_ids is not None:
         conversations = conversations.filter(bot_id__in=filters.bot_ids)
     if filters.channel:
@@ -285,7 +298,7 @@ def conversations_filtered(
         conversations = conversations_with_failure(conversations)
     if filters.language:
         conversations = conversations.filter(language=filters.language)
-    return conversations_search(conversations, text=filters.search)
+    return conversations_search(conversations, text=filters.search, organization_id=organization_id)
 
 
 def conversations_for_api_key(*, api_key: ApiKey) -> QuerySet[Conversation]:

@@ -158,7 +158,11 @@ class ConversationListView(ApiKeyView):
             feedback=data.get("feedback", ""), unanswered=data["unanswered"], failed=data["failed"],
             language=data.get("language", ""), search=data.get("q", ""),
         )  # fmt: skip
-        conversations = conversations_for_inbox(conversations_filtered(conversations, filters=filters))
+        conversations = conversations_for_inbox(
+            conversations_filtered(
+                conversations, filters=filters, organization_id=request.auth.organization_id
+            )
+        )
         paginator = api_settings.DEFAULT_PAGINATION_CLASS()
         page = paginator.paginate_queryset(
             conversations.order_by("-last_message_at", "pk"), request, view=self

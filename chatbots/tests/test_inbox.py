@@ -184,6 +184,43 @@ def test_inbox_is_paginated(member_client) -> None:
     assert len(member_client.get(INBOX, {"p": 2}).context["cl"].result_list) == 5
 
 
+def test_inbox_counts_only_up_to_the_limit_and_says_there_are_more(member_client, settings) -> None:
+    bot = make_bot(organization=member_client.organization)
+    for n in range(7):
+        _exchange(bot, question=f"Question {n}?", feedback="down" if n < 2 else "")
+    settings.INBOX_COUNT_LIMIT = 5
+
+    page = member_client.get(INBOX)
+    cl = page.context["cl"]
+    assert cl.result_count == 5 and cl.result_count_bounded and len(cl.result_list) == 7
+    assert "More than 5 conversations match" in page.content.decode()
+
+    narrowed = member_client.get(INBOX, {"feedback": "down"})  # under the limit: the exact count
+    assert narrowed.context["cl"].result_count == 2 and not narrowed.context["cl"].result_count_bounded
+    assert "More than" not in narrowed.content.decode()
+
+
+def test_inbox_counts_the_filtered_conversations_once(member_client) -> None:
+    bot = make_bot(organization=member_client.organization)
+    _exchange(bot, question="Where is my parcel?", feedback="down")
+    member_client.get(INBOX)  # warm up: the session and the organization are read once per client
+    with CaptureQueriesContext(connection) as queries:
+        assert member_client.get(INBOX, {"feedback": "down"}).status_code == 200
+    counts = [q["sql"] for q in queries if q["sql"].startswith("SELECT COUNT(*)")]
+    assert len(counts) == 1  # no second count of the organization's whole inbox
+
+
+def test_search_of_one_organization_ignores_the_messages_of_others(member_client) -> None:
+    ours = _exchange(make_bot(organization=member_client.organization), question="Where is my parcel?")
+    theirs = _exchange(make_bot(name="Other"), question="Where is my parcel?")
+
+    scoped = conversations_search(
+        Conversation.objects.all(), text="parcel", organization_id=member_client.organization.pk
+    )
+    assert list(scoped) == [ours]
+    assert set(conversations_search(Conversation.objects.all(), text="parcel")) == {ours, theirs}
+
+
 def test_transcript_reads_as_a_chat_with_sources_usage_feedback_and_visitor(member_client) -> None:
     bot = make_bot(organization=member_client.organization, name="Helper")
     conversation = _exchange(

@@ -497,6 +497,8 @@ INBOX_REVIEW_QUEUE_LIMIT = env_int("INBOX_REVIEW_QUEUE_LIMIT", 2000)
 # 15% above the embedding model's "not covered" threshold.
 INBOX_LOW_RETRIEVAL_SCORE = env_float("INBOX_LOW_RETRIEVAL_SCORE", -1.0)
 INBOX_LOW_RETRIEVAL_SCORE = None if INBOX_LOW_RETRIEVAL_SCORE < 0 else INBOX_LOW_RETRIEVAL_SCORE
+# The inbox counts at most this many conversations a page (more: "more than N", paged up to N).
+INBOX_COUNT_LIMIT = env_int("INBOX_COUNT_LIMIT", 10000)
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 # Privacy (docs/privacy.md): how long a visitor export's link works; after how many seconds without a
 # heartbeat a running export/erasure counts as dead and is restarted; retention's batch size and the pause
