@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -444,6 +445,12 @@ class InboxChangeList(ChangeList):
         self.result_count_limit = settings.INBOX_COUNT_LIMIT
 
 
+@functools.cache
+def _badge(text: str, kind: str) -> str:
+    # Three fixed labels: rendered once per process, not for every row of every page.
+    return render_to_string("unfold/helpers/label.html", {"text": text, "type": kind})
+
+
 @admin.register(Conversation)
 class ConversationAdmin(TenantScopedAdmin):
     """The inbox: conversations titled by their first question, with who asked, where, and badges for what
@@ -606,10 +613,7 @@ class ConversationAdmin(TenantScopedAdmin):
             (obj.has_unanswered, "warning", "Unanswered"),
             (obj.has_failure, "danger", "Failed / incomplete"),
         ]
-        return format_html_join(
-            " ", "{}", ((render_to_string("unfold/helpers/label.html", {"text": text, "type": kind}),)
-                        for on, kind, text in shown if on),
-        )  # fmt: skip
+        return format_html_join(" ", "{}", ((_badge(text, kind),) for on, kind, text in shown if on))
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False

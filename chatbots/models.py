@@ -274,6 +274,8 @@ class Conversation(models.Model):
             models.Index(fields=["organization", "bot"], name="conversation_organization_bot"),
             # the inbox: an organization's conversations, newest activity first (a page and its count)
             models.Index(fields=["organization", "-last_message_at"], name="conversation_org_recent"),
+            # the inbox's language filter lists an organization's languages from the index alone
+            models.Index(fields=["organization", "language"], name="conversation_org_language"),
         ]
 
     def __str__(self) -> str:
