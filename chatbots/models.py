@@ -374,6 +374,13 @@ class Message(models.Model):
                 condition=Q(role="assistant", status="complete")
                 & (Q(provider="fallback_reply") | Q(sources=[])),
             ),
+            # The dashboard's "could not answer" panel: an organization's newest unanswered answers in order.
+            models.Index(
+                fields=["organization", "-created_at"],
+                name="message_unanswered_recent",
+                condition=Q(role="assistant", status="complete")
+                & (Q(provider="fallback_reply") | Q(sources=[])),
+            ),
             # The organization in the GIN index too (btree_gin): a frequent word is looked up in one
             # organization's messages, not in every organization's.
             GinIndex(F("organization"), message_search_vector(), name="message_text_search"),
