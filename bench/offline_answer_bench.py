@@ -51,12 +51,13 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {statistics.median(values):6.3f} ms   p95 {p95:6.3f} ms"
 
 
-def ingest(corpus: Path):
+def ingest(corpus: Path, name: str = "Offline bench"):
+    """A BEIR corpus as text sources of a new organization (shared with bench/rewrite_cost.py)."""
     from accounts.models import Organization
     from knowledge.models import Source, SourceKind
     from knowledge.services import source_ingest
 
-    organization = Organization.objects.create(name="Offline bench", slug=f"offline-bench-{time.time_ns()}")
+    organization = Organization.objects.create(name=name, slug=f"bench-{time.time_ns()}")
     ids = []
     for line in (corpus / "corpus.jsonl").read_text().splitlines():
         doc = json.loads(line)

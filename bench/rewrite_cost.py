@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.offline_answer_bench import ingest  # noqa: E402  (after the path is set)
 
 
 def setup_django() -> None:
@@ -49,27 +50,6 @@ def setup_django() -> None:
 def percentiles(values: list[float]) -> tuple[float, float]:
     values = sorted(values)
     return statistics.median(values), values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-
-
-def ingest(corpus: Path):
-    from accounts.models import Organization
-    from knowledge.models import Source, SourceKind
-    from knowledge.services import source_ingest
-
-    organization = Organization.objects.create(name="Rewrite bench", slug=f"rewrite-bench-{time.time_ns()}")
-    ids = []
-    for line in (corpus / "corpus.jsonl").read_text().splitlines():
-        doc = json.loads(line)
-        source = Source.objects.create(
-            organization=organization,
-            kind=SourceKind.TEXT,
-            title=doc.get("title") or doc["_id"],
-            text=doc["text"],
-        )
-        source = source_ingest(source_id=source.pk)
-        assert source.status == "ready", source.status_reason
-        ids.append(source.pk)
-    return organization, ids
 
 
 async def play(bot, turns: list[str], visitor: str):
@@ -109,7 +89,7 @@ def main() -> None:
             *([args.corpus / "abstain.jsonl"] * (args.corpus / "abstain.jsonl").exists()),
         ]
     )
-    organization, source_ids = ingest(args.corpus)
+    organization, source_ids = ingest(args.corpus, name="Rewrite bench")
     with FakeLLMServer() as server:
         model = f"fake?stall={args.model_delay}&rewrite_stall={args.rewrite_delay}&words=40"
         bots = {}
