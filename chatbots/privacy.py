@@ -493,14 +493,15 @@ def _erase_rows(request_id: int, organization_id: int, subject: Subject) -> None
             )
             if not ids:
                 break
-            deleted = Message.objects.filter(pk__in=ids).delete()[0]
-            _beat(request_id, message_count=F("message_count") + deleted)
+            with transaction.atomic():  # the count moves with the rows, so a crash between them cannot skew it
+                deleted = Message.objects.filter(pk__in=ids).delete()[0]
+                _beat(request_id, message_count=F("message_count") + deleted)
         with transaction.atomic():
             for model, lookup in linked:
                 model._default_manager.filter(**{f"{lookup}__in": batch}).delete()
-            Conversation.objects.filter(pk__in=batch, organization_id=organization_id).delete()
-        _beat(request_id, conversation_count=F("conversation_count") + len(batch),
-              progress=min(99, 10 + int(89 * (start + len(batch)) / total)))  # fmt: skip
+            removed = Conversation.objects.filter(pk__in=batch, organization_id=organization_id).delete()[1]
+            _beat(request_id, conversation_count=F("conversation_count") + removed.get(Conversation._meta.label, 0),
+                  progress=min(99, 10 + int(89 * (start + len(batch)) / total)))  # fmt: skip
 
 
 def _erase(request: DataSubjectRequest, value: str) -> None:
