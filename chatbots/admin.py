@@ -602,14 +602,10 @@ class ConversationAdmin(TenantScopedAdmin):
     def visitor(self, obj: Conversation) -> str:
         return obj.visitor_label
 
-    @display(description="Messages", ordering="n_messages")
-    def message_count(self, obj: Conversation) -> int:
-        return obj.n_messages
-
     @display(description="Badges")
     def badges(self, obj: Conversation) -> str:
         shown = [
-            (obj.has_down, "danger", "Thumbs down"),
+            (obj.has_thumbs_down, "danger", "Thumbs down"),
             (obj.has_unanswered, "warning", "Unanswered"),
             (obj.has_failure, "danger", "Failed / incomplete"),
         ]

@@ -5,10 +5,10 @@ import secrets
 import uuid
 
 from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVector
+from django.contrib.postgres.search import SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 from pgvector.django import VectorField
 
 from chatbots import crypto
@@ -244,11 +244,6 @@ VISITOR_NAME_KEYS = ("name", "full_name", "email", "e-mail")
 MESSAGE_SEARCH_CONFIG = "simple"
 
 
-def message_search_vector() -> SearchVector:
-    """The indexed expression of message search; a query must use exactly this to use the GIN index."""
-    return SearchVector("text", config=MESSAGE_SEARCH_CONFIG)
-
-
 class Conversation(models.Model):
     """A visitor's (or API client's) thread with one bot; resumable by its unguessable id."""
 
@@ -263,6 +258,19 @@ class Conversation(models.Model):
     language = models.CharField(max_length=8, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     last_message_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # What the inbox shows and filters by, summarized from the conversation's messages when they are stored
+    # (chatbots.conversation_summary keeps them equal to the messages; erasure and retention included), so
+    # a page reads one row per conversation instead of subqueries over its messages.
+    # (Database defaults too: bulk loaders that COPY conversations, then rebuild the summary, leave them out.)
+    first_question = models.CharField(max_length=140, blank=True, default="", db_default="", editable=False)
+    message_count = models.PositiveIntegerField("messages", default=0, db_default=0, editable=False)
+    has_thumbs_down = models.BooleanField(default=False, db_default=False, editable=False)
+    # the bot's fallback reply, or a complete answer without any source
+    has_unanswered = models.BooleanField(default=False, db_default=False, editable=False)
+    # a failed or incomplete message
+    has_failure = models.BooleanField(default=False, db_default=False, editable=False)
+    # Full-text document of every message of the conversation (MESSAGE_SEARCH_CONFIG): the inbox search.
+    search_document = SearchVectorField(null=True, editable=False)
 
     class Meta:
         ordering = ["-last_message_at"]
@@ -276,6 +284,25 @@ class Conversation(models.Model):
             models.Index(fields=["organization", "-last_message_at"], name="conversation_org_recent"),
             # the inbox's language filter lists an organization's languages from the index alone
             models.Index(fields=["organization", "language"], name="conversation_org_language"),
+            # The inbox's thumbs-down, unanswered and failed filters: the organization's flagged conversations,
+            # newest activity first (a page is the first 50 entries; the count reads only flagged ones).
+            models.Index(
+                fields=["organization", "-last_message_at"],
+                name="conversation_org_thumbs_down",
+                condition=Q(has_thumbs_down=True),
+            ),
+            models.Index(
+                fields=["organization", "-last_message_at"],
+                name="conversation_org_unanswered",
+                condition=Q(has_unanswered=True),
+            ),
+            models.Index(
+                fields=["organization", "-last_message_at"],
+                name="conversation_org_failure",
+                condition=Q(has_failure=True),
+            ),
+            # The inbox search: a word is looked up in one organization's conversations (btree_gin).
+            GinIndex(fields=["organization", "search_document"], name="conversation_search"),
         ]
 
     def __str__(self) -> str:
@@ -381,9 +408,6 @@ class Message(models.Model):
                 condition=Q(role="assistant", status="complete")
                 & (Q(provider="fallback_reply") | Q(sources=[])),
             ),
-            # The organization in the GIN index too (btree_gin): a frequent word is looked up in one
-            # organization's messages, not in every organization's.
-            GinIndex(F("organization"), message_search_vector(), name="message_text_search"),
             # The review queue reads an organization's newest unresolved answers: only those are indexed.
             models.Index(
                 fields=["organization", "-created_at"],

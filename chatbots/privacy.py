@@ -45,6 +45,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import AuditAction, Organization, User
 from chatbots import crypto
+from chatbots.conversation_summary import conversation_summaries_forget
 from chatbots.exceptions import SubjectRequestInvalid, SubjectRequestNotFound
 from chatbots.exports import csv_cell
 from chatbots.models import (
@@ -485,6 +486,7 @@ def _erase_rows(request_id: int, organization_id: int, subject: Subject) -> None
     total = max(len(ordered), 1)
     for start in range(0, len(ordered), CONVERSATION_BATCH):
         batch = ordered[start : start + CONVERSATION_BATCH]
+        conversation_summaries_forget(conversation_ids=batch)  # the inbox's copies of their words go first
         while True:
             ids = list(
                 Message.objects.filter(conversation_id__in=batch).values_list("pk", flat=True)[
@@ -493,7 +495,9 @@ def _erase_rows(request_id: int, organization_id: int, subject: Subject) -> None
             )
             if not ids:
                 break
-            with transaction.atomic():  # the count moves with the rows, so a crash between them cannot skew it
+            with (
+                transaction.atomic()
+            ):  # the count moves with the rows, so a crash between them cannot skew it
                 deleted = Message.objects.filter(pk__in=ids).delete()[0]
                 _beat(request_id, message_count=F("message_count") + deleted)
         with transaction.atomic():

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_events_expire, audit_record
 from accounts.models import AuditAction, Organization
+from chatbots.conversation_summary import conversation_summaries_rebuild
 from chatbots.models import Bot, Conversation, Message
 
 CONVERSATION_PAGE = 100  # conversations whose message ids are read at once
@@ -64,6 +65,8 @@ def conversations_expire(*, bot_id: int, cutoff: datetime, batch: int | None = N
         deleted = Conversation.objects.filter(pk__in=page, last_message_at__lt=cutoff).delete()[1]
         result.conversations += deleted.get(Conversation._meta.label, 0)
         result.messages += deleted.get(Message._meta.label, 0)
+        # The kept ones lost their old messages: their inbox title, badges and search words follow.
+        conversation_summaries_rebuild(conversation_ids=page)
 
 
 def retention_run(*, now: datetime | None = None) -> RetentionResult:

@@ -14,8 +14,7 @@ from django.contrib.postgres.search import SearchQuery
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce, Left
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiKey
@@ -38,7 +37,6 @@ from chatbots.models import (
     Message,
     MessageRole,
     MessageStatus,
-    message_search_vector,
 )
 from knowledge.models import Source, SourceKind
 from knowledge.selectors import faq_pairs_by_origin
@@ -170,7 +168,6 @@ def conversation_get_for_api_key(*, api_key: ApiKey, conversation_id: Any) -> Co
 
 
 # --- the inbox ---------------------------------------------------------------------------------------
-INBOX_TITLE_CHARS = 140
 FALLBACK_PROVIDER = "fallback_reply"  # what the pipeline stores as the provider of the bot's fallback reply
 PROBLEM_STATUSES = (MessageStatus.FAILED, MessageStatus.INCOMPLETE)
 
@@ -192,44 +189,36 @@ def _messages_of_outer() -> QuerySet[Message]:
 
 
 def conversations_for_inbox(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """Conversations as the inbox lists them, in one query for a page: with their bot, ``first_question``
-    (the title), ``n_messages`` and the badges ``has_down``, ``has_unanswered`` and ``has_failure``.
-
-    Correlated subqueries rather than joins with GROUP BY: PostgreSQL walks the conversations in the order
-    shown (``conversation_bot_recent`` / ``last_message_at`` indexes) and evaluates them only for the rows
-    of the page, not for every conversation of the organization."""
-    messages = _messages_of_outer()
-    first_question = (
-        messages.filter(role=MessageRole.USER)
-        .order_by("created_at", "id")
-        .values(title=Left("text", INBOX_TITLE_CHARS))[:1]
-    )
-    count = messages.values("conversation_id").annotate(n=Count("pk")).values("n")
-    return conversations.select_related("bot").annotate(
-        first_question=Coalesce(Subquery(first_question), Value("")),
-        n_messages=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)),
-        has_down=Exists(messages.filter(feedback=Feedback.DOWN)),
-        has_unanswered=Exists(messages.filter(unanswered_q())),
-        has_failure=Exists(messages.filter(status__in=PROBLEM_STATUSES)),
-    )
+    """Conversations as the inbox lists them, in one query for a page: with their bot; the title
+    (``first_question``), ``message_count`` and the badges (``has_thumbs_down``, ``has_unanswered``,
+    ``has_failure``) are columns of the conversation (``chatbots.conversation_summary``), so PostgreSQL
+    walks ``conversation_org_recent`` (or a filter's partial index) and reads nothing else for a row. The
+    search document is not loaded: only the search reads it, in the database."""
+    return conversations.select_related("bot").defer("search_document")
 
 
 def conversations_with_feedback(
     conversations: QuerySet[Conversation], *, value: str
 ) -> QuerySet[Conversation]:
-    """Conversations with at least one answer rated ``value`` ("up", "down"), or "any" rating at all."""
+    """Conversations with at least one answer rated ``value`` ("up", "down"), or "any" rating at all.
+    Thumbs down, the inbox's badge, is the conversation's flag (partial index
+    ``conversation_org_thumbs_down``); the other two look at the rated messages (``message_rated``)."""
+    if value == Feedback.DOWN:
+        return conversations.filter(has_thumbs_down=True)
     rated = Q(feedback__in=[Feedback.UP, Feedback.DOWN]) if value == "any" else Q(feedback=value)
     return conversations.filter(Exists(_messages_of_outer().filter(rated)))
 
 
 def conversations_unanswered(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """Conversations where the bot gave its fallback reply or answered without a source at least once."""
-    return conversations.filter(Exists(_messages_of_outer().filter(unanswered_q())))
+    """Conversations where the bot gave its fallback reply or answered without a source at least once
+    (the conversation's flag: partial index ``conversation_org_unanswered``)."""
+    return conversations.filter(has_unanswered=True)
 
 
 def conversations_with_failure(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    """Conversations with a failed (provider error, refused) or incomplete (interrupted) message."""
-    return conversations.filter(Exists(_messages_of_outer().filter(status__in=PROBLEM_STATUSES)))
+    """Conversations with a failed (provider error, refused) or incomplete (interrupted) message
+    (the conversation's flag: partial index ``conversation_org_failure``)."""
+    return conversations.filter(has_failure=True)
 
 
 def conversation_languages(conversations: QuerySet[Conversation]) -> list[str]:
@@ -240,12 +229,13 @@ def conversation_languages(conversations: QuerySet[Conversation]) -> list[str]:
 def conversations_search(
     conversations: QuerySet[Conversation], *, text: str, organization_id: int | None = None
 ) -> QuerySet[Conversation]:
-    """Conversations in which a message contains the words of ``text`` (web-search syntax: "quoted
-    phrases", -excluded, or), through the GIN index ``message_text_search``; a visitor id matches too.
+    """Conversations whose messages contain the words of ``text`` (web-search syntax: "quoted phrases",
+    -excluded, or), through each conversation's search document and the GIN index ``conversation_search``;
+    a visitor id matches too. The words may be in different messages of the conversation (it is the
+    conversation that is found); a phrase's words are consecutive words of its text.
 
-    ``organization_id`` (when the conversations are one organization's) limits the matching messages to
-    it first: the index leads with the organization, so a frequent word reads that organization's matches,
-    not every organization's.
+    ``organization_id`` (when the conversations are one organization's) is named in the condition: the
+    index leads with the organization, so a frequent word reads that organization's matches only.
 
     The ``simple`` configuration matches words as written in any language (no stemming: "parcel" does not
     find "parcels"), see ``MESSAGE_SEARCH_CONFIG``."""
@@ -253,13 +243,9 @@ def conversations_search(
     if not text:
         return conversations
     query = SearchQuery(text, config=MESSAGE_SEARCH_CONFIG, search_type="websearch")
-    messages = Message.objects.all()
     if organization_id is not None:
-        messages = messages.filter(organization_id=organization_id)
-    matching = (
-        messages.annotate(document=message_search_vector()).filter(document=query).values("conversation_id")
-    )
-    return conversations.filter(Q(pk__in=matching) | Q(visitor_id=text))
+        conversations = conversations.filter(organization_id=organization_id)
+    return conversations.filter(Q(search_document=query) | Q(visitor_id=text))
 
 
 @dataclass(frozen=True)

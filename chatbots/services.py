@@ -21,6 +21,11 @@ from accounts.exceptions import ApplicationError
 from accounts.models import ApiKey, Organization
 from chatbots import crypto
 from chatbots.answer_cache import answer_cache_clear, answer_cache_invalidate
+from chatbots.conversation_summary import (
+    summary_failure_added,
+    summary_feedback_changed,
+    summary_message_added,
+)
 from chatbots.exceptions import InvalidMessage, MessageNotFound
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
 from chatbots.llm.endpoints import new_client
@@ -279,7 +284,6 @@ def user_message_create(
         conversation = conversation_get_for_visitor(
             bot=bot, conversation_id=conversation_id, visitor_id=visitor_id, by_api_key=by_api_key
         )
-        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=timezone.now())
     else:
         conversation = Conversation.objects.create(
             organization_id=bot.organization_id,
@@ -289,14 +293,17 @@ def user_message_create(
             visitor_attributes=visitor_attributes or {},
             language=language,
         )
+    status = MessageStatus.FAILED if refused_code else MessageStatus.COMPLETE
     message = Message.objects.create(
         organization_id=bot.organization_id,
         conversation=conversation,
         role=MessageRole.USER,
         text=text,
-        status=MessageStatus.FAILED if refused_code else MessageStatus.COMPLETE,
+        status=status,
         error_code=refused_code,
     )
+    # The inbox's summary and the activity time, in the one UPDATE that used to set last_message_at.
+    summary_message_added(conversation_id=conversation.pk, role=MessageRole.USER, text=text, status=status)
     history = []
     if conversation_id and not refused_code:
         history = conversation_recent_turns(
@@ -307,6 +314,7 @@ def user_message_create(
 
 def user_message_refuse(*, message_id: int, code: str) -> None:
     Message.objects.filter(pk=message_id).update(status=MessageStatus.FAILED, error_code=code)
+    summary_failure_added(message_id=message_id)
 
 
 @dataclass
@@ -362,7 +370,10 @@ def assistant_message_create(
         search_rewritten=record.search_rewritten,
         retrieval_score=record.retrieval_score,
     )
-    Conversation.objects.filter(pk=conversation_id).update(last_message_at=timezone.now())
+    summary_message_added(
+        conversation_id=conversation_id, role=MessageRole.ASSISTANT, text=record.text, status=record.status,
+        provider=record.provider, sources=record.sources,
+    )  # fmt: skip
     if record.question_message_id is not None and record.question_vector is not None:
         # Stored here rather than with the question: the vector is still being computed then.
         Message.objects.filter(pk=record.question_message_id, conversation_id=conversation_id).update(
@@ -441,6 +452,7 @@ def message_feedback_set(
     ).update(feedback=value, feedback_comment=comment, feedback_at=timezone.now())
     if not updated:
         raise MessageNotFound()
+    summary_feedback_changed(conversation_id=conversation.pk)
     return Message.objects.get(pk=message_id)
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Organization
+from chatbots.conversation_summary import conversation_summaries_rebuild
 from chatbots.models import Bot, Channel, Feedback, MessageRole, MessageStatus
 
 QUESTIONS = (
@@ -350,11 +351,14 @@ def traffic_seed(
                     cursor, "chatbots_conversation", CONVERSATION_COLUMNS, batch_conversations
                 )
                 result.messages += _copy_messages(cursor, batch_messages)
+                conversation_summaries_rebuild(conversation_ids=[row[0] for row in batch_conversations])
                 batch_conversations, batch_messages = [], []
         result.conversations += _copy(
             cursor, "chatbots_conversation", CONVERSATION_COLUMNS, batch_conversations
         )
         result.messages += _copy_messages(cursor, batch_messages)
+        # The inbox's summary of each conversation, as the chat services keep it (chatbots.conversation_summary).
+        conversation_summaries_rebuild(conversation_ids=[row[0] for row in batch_conversations])
     return result
 
 

@@ -120,7 +120,7 @@ class ConversationListInput(InputSerializer):
 
 
 def conversation_summary(conversation: Conversation) -> dict[str, Any]:
-    """A conversation as the inbox lists it (annotated by ``conversations_for_inbox``)."""
+    """A conversation as the inbox lists it (``conversations_for_inbox``)."""
     return {
         "id": str(conversation.pk),
         "bot": conversation.bot.public_id,
@@ -130,8 +130,8 @@ def conversation_summary(conversation: Conversation) -> dict[str, Any]:
         "visitor_id": conversation.visitor_id,
         "visitor_attributes": conversation.visitor_attributes,
         "title": conversation.first_question,
-        "message_count": conversation.n_messages,
-        "thumbs_down": conversation.has_down,
+        "message_count": conversation.message_count,
+        "thumbs_down": conversation.has_thumbs_down,
         "unanswered": conversation.has_unanswered,
         "failed": conversation.has_failure,
         "created_at": conversation.created_at.isoformat(),

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from accounts.models import Organization
 from accounts.services import api_key_create
 from accounts.tests.factories import make_organization, owner_of
+from chatbots.conversation_summary import conversation_summaries_rebuild
 from chatbots.llm.testserver import FakeLLMServer
 from chatbots.models import Bot, Conversation, Message, MessageRole
 from chatbots.services import api_key_set_bots, bot_create
@@ -57,9 +58,12 @@ def make_conversation(*, bot: Bot | None = None, **fields: object) -> Conversati
 def make_message(
     *, conversation: Conversation, role: str = MessageRole.USER, text: str = "Hello", **fields: object
 ) -> Message:
-    return Message.objects.create(
+    message = Message.objects.create(
         organization=conversation.organization, conversation=conversation, role=role, text=text, **fields
     )
+    # Stored as the chat services store messages: with the conversation's inbox summary up to date.
+    conversation_summaries_rebuild(conversation_ids=[conversation.pk])
+    return message
 
 
 # --- Bots answering through the fake model --------------------------------------------------------

@@ -65,7 +65,7 @@ def test_inbox_titles_conversations_by_their_first_question_with_visitor_and_bad
     assert "Thumbs down" in body and "Unanswered" in body
 
     row = conversations_for_inbox(Conversation.objects.filter(pk=conversation.pk)).get()
-    assert (row.first_question, row.n_messages, row.has_down, row.has_unanswered, row.has_failure) == (
+    assert (row.first_question, row.message_count, row.has_thumbs_down, row.has_unanswered, row.has_failure) == (
         "Where is my parcel?", 3, True, False, False,
     )  # fmt: skip
 
@@ -143,12 +143,12 @@ def test_search_is_full_text_over_every_message_of_the_organization_only(member_
     assert foreign in conversations_search(Conversation.objects.all(), text="parcel")
 
 
-def test_message_search_uses_the_gin_index() -> None:
+def test_search_uses_the_conversations_gin_index() -> None:
     queryset = conversations_search(Conversation.objects.all(), text="parcel")
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = queryset.explain()
-    assert "message_text_search" in plan
+    assert "conversation_search" in plan
 
 
 def test_inbox_page_costs_the_same_queries_for_3_or_30_conversations(member_client) -> None:
