@@ -56,6 +56,22 @@ def replace_broken_connection() -> None:
             connection.close()
 
 
+def checked_connection(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn`` run on a connection checked after a connection error anywhere in the process, and noting its
+    own connection errors for the other threads (for ``sync_to_async`` calls of consumers and views)."""
+
+    @wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        replace_broken_connection()
+        try:
+            return fn(*args, **kwargs)
+        except CONNECTION_ERRORS:
+            database_failure_noted()
+            raise
+
+    return call
+
+
 def retrying_across_restarts(fn: Callable[P, R], *, seconds: float) -> Callable[P, R]:
     """``fn`` (a whole transaction, run outside any other) retried on connection errors for up to
     ``seconds``, with a fresh connection each time: a database that restarts loses no write that was

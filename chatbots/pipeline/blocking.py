@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 
-from config.db import CONNECTION_ERRORS, database_failure_noted, replace_broken_connection
+from config.db import checked_connection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,11 +33,7 @@ def in_thread_pool(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         with _in_flight_lock:
             _in_flight += 1
         try:
-            replace_broken_connection()
-            return fn(*args, **kwargs)
-        except CONNECTION_ERRORS:
-            database_failure_noted()  # the other pool threads check their connections before next use
-            raise
+            return checked_connection(fn)(*args, **kwargs)
         finally:
             with _in_flight_lock:
                 _in_flight -= 1
