@@ -216,3 +216,11 @@ async def release_conversation_slot(conversation_id: str) -> None:
         await redis_call(lambda client: client.delete(f"parlor:busy:{conversation_id}"))
     except RedisUnavailable:
         logger.warning("could not release the answer slot of conversation %s", conversation_id)
+
+
+def redis_state_forget() -> None:
+    """Forget Redis failures and degraded-mode counters (tests that stop a Redis server of their own)."""
+    global _redis_down_until
+    _redis_down_until = 0.0
+    _local_windows.clear()
+    _local_slots.clear()
