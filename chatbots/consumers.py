@@ -41,6 +41,7 @@ from chatbots.pipeline import (
 from chatbots.selectors import bot_get_public_cached, conversation_get_for_visitor, conversation_messages
 from chatbots.services import message_feedback_set
 from config.client_ip import scope_client_ip
+from config.db import checked_connection
 from config.errors import ApplicationError, error_frame
 from config.input_rules import BadInput, check, loads
 
@@ -89,7 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise OriginNotAllowed()
             conversation_id = (query.get("conversation") or [""])[0]
             if conversation_id:
-                self.conversation = await sync_to_async(conversation_get_for_visitor)(
+                self.conversation = await sync_to_async(checked_connection(conversation_get_for_visitor))(
                     bot=self.bot, conversation_id=conversation_id, visitor_id=self.visitor_id
                 )
         except (BadInput, BotNotFound, ConversationNotFound, OriginNotAllowed) as exc:
@@ -142,7 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_history(self, frame: dict[str, Any]) -> None:
         messages = []
         if self.conversation is not None:
-            messages = await sync_to_async(_transcript)(self.conversation)
+            messages = await sync_to_async(checked_connection(_transcript))(self.conversation)
         await self.send_json(
             {"type": "history", "conversation_id": self._conversation_id(), "messages": messages}
         )
@@ -154,7 +155,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         comment = frame.get("comment") or ""
         if not isinstance(value, str) or not isinstance(comment, str):
             raise InvalidFrame("A feedback frame's value and comment are text.")
-        await sync_to_async(message_feedback_set)(
+        await sync_to_async(checked_connection(message_feedback_set))(
             conversation=self.conversation, message_id=frame["message_id"], value=value, comment=comment
         )
         await self.send_json(

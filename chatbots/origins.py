@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from chatbots.models import Bot
+from config.redis_clients import sync_redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,6 @@ def socket_origin_allowed(*, bot: Bot, origin: str | None, host: str | None = No
 # customer ("add the right one"), not a log. Anyone can send any Origin header, hence the bound.
 REFUSED_ORIGINS_KEPT = 10
 REFUSED_ORIGINS_TTL_SECONDS = 14 * 24 * 3600
-_redis_clients: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -139,12 +139,7 @@ def _refused_key(bot: Bot) -> str:
 
 
 def _redis() -> Any:
-    import redis
-
-    url = settings.REDIS_URL
-    if url not in _redis_clients:
-        _redis_clients[url] = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    return _redis_clients[url]
+    return sync_redis_client(settings.REDIS_URL)
 
 
 def refused_origin_record(*, bot: Bot, origin: str | None) -> None:

@@ -38,6 +38,7 @@ from chatbots.models import (
     MessageRole,
     MessageStatus,
 )
+from config.db import checked_connection
 from knowledge.models import Source, SourceKind
 from knowledge.selectors import faq_pairs_by_origin
 
@@ -63,7 +64,7 @@ async def bot_get_public_cached(*, public_id: str) -> Bot:
     hit = _bot_cache.get(public_id)
     if hit and now - hit[0] < BOT_CACHE_SECONDS:
         return hit[1]
-    bot = await sync_to_async(bot_get_public)(public_id=public_id)
+    bot = await sync_to_async(checked_connection(bot_get_public))(public_id=public_id)
     _bot_cache[public_id] = (now, bot)
     return bot
 

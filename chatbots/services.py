@@ -345,9 +345,12 @@ class AnswerRecord:
     hit_token_limit: bool = False  # the model reached its output limit (OpenAI's "length"), not stored
 
 
+@transaction.atomic
 def assistant_message_create(
     *, conversation_id: uuid.UUID, organization_id: int, record: AnswerRecord
 ) -> Message:
+    """Store an answer with everything learnt while it streamed, in one transaction: retried whole across
+    a database restart (chatbots.pipeline), it never leaves half of its writes behind."""
     message = Message.objects.create(
         organization_id=organization_id,
         conversation_id=conversation_id,

@@ -158,12 +158,12 @@ class LiveParlor:
 # keeps a port and the test database. prctl runs in the fresh child interpreter, not in a forked pytest.
 _DAPHNE_BOOT = (
     "import ctypes, runpy, signal, sys; ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM); "
-    "sys.argv = ['daphne', *sys.argv[1:]]; runpy.run_module('daphne', run_name='__main__')"
+    "sys.argv = ['daphne', *sys.argv[1:]]; runpy.run_module('config.serve', run_name='__main__')"
 )
 
 
 def _daphne_command(port: int) -> list[str]:
-    boot = ["-c", _DAPHNE_BOOT] if sys.platform.startswith("linux") else ["-m", "daphne"]
+    boot = ["-c", _DAPHNE_BOOT] if sys.platform.startswith("linux") else ["-m", "config.serve"]
     return [sys.executable, *boot, "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
 
 
@@ -186,6 +186,7 @@ def start_daphne(
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CHAT_RATE_LIMIT_VISITOR": VISITOR_RATE_LIMIT,
         "LOG_LEVEL": "WARNING",
+        "WEB_SHUTDOWN_GRACE": "5",  # stop() waits for answers still in flight this long at most
         **(extra_env or {}),
     }
     with log.open("a") as out:
@@ -422,6 +423,7 @@ def start_celery_worker(extra_env: dict[str, str] | None = None, *, name: str = 
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "PARLOR_TEST_DB_NAME": "",
         "LOG_LEVEL": "WARNING",
+        "WEB_SHUTDOWN_GRACE": "5",  # stop() waits for answers still in flight this long at most
         **(extra_env or {}),
     }
     command = [sys.executable, "-c", _WORKER_BOOT, "-A", "config", "worker", "-P", "solo", "-c", "1",

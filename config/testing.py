@@ -12,9 +12,11 @@ import atexit
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -82,6 +84,47 @@ def _clean_redis(request: pytest.FixtureRequest) -> Iterator[None]:
 
     forget_serving_model()  # the embedding model is re-read from each test's database
     yield
+
+
+class RestartableRedis:
+    """A Redis server of one test's own, stopped and started again on the same port (outage tests), so the
+    run's shared server is never disturbed."""
+
+    def __init__(self, directory: Path) -> None:
+        from config.embedded import free_port
+
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from config.embedded import redis_answers, redis_server_binary
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(self.directory),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if redis_answers(port=self.port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def restartable_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
+    server = RestartableRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

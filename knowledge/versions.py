@@ -8,21 +8,20 @@ once, in every process, without knowing which bots use which source.
 
 from __future__ import annotations
 
-import functools
-
 import redis
 from django.conf import settings
 from django.db import transaction
+
+from config.redis_clients import sync_redis_client
 
 
 def knowledge_version_key(organization_id: int) -> str:
     return f"parlor:knowledge-version:{organization_id}"
 
 
-@functools.cache
 def sync_redis() -> redis.Redis:
     """A blocking Redis client for services (the chat pipeline has its asyncio client)."""
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    return sync_redis_client(settings.REDIS_URL)
 
 
 def knowledge_changed(*, organization_id: int) -> None:

@@ -10,13 +10,23 @@ from chatbots.llm.client import stream_chat
 from chatbots.llm.connection import ConnectionReport, check_endpoint
 from chatbots.llm.endpoints import Endpoint, endpoints_for
 from chatbots.llm.errors import redact
-from chatbots.llm.events import Completed, Generation, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
+from chatbots.llm.events import (
+    Completed,
+    Generation,
+    Interrupted,
+    LLMEvent,
+    LLMUnavailable,
+    Passage,
+    TextDelta,
+    Usage,
+)
 
 __all__ = [
     "Completed",
     "ConnectionReport",
     "Endpoint",
     "Generation",
+    "Interrupted",
     "LLMEvent",
     "LLMUnavailable",
     "Passage",

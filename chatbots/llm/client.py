@@ -19,14 +19,24 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from chatbots.llm.endpoints import Endpoint, endpoints_for, get_client
 from chatbots.llm.errors import AttemptFailed, backoff_delay, describe_error, redact
-from chatbots.llm.events import Completed, Generation, LLMEvent, LLMUnavailable, Passage, TextDelta, Usage
-from chatbots.llm.offline import offline_stream
+from chatbots.llm.events import (
+    Completed,
+    Generation,
+    Interrupted,
+    LLMEvent,
+    LLMUnavailable,
+    Passage,
+    TextDelta,
+    Usage,
+)
+from chatbots.llm.offline import OFFLINE_MODEL, OFFLINE_PROVIDER, offline_stream
 from chatbots.llm.presets import sampling_params
 from chatbots.llm.pricing import estimate_cost
 from chatbots.llm.prompt import build_messages, last_user_message
@@ -192,13 +202,19 @@ async def _read_to_end(lines: AsyncIterator[str]) -> None:
 
 # --- the public entry point -----------------------------------------------------------------------
 async def stream_chat(
-    *, bot: Bot, messages: list[dict], passages: Sequence[Passage], generation: Generation | None = None
+    *,
+    bot: Bot,
+    messages: list[dict],
+    passages: Sequence[Passage],
+    generation: Generation | None = None,
+    interrupted: Interrupted | None = None,
 ) -> AsyncIterator[LLMEvent]:
     """Stream an answer: ``TextDelta`` events, then exactly one ``Completed``.
 
     ``generation``: an API client's temperature, output limit, stop sequences and instructions for this
-    answer (the offline provider quotes passages and ignores them). Raises ``LLMUnavailable`` only if even
-    the offline provider cannot answer.
+    answer (the offline provider quotes passages and ignores them). ``interrupted``: filled in when the
+    caller closes or cancels the stream before ``Completed``. Raises ``LLMUnavailable`` only if even the
+    offline provider cannot answer.
     """
     instructions = generation.instructions if generation else ""
     chat_messages = build_messages(bot=bot, messages=messages, passages=passages, instructions=instructions)
@@ -207,9 +223,15 @@ async def stream_chat(
         retries = 0
         while True:
             attempt = Attempt(endpoint, bot, chat_messages, generation)
+            deltas = attempt.stream()
             try:
-                async for delta in attempt.stream():
+                async for delta in deltas:
                     yield delta
+            except (GeneratorExit, asyncio.CancelledError):
+                await deltas.aclose()  # drops the provider's connection now: the generation stops
+                if interrupted is not None:
+                    interrupted.completed = _completed(attempt, fallback=position > 0, incomplete=True)
+                raise
             except AttemptFailed as failure:
                 logger.warning(
                     "LLM attempt failed bot=%s provider=%s model=%s retry=%d: %s",
@@ -245,6 +267,13 @@ async def stream_chat(
             bot=bot, question=question, passages=passages, after_failure=bool(endpoints)
         ):
             yield event
+    except (GeneratorExit, asyncio.CancelledError):
+        if interrupted is not None:
+            interrupted.completed = Completed(
+                model=OFFLINE_MODEL, provider=OFFLINE_PROVIDER, usage=Usage(0, 0), cost_usd=Decimal(0),
+                offline=True, incomplete=True, fallback=bool(endpoints),
+            )  # fmt: skip
+        raise
     except Exception:
         logger.exception("Offline provider failed for bot=%s", bot.public_id)
         raise LLMUnavailable((bot.fallback_reply or "").strip() or LLMUnavailable().user_message) from None

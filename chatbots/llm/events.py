@@ -82,6 +82,16 @@ class Completed:
 LLMEvent = TextDelta | Completed
 
 
+@dataclass
+class Interrupted:
+    """Filled by ``stream_chat`` when its caller stops it before ``Completed`` (the visitor left, the
+    server is shutting down): the model and provider that were streaming, the tokens used so far (the
+    provider's count if it sent one, else estimated) and their estimated cost, so an aborted answer is
+    still accounted for."""
+
+    completed: Completed | None = None
+
+
 class LLMUnavailable(Exception):
     """Not even the offline provider could answer; ``user_message`` is safe to show to a visitor."""
 

@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 
-from config.db import replace_broken_connection
+from config.db import checked_connection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -23,7 +23,8 @@ def in_thread_pool(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
     Chat answers are independent of each other, so their database and embedding work can use every
     core instead of queueing behind one thread (measured in bench/chat_load.py). Pool threads live for
-    the whole process and keep their connection; a connection that broke is replaced before use.
+    the whole process and keep their connection; a connection that broke (or may have: a connection error
+    in another thread) is checked and replaced before use.
     """
 
     @wraps(fn)
@@ -32,8 +33,7 @@ def in_thread_pool(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         with _in_flight_lock:
             _in_flight += 1
         try:
-            replace_broken_connection()
-            return fn(*args, **kwargs)
+            return checked_connection(fn)(*args, **kwargs)
         finally:
             with _in_flight_lock:
                 _in_flight -= 1

@@ -13,13 +13,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from redis.exceptions import RedisError
-
 from chatbots.answer_cache import CachedAnswer, entry_key, version_keys
 from chatbots.llm.events import Generation
 from chatbots.models import Bot, MessageStatus
 from chatbots.pipeline.events import ChatRequest
-from chatbots.pipeline.ratelimit import redis_client
+from chatbots.pipeline.ratelimit import RedisUnavailable, redis_call
 from chatbots.services import AnswerRecord
 
 logger = logging.getLogger(__name__)
@@ -47,13 +45,12 @@ def cacheable_request(request: ChatRequest) -> bool:
 
 async def cache_lookup(*, bot: Bot, text: str) -> CacheLookup | None:
     """The cached answer to ``text`` (``hit``), and the key to store a new one under; None if Redis failed."""
-    client = redis_client()
     try:
-        versions = await client.mget(version_keys(bot))
+        versions = await redis_call(lambda client: client.mget(version_keys(bot)))
         key = entry_key(bot=bot, question=text, versions=versions)
-        raw = await client.get(key)
-    except RedisError:
-        logger.warning("answer cache unavailable; answering without it", exc_info=True)
+        raw = await redis_call(lambda client: client.get(key))
+    except RedisUnavailable:
+        logger.warning("answer cache unavailable; answering without it")
         return None
     return CacheLookup(key=key, hit=CachedAnswer.loads(raw) if raw else None)
 
@@ -87,6 +84,8 @@ async def cache_store(*, lookup: CacheLookup, bot: Bot, record: AnswerRecord) ->
         cost_usd=str(record.cost_usd) if record.cost_usd is not None else None,
     )  # fmt: skip
     try:
-        await redis_client().set(lookup.key, entry.dumps(), ex=bot.answer_cache_ttl_seconds)
-    except RedisError:
-        logger.warning("answer cache unavailable; answer not cached", exc_info=True)
+        await redis_call(
+            lambda client: client.set(lookup.key, entry.dumps(), ex=bot.answer_cache_ttl_seconds)
+        )
+    except RedisUnavailable:
+        logger.warning("answer cache unavailable; answer not cached")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from chatbots.exceptions import (
     BotPaused,
@@ -31,11 +32,11 @@ from chatbots.exceptions import (
     MessageTooLong,
     RateLimited,
 )
-from chatbots.llm import Completed, LLMUnavailable, TextDelta, stream_chat
+from chatbots.llm import Completed, Interrupted, LLMUnavailable, TextDelta, stream_chat
 from chatbots.llm.events import Generation, Turn
 from chatbots.llm.prompt import cited_passages
 from chatbots.llm.rewrite import Rewrite, rewrite_question, rewrites_queries
-from chatbots.models import Bot, MessageStatus
+from chatbots.models import Bot, Message, MessageStatus
 from chatbots.pipeline.blocking import in_thread_pool
 from chatbots.pipeline.cache import (
     CacheLookup,
@@ -53,9 +54,15 @@ from chatbots.pipeline.ratelimit import (
     release_conversation_slot,
 )
 from chatbots.selectors import ConversationRef, bot_source_ids, conversation_recent_user_texts
-from chatbots.services import AnswerRecord, assistant_message_create, user_message_create, user_message_refuse
-from config import log_context
-from config.db import replace_broken_connection
+from chatbots.services import (
+    AnswerRecord,
+    RecordedMessage,
+    assistant_message_create,
+    user_message_create,
+    user_message_refuse,
+)
+from config import log_context, shutdown
+from config.db import replace_broken_connection, retrying_across_restarts
 from knowledge.embedders import QueryVector, embed_search_query
 from knowledge.questions import question_shape
 from knowledge.retrieval import RetrievedChunk
@@ -268,16 +275,18 @@ async def _model_answer(
     record: AnswerRecord,
     generation: Generation | None = None,
 ) -> AsyncIterator[str]:
-    """The provider's answer; usage, cost and how it ended go into ``record``."""
+    """The provider's answer; usage, cost and how it ended go into ``record``, also when the answer is stopped
+    before the provider finished (the tokens streamed so far, estimated if the provider sent no count)."""
+    interrupted = Interrupted()
+    events = stream_chat(
+        bot=bot, messages=messages, passages=passages, generation=generation, interrupted=interrupted
+    )
     try:
-        async for event in stream_chat(bot=bot, messages=messages, passages=passages, generation=generation):
+        async for event in events:
             if isinstance(event, TextDelta):
                 yield event.text
             elif isinstance(event, Completed):
-                record.model, record.provider, record.offline = event.model, event.provider, event.offline
-                record.prompt_tokens = event.usage.prompt_tokens
-                record.completion_tokens = event.usage.completion_tokens
-                record.cost_usd = event.cost_usd
+                _record_usage(record, event)
                 record.hit_token_limit = event.hit_token_limit
                 if event.incomplete:
                     record.status = MessageStatus.INCOMPLETE
@@ -296,6 +305,10 @@ async def _model_answer(
         record.status = MessageStatus.INCOMPLETE if record.text else MessageStatus.FAILED
         record.error_code = "llm_unavailable"
         record.user_notice = exc.user_message
+    finally:
+        await events.aclose()  # closed here, not when collected: ``interrupted`` is filled in now
+        if interrupted.completed is not None:  # stopped before the provider finished
+            _record_usage(record, interrupted.completed)
 
 
 def _log_answer(record: AnswerRecord, message_id: int | None) -> None:
@@ -332,12 +345,42 @@ def _fresh_answer(
     return _model_answer(bot, messages, knowledge.passages, record, generation)
 
 
+def _ending(exc: BaseException) -> str:
+    """The error code of an answer that an exception stopped: a database error is never reported as the
+    visitor's disconnection (after a PostgreSQL restart, answers were stored as "client_disconnected")."""
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return "server_shutdown" if shutdown.stopping() else "client_disconnected"
+    if isinstance(exc, DatabaseError):
+        return "database_error"
+    return "internal_error"
+
+
+def _record_usage(record: AnswerRecord, completed: Completed) -> None:
+    record.model, record.provider, record.offline = completed.model, completed.provider, completed.offline
+    record.prompt_tokens = completed.usage.prompt_tokens
+    record.completion_tokens = completed.usage.completion_tokens
+    record.cost_usd = completed.cost_usd
+
+
+# Stores that must not lose what a visitor typed or saw: retried across a database restart.
+def _store_user_message(**kwargs: Any) -> RecordedMessage:
+    return retrying_across_restarts(user_message_create, seconds=settings.CHAT_SAVE_RETRY_SECONDS)(**kwargs)
+
+
+def _store_answer(**kwargs: Any) -> Message:
+    return retrying_across_restarts(assistant_message_create, seconds=settings.CHAT_SAVE_RETRY_SECONDS)(
+        **kwargs
+    )
+
+
 async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     """Answer one message, yielding Accepted, then Delta*, Sources, Finished.
 
     Raises ChatError before Accepted when the message is refused (the refused message is still stored
     when it could be attributed to a conversation). Closing or cancelling the iteration mid-stream stops
-    the provider request and stores the partial answer, marked incomplete.
+    the provider request and stores the partial answer, marked incomplete. Redis being unavailable never
+    refuses a message (rate limits and slots are then counted in this process: chatbots.pipeline.ratelimit);
+    the database being restarted delays the stores, within ``CHAT_SAVE_RETRY_SECONDS``.
     """
     started = time.monotonic()
     bot = request.bot
@@ -348,90 +391,104 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
     if bot.status != "active":
         raise BotPaused()
 
-    refusal: ChatError | None = None
-    prepared: asyncio.Future[Prepared] | None = None
-    query_vector: Future[list[float]] | None = None
-    lookup: CacheLookup | None = None
-    try:
-        await check_rate_limits(_rate_limits(request), bot_id=bot.pk)
-    except RateLimited as exc:
-        if not exc.first_refusal:
-            raise  # the rest of a flood is counted (ratelimit.refusals_key), not stored
-        refusal = exc
-    else:
-        if cacheable_request(request):
-            lookup = await cache_lookup(bot=bot, text=text)
-    if refusal is None and (lookup is None or lookup.hit is None):
-        # Retrieval (embedding included) is most of the time before the first token: it runs on other
-        # threads while the message is stored. The question goes to an embedding thread at once (they
-        # serve questions in arrival order); only the searches wait for admission.
-        query_vector = _embedding_threads.submit(_embed_question, text)
-        prepared = _in_background(_prepare_knowledge(request, text, query_vector))
-    recorded = await in_thread_pool(user_message_create)(
-        bot=bot,
-        conversation_id=request.conversation_id,
-        channel=request.channel,
-        visitor_id=request.visitor_id,
-        visitor_attributes=request.visitor_attributes,
-        language=visitor_language(request.language),
-        text=text,
-        by_api_key=request.api_key_id is not None,
-        refused_code=refusal.code if refusal else "",
-        history_turns=bot.history_turns if request.history is None else 0,
-    )
-    user_message = recorded.message
-    conversation_id = user_message.conversation_id
-    log_context.bind(conversation_id=conversation_id)
-    if refusal:
-        logger.info("message refused: %s", refusal.code, extra={"code": refusal.code})
-        raise refusal
-    slot_key = str(conversation_id)
-    if not await acquire_conversation_slot(slot_key, ttl_seconds=int(settings.LLM_TOTAL_TIMEOUT) + 30):
-        await in_thread_pool(user_message_refuse)(message_id=user_message.pk, code=ConversationBusy.code)
-        raise ConversationBusy()
-
-    record = AnswerRecord()
-    saved_id: int | None = None
-    finished = False
-    try:
-        yield Accepted(conversation=user_message.conversation, user_message_id=user_message.pk)
-        history = recorded.history if request.history is None else request.history
-        if lookup is not None and lookup.hit is not None:
-            pieces = cached_answer(lookup.hit, record)
-        else:
-            assert prepared is not None  # retrieval started unless refused or answered from the cache
-            preparation = await prepared
-            if preparation.rewrite is not None:
-                record.search_rewritten = True
-            pieces = _fresh_answer(bot, text, history, preparation.knowledge, record, request.generation)
-        async for piece in pieces:
-            if record.first_token_ms is None:
-                record.first_token_ms = int((time.monotonic() - started) * 1000)
-            record.text += piece
-            yield Delta(piece)
-        finished = True
-        if lookup is not None and worth_storing(record):
-            await cache_store(lookup=lookup, bot=bot, record=record)
-    finally:
-        if not finished and record.status == MessageStatus.COMPLETE:
-            # The caller went away (socket closed, task cancelled) before the answer was complete.
-            record.status = MessageStatus.INCOMPLETE
-            record.error_code = record.error_code or "client_disconnected"
-        record.latency_ms = int((time.monotonic() - started) * 1000)
-        if prepared is not None and prepared.done() and not prepared.cancelled() and not prepared.exception():
-            _count_rewrite(record, prepared.result().rewrite)
-        record.question_message_id = user_message.pk
-        record.question_vector = _computed_vector(query_vector) if query_vector is not None else None
+    with shutdown.in_flight():  # a graceful shutdown waits for this answer
+        refusal: ChatError | None = None
+        prepared: asyncio.Future[Prepared] | None = None
+        query_vector: Future[list[float]] | None = None
+        lookup: CacheLookup | None = None
         try:
-            saved = await asyncio.shield(
-                in_thread_pool(assistant_message_create)(
-                    conversation_id=conversation_id, organization_id=bot.organization_id, record=record
-                )
-            )
-            saved_id = saved.pk
+            await check_rate_limits(_rate_limits(request), bot_id=bot.pk)
+        except RateLimited as exc:
+            if not exc.first_refusal:
+                raise  # the rest of a flood is counted (ratelimit.refusals_key), not stored
+            refusal = exc
+        else:
+            if cacheable_request(request):
+                lookup = await cache_lookup(bot=bot, text=text)
+        if refusal is None and (lookup is None or lookup.hit is None):
+            # Retrieval (embedding included) is most of the time before the first token: it runs on other
+            # threads while the message is stored. The question goes to an embedding thread at once (they
+            # serve questions in arrival order); only the searches wait for admission.
+            query_vector = _embedding_threads.submit(_embed_question, text)
+            prepared = _in_background(_prepare_knowledge(request, text, query_vector))
+        recorded = await in_thread_pool(_store_user_message)(
+            bot=bot,
+            conversation_id=request.conversation_id,
+            channel=request.channel,
+            visitor_id=request.visitor_id,
+            visitor_attributes=request.visitor_attributes,
+            language=visitor_language(request.language),
+            text=text,
+            by_api_key=request.api_key_id is not None,
+            refused_code=refusal.code if refusal else "",
+            history_turns=bot.history_turns if request.history is None else 0,
+        )
+        user_message = recorded.message
+        conversation_id = user_message.conversation_id
+        log_context.bind(conversation_id=conversation_id)
+        if refusal:
+            logger.info("message refused: %s", refusal.code, extra={"code": refusal.code})
+            raise refusal
+        slot_key = str(conversation_id)
+        if not await acquire_conversation_slot(slot_key, ttl_seconds=int(settings.LLM_TOTAL_TIMEOUT) + 30):
+            await in_thread_pool(user_message_refuse)(message_id=user_message.pk, code=ConversationBusy.code)
+            raise ConversationBusy()
+
+        record = AnswerRecord()
+        saved_id: int | None = None
+        finished = False
+        pieces: AsyncIterator[str] | None = None
+        try:
+            yield Accepted(conversation=user_message.conversation, user_message_id=user_message.pk)
+            history = recorded.history if request.history is None else request.history
+            if lookup is not None and lookup.hit is not None:
+                pieces = cached_answer(lookup.hit, record)
+            else:
+                assert prepared is not None  # retrieval started unless refused or answered from the cache
+                preparation = await prepared
+                if preparation.rewrite is not None:
+                    record.search_rewritten = True
+                pieces = _fresh_answer(bot, text, history, preparation.knowledge, record, request.generation)
+            async for piece in pieces:
+                if record.first_token_ms is None:
+                    record.first_token_ms = int((time.monotonic() - started) * 1000)
+                record.text += piece
+                yield Delta(piece)
+            finished = True
+            if lookup is not None and worth_storing(record):
+                await cache_store(lookup=lookup, bot=bot, record=record)
+        except BaseException as exc:
+            if not finished and record.status == MessageStatus.COMPLETE:
+                # Stopped before the answer was complete: by its caller (socket closed, task cancelled), by
+                # a shutdown, or by an error; the stored status says which.
+                record.error_code = record.error_code or _ending(exc)
+                stopped = isinstance(exc, (asyncio.CancelledError, GeneratorExit))
+                record.status = MessageStatus.INCOMPLETE if record.text or stopped else MessageStatus.FAILED
+            raise
         finally:
-            await asyncio.shield(release_conversation_slot(slot_key))
-        _log_answer(record, saved_id)
+            if not finished and pieces is not None and hasattr(pieces, "aclose"):
+                # Stops the provider's stream now and has it say what was used so far (usage on every ending).
+                await asyncio.shield(pieces.aclose())
+            record.latency_ms = int((time.monotonic() - started) * 1000)
+            if (
+                prepared is not None
+                and prepared.done()
+                and not prepared.cancelled()
+                and not prepared.exception()
+            ):
+                _count_rewrite(record, prepared.result().rewrite)
+            record.question_message_id = user_message.pk
+            record.question_vector = _computed_vector(query_vector) if query_vector is not None else None
+            try:
+                saved = await asyncio.shield(
+                    in_thread_pool(_store_answer)(
+                        conversation_id=conversation_id, organization_id=bot.organization_id, record=record
+                    )
+                )
+                saved_id = saved.pk
+            finally:
+                await asyncio.shield(release_conversation_slot(slot_key))
+            _log_answer(record, saved_id)
 
     if record.sources:
         yield Sources(record.sources)

@@ -296,7 +296,8 @@ async def test_unexpected_failure_ends_the_answer_with_an_error_and_keeps_the_qu
     await ws.disconnect(timeout=15)
     assert await Message.objects.filter(text="Where is my order?", role=MessageRole.USER).aexists()
     reply = await Message.objects.aget(role=MessageRole.ASSISTANT)
-    assert reply.status == MessageStatus.INCOMPLETE
+    # Nothing was streamed, and the visitor did not leave: a failure, not a disconnection.
+    assert (reply.status, reply.error_code) == (MessageStatus.FAILED, "internal_error")
 
 
 async def test_question_keeps_its_vector_and_answer_its_retrieval_score_and_language(llm_server) -> None:

@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded import embedded_database_url, embedded_redis_url
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from config.redis_clients import redis_connection_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(env_str("PARLOR_DATA_DIR", str(BASE_DIR / ".parlor")))
@@ -135,14 +136,22 @@ if env_str("PARLOR_TEST_DB_NAME"):  # lets several test runs share one server wi
 
 # --- Redis, cache, channels, Celery ------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL") or embedded_redis_url(DATA_DIR / "redis")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Every Redis pool retries a command that met a dead connection and pings idle ones (config/redis_clients.py):
+# after a Redis restart the next command works, instead of one failure per pooled connection.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": redis_connection_options(),
+    }
+}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # redis-py >= 8 reads with a 5 s socket timeout by default, exactly the channel layer's blocking
         # BZPOPMIN timeout, so every idle WebSocket died after ~5 s; give reads room above it.
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "hosts": [{"address": REDIS_URL, **redis_connection_options(asyncio=True, socket_timeout=30)}],
             "prefix": env_str("CHANNEL_LAYER_PREFIX", "parlor"),
         },
     }
@@ -515,6 +524,16 @@ CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 16384)
 CHAT_PROMPT_TOKEN_BUDGET = env_int("CHAT_PROMPT_TOKEN_BUDGET", 6000)
 # Messages embedded/retrieved at once per process (the rest wait their turn, first come first served).
 CHAT_PREPARATION_CONCURRENCY = env_int("CHAT_PREPARATION_CONCURRENCY", 2 * (os.cpu_count() or 1))
+# Seconds the chat waits for Redis (rate limits, answer slots, answer cache) before it goes on without it:
+# limits and slots are then counted in the process's memory (docs/operations.md, "What happens when
+# something fails").
+CHAT_REDIS_TIMEOUT = env_float("CHAT_REDIS_TIMEOUT", 1.5)
+# Saving a message retries across a database restart for up to this many seconds (the text is kept in
+# memory meanwhile); then the error is reported.
+CHAT_SAVE_RETRY_SECONDS = env_float("CHAT_SAVE_RETRY_SECONDS", 30.0)
+# On SIGTERM a web process stops accepting connections and lets answers in flight finish for this many
+# seconds; what is still streaming then is stopped and stored as incomplete (config/serve.py).
+WEB_SHUTDOWN_GRACE = env_float("WEB_SHUTDOWN_GRACE", 20.0)
 # Rates like "20/min", "100/h" or "5/10s"; "0" switches a limit off.
 CHAT_RATE_LIMIT_VISITOR = env_str("CHAT_RATE_LIMIT_VISITOR", "20/min")
 # Per client address, whatever visitor ids it sends (widget and chat page; API keys have their own).

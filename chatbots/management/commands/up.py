@@ -1,15 +1,16 @@
 """Run all of Parlor in the foreground: Daphne (HTTP + WebSocket), a Celery worker and Celery beat.
 
 Applies migrations and seeds the demo organization first, saying what it does, and prints the address
-and the demo credentials once the web server answers. Ctrl-C (or SIGTERM) stops every child
-process; embedded PostgreSQL/Redis stop with this process.
+and the demo credentials once the web server answers. A child that dies is restarted with a growing
+pause (config/supervisor.py), the others keep running. Ctrl-C (or SIGTERM) stops every child gracefully:
+the web server lets answers in flight finish (``WEB_SHUTDOWN_GRACE``); a second Ctrl-C stops them at once.
+Embedded PostgreSQL/Redis stop with this process.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from typing import Any
@@ -20,8 +21,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from chatbots.demo import demo_seed
+from config.supervisor import Supervisor
 
-SHUTDOWN_GRACE_SECONDS = 15
+# Beyond the web server's grace: time for cut answers to be stored, and for the worker's warm shutdown.
+SHUTDOWN_MARGIN_SECONDS = 15
 
 
 class Command(BaseCommand):
@@ -56,7 +59,7 @@ class Command(BaseCommand):
         env.setdefault("SITE_URL", self.base)  # links in e-mails and embed snippets point at this server
         python = sys.executable
         commands = {
-            "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
+            "web": [python, "-m", "config.serve", "-b", host, "-p", str(port), "config.asgi:application"],
             "worker": [
                 python, "-m", "celery", "-A", "config", "worker",
                 "--loglevel", "INFO", "--concurrency", str(concurrency),
@@ -95,45 +98,36 @@ class Command(BaseCommand):
             return False
 
     def _run(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
-        children = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
-        stopping = False
-        announced = False
+        supervisor = Supervisor(
+            commands,
+            env=env,
+            stop_grace_seconds=settings.WEB_SHUTDOWN_GRACE + SHUTDOWN_MARGIN_SECONDS,
+            log=lambda line: (self.stderr.write(line), self.stderr.flush()),
+        )
+        signals = 0
 
         def request_stop(signum: int, frame: object) -> None:
-            nonlocal stopping
-            stopping = True
+            nonlocal signals
+            signals += 1
+            if signals > 1:
+                self.stderr.write("Stopping at once.")
+                supervisor.kill()
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-        exit_code = 0
+        announced = False
+        supervisor.start()
         try:
-            while not stopping:
-                for name, proc in children.items():
-                    if proc.poll() is not None:
-                        self.stderr.write(f"{name} exited with code {proc.returncode}; stopping Parlor.")
-                        exit_code = proc.returncode or 1
-                        stopping = True
-                        break
-                if not stopping and not announced and self._answers():
+            while not signals:
+                supervisor.check()
+                if not announced and self._answers():
                     # Only now: "ready" printed before the server listens sent people to a dead address.
                     announced = True
                     self.stdout.write(self._ready_message())
                     self.stdout.flush()
                 time.sleep(0.3)
+            self.stdout.write("Stopping Parlor (answers in flight may finish; Ctrl-C again to stop at once)…")
+            self.stdout.flush()
         finally:
-            self._stop(children)
+            supervisor.stop()
         self.stdout.write("Parlor stopped.")
-        if exit_code:
-            sys.exit(exit_code)
-
-    def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-        for proc in children.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
