@@ -300,7 +300,9 @@ function updateSend() {
 function sendMessage(text) {
   const frame = { type: "message", text };
   if (Object.keys(state.attributes).length) frame.attributes = state.attributes;
-  if (!conn.send(frame)) {
+  // While a resumed conversation's history is on its way, the message waits for it: the history redraws
+  // the log, and would otherwise take the answer being streamed with it.
+  if (state.awaitingHistory || !conn.send(frame)) {
     state.outbox.push(text);
     if (!conn.connected) conn.connect();
     return;
