@@ -183,7 +183,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if isinstance(event, Delta):
                     await self.send_json({"type": "delta", "text": event.text})
                 elif isinstance(event, Accepted):
+                    # The id goes out before the first token: a visitor whose connection drops during the
+                    # very first answer reconnects into this conversation instead of starting another.
                     self.conversation = event.conversation
+                    await self.send_json(
+                        {
+                            "type": "accepted",
+                            "conversation_id": str(event.conversation_id),
+                            "user_message_id": event.user_message_id,
+                        }
+                    )
                 elif isinstance(event, Sources):
                     await self.send_json({"type": "sources", "sources": event.sources})
                 elif isinstance(event, Finished):

@@ -83,12 +83,27 @@ class Source(models.Model):
         null=True, blank=True, editable=False, help_text="Length of an audio or video recording."
     )
     synced_at = models.DateTimeField(null=True, blank=True)
+    # Healing (knowledge.services.sources_heal): while queued or processing, when the beat job queues the
+    # source again unless a worker claimed it (queued) or showed a sign of life (processing) by then; none
+    # means at once. A broker message lost with Redis or a worker killed mid-way costs minutes, not forever.
+    requeue_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # How often the healing job had to restart this ingestion since it was last requested; after
+    # KNOWLEDGE_INGEST_MAX_RESTARTS the source is failed with a reason instead of restarted forever.
+    ingest_restarts = models.PositiveSmallIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organization", "status"], name="source_org_status")]
+        indexes = [
+            models.Index(fields=["organization", "status"], name="source_org_status"),
+            # The healing job's scan: only the few sources still waiting or in work are indexed.
+            models.Index(
+                fields=["requeue_at"],
+                name="source_pending_requeue",
+                condition=models.Q(status__in=["queued", "processing"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -40,6 +40,7 @@ from knowledge.embedders import (
     get_embedder,
 )
 from knowledge.exceptions import IngestError, TranscriptionSettingsError, TransientIngestError
+from knowledge.healing import heartbeat, ingest_lease_end, queued_deadline, source_ingest_claim
 from knowledge.media import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 from knowledge.models import (
     REMOTE_KINDS,
@@ -235,7 +236,7 @@ def source_create(
     with transaction.atomic():
         source = Source(
             organization=organization, kind=kind, title=title[:255], url=url, text=text,
-            max_pages=max_pages, max_depth=max_depth, resync_hours=resync_hours,
+            max_pages=max_pages, max_depth=max_depth, resync_hours=resync_hours, requeue_at=queued_deadline(),
         )  # fmt: skip
         if file is not None:
             source.file.save(getattr(file, "name", "upload"), file, save=False)
@@ -286,7 +287,13 @@ def source_update(
 
 def source_request_ingest(*, source: Source) -> None:
     """Queue (re-)ingestion of ``source``: used after edits, by the re-sync button and the beat job."""
-    Source.objects.filter(pk=source.pk).update(status=SourceStatus.QUEUED, progress=0, status_reason="")
+    Source.objects.filter(pk=source.pk).update(
+        status=SourceStatus.QUEUED,
+        progress=0,
+        status_reason="",
+        requeue_at=queued_deadline(),
+        ingest_restarts=0,
+    )
     source.status, source.progress, source.status_reason = SourceStatus.QUEUED, 0, ""
     _enqueue_ingest(source.pk)
 
@@ -585,15 +592,32 @@ def _embed_faq_pairs(source: Source) -> None:
     FaqPair.objects.bulk_update(todo, ["embedding", "embedding_model"], batch_size=500)
 
 
-def source_ingest(*, source_id: int) -> Source | None:
+def source_ingest(*, source_id: int, claim: bool = False) -> Source | None:
     """Run the whole pipeline for one source. ``IngestError`` fails the source with its reason;
-    ``TransientIngestError`` propagates so the task can retry."""
+    ``TransientIngestError`` propagates so the task can retry.
+
+    ``claim``: the task's way in, since broker messages may be duplicated or late: run only when the
+    source is queued or its last run died (``knowledge.healing``), else return None. Direct callers
+    (benchmarks, tests, management commands) run it at once. Either way a heartbeat keeps the healing job
+    from restarting a run that is alive."""
+    if claim and not source_ingest_claim(source_id=source_id):
+        logger.info("source %s is being ingested or done: message skipped", source_id)
+        return None
     source = Source.objects.filter(pk=source_id).first()
     if source is None:
         return None
     log_context.bind(organization_id=source.organization_id)
-    Source.objects.filter(pk=source_id).update(status=SourceStatus.PROCESSING, progress=1, status_reason="")
+    if not claim:
+        Source.objects.filter(pk=source_id).update(
+            status=SourceStatus.PROCESSING, progress=1, status_reason="", requeue_at=ingest_lease_end()
+        )
     source.status = SourceStatus.PROCESSING
+    with heartbeat(source_id=source_id):
+        return _source_ingest_claimed(source)
+
+
+def _source_ingest_claimed(source: Source) -> Source:
+    source_id = source.pk
 
     def progress(percent: int) -> None:
         _set_progress(source_id, percent)

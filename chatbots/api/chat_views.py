@@ -72,6 +72,16 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+# Every chat response names its conversation in a header, sent before the first token of a stream: a
+# client whose connection drops mid-answer still knows which conversation to continue.
+CONVERSATION_HEADER = "X-Parlor-Conversation-Id"
+
+
+def naming_conversation(response: HttpResponse, accepted: Accepted) -> HttpResponse:
+    response[CONVERSATION_HEADER] = str(accepted.conversation_id)
+    return response
+
+
 def streaming(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(stream, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache, no-transform"
@@ -132,7 +142,7 @@ async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
                         yield _sse("error", dict(error_body(LLMUnavailableError(event.error_message))))
                     yield _sse("done", dict(event.done_payload()))
 
-        return streaming(stream())
+        return naming_conversation(streaming(stream()), accepted)
 
     finished = await until_finished(events)
     payload: dict[str, Any] = {
@@ -143,4 +153,4 @@ async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
     }
     if finished.provider_unavailable:
         payload["error"] = error_body(LLMUnavailableError(finished.error_message))
-    return JsonResponse(payload, status=200)
+    return naming_conversation(JsonResponse(payload, status=200), accepted)

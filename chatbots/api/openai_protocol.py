@@ -27,7 +27,7 @@ from chatbots.exceptions import (
 )
 from chatbots.llm.events import Generation, Turn
 from chatbots.models import Bot, Channel, SystemMessages
-from chatbots.pipeline import ChatRequest, Finished, validate_visitor_id
+from chatbots.pipeline import Accepted, ChatRequest, Finished, validate_visitor_id
 from config.client_ip import request_client_ip
 from config.errors import ApplicationError
 
@@ -342,10 +342,10 @@ def sse_data(data: dict[str, Any] | str) -> bytes:
 
 
 async def chat_request(request: HttpRequest, body: dict[str, Any], conversation: Conversation,
-                        generation_args: dict[str, Any], user: Any) -> tuple[str, AsyncIterator[Any]]:  # fmt: skip
+                        generation_args: dict[str, Any], user: Any) -> tuple[str, Accepted, AsyncIterator[Any]]:  # fmt: skip
     model = _model(body)
     api_key, bot = await api_key_bot_async(request=request, public_id=model, write=True)
-    _accepted, events = await start(
+    accepted, events = await start(
         ChatRequest(
             bot=bot,
             text=conversation.question,
@@ -358,4 +358,4 @@ async def chat_request(request: HttpRequest, body: dict[str, Any], conversation:
             generation=generation_for(bot, conversation, **generation_args),
         )
     )
-    return model, events
+    return model, accepted, events

@@ -19,7 +19,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from chatbots.api.auth import api_key_bots_async
-from chatbots.api.chat_views import check_types, json_body, streaming, until_finished
+from chatbots.api.chat_views import check_types, json_body, naming_conversation, streaming, until_finished
 from chatbots.api.openai_protocol import (
     CHAT_FIELDS,
     CHAT_PARAMETERS,
@@ -58,7 +58,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         raise InvalidMessage("'max_tokens' must be at least 1.", code="invalid_value")
     generation_args = {"temperature": number_in(body, "temperature", 0, 2), "max_tokens": max_tokens,
                        "stop": stop_sequences(body.get("stop"))}  # fmt: skip
-    model, events = await chat_request(request, body, conversation, generation_args, body.get("user"))
+    model, accepted, events = await chat_request(
+        request, body, conversation, generation_args, body.get("user")
+    )
 
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
@@ -86,12 +88,12 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
                         yield sse_data({**head, "choices": [], "usage": usage_of(event)})
             yield sse_data("[DONE]")
 
-        return streaming(stream())
+        return naming_conversation(streaming(stream()), accepted)
 
     finished = await until_finished(events)
     if finished.provider_unavailable and not finished.text:
         return openai_error(LLMUnavailableError(finished.error_message))
-    return JsonResponse(
+    response = JsonResponse(
         {
             "id": completion_id,
             "object": "chat.completion",
@@ -109,6 +111,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             **parlor_fields(finished),
         }
     )
+    return naming_conversation(response, accepted)
 
 
 # --- /v1/responses --------------------------------------------------------------------------------
@@ -179,7 +182,7 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
         "stop": (),
     }
     user = body.get("safety_identifier") or body.get("user")
-    model, events = await chat_request(request, body, conversation, generation_args, user)
+    model, accepted, events = await chat_request(request, body, conversation, generation_args, user)
     response_id, item_id = f"resp_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}"
     created = int(time.time())
 
@@ -219,16 +222,17 @@ async def responses_create(request: HttpRequest) -> HttpResponse:
                                              finished=chat_event)  # fmt: skip
                     yield event(f"response.{status}", response=final)
 
-        return streaming(stream())
+        return naming_conversation(streaming(stream()), accepted)
 
     finished = await until_finished(events)
     if finished.provider_unavailable and not finished.text:
         return openai_error(LLMUnavailableError(finished.error_message))
     status = _response_status(finished)
     item = _message_item(item_id, finished.text, "incomplete" if status != "completed" else status)
-    return JsonResponse(
+    response = JsonResponse(
         _response_object(response_id, created, model, body, status=status, output=[item], finished=finished)
     )
+    return naming_conversation(response, accepted)
 
 
 # --- /v1/models -----------------------------------------------------------------------------------

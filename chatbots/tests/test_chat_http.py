@@ -48,6 +48,7 @@ async def test_json_answer_with_sources_and_stored_conversation(llm_server) -> N
         assert body["answer"] == REPLY and body["incomplete"] is False
         assert body["sources"][0]["title"] == "Returns and shipping"
         assert body["usage"]["completion_tokens"] > 0
+        assert response.headers["x-parlor-conversation-id"] == body["conversation_id"]
         # Continue the conversation, then read it back.
         follow = await http.post(
             f"/api/v1/bots/{bot.public_id}/messages",
@@ -83,6 +84,12 @@ async def test_sse_stream_carries_the_same_answer(llm_server) -> None:
     assert "".join(data["text"] for name, data in events if name == "delta") == REPLY
     done = events[-1][1]
     assert (await Message.objects.aget(pk=done["message_id"])).text == REPLY
+    # The conversation is named before the first token: in a header and in the first event.
+    assert (
+        response.headers["x-parlor-conversation-id"]
+        == events[0][1]["conversation_id"]
+        == done["conversation_id"]
+    )
 
 
 async def test_openai_sdk_gets_a_grounded_answer(llm_server) -> None:
@@ -117,6 +124,8 @@ async def test_openai_sdk_gets_a_grounded_answer(llm_server) -> None:
             message_ids.append(chunk.model_extra["parlor_message_id"])
     assert "".join(pieces) == REPLY and usage.completion_tokens > 0
     assert len(message_ids) == 1 and (await Message.objects.aget(pk=message_ids[0])).text == REPLY
+    stored = await Message.objects.aget(pk=message_ids[0])
+    assert stream.response.headers["x-parlor-conversation-id"] == str(stored.conversation_id)
     # The client's history reached the model.
     assert {"role": "assistant", "content": "Hello!"} in llm_server.requests[-1].messages
     await sdk.close()

@@ -95,6 +95,7 @@ async def test_visitor_leaving_mid_answer_cancels_upstream_and_keeps_partial(llm
     ws = await connect(bot)
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "Tell me everything about returns."})
+    assert (await ws.receive_json_from(timeout=10))["type"] == "accepted"
     first = await ws.receive_json_from(timeout=10)
     assert first["type"] == "delta"
     await ws.disconnect(timeout=15)
@@ -114,6 +115,48 @@ async def test_visitor_leaving_mid_answer_cancels_upstream_and_keeps_partial(llm
     assert await sync_to_async(llm_server.wait_for)(
         lambda reqs: reqs and reqs[-1].outcome == "client_disconnected", 15
     ), [r.outcome for r in llm_server.requests]
+
+
+async def test_connection_lost_during_the_first_answer_continues_the_same_conversation(llm_server) -> None:
+    bot = await sync_to_async(make_chat_bot)(llm_server, model="fake?words=40&tps=20", answer_style="mixed")
+    ws = await connect(bot)
+    assert (await ws.receive_json_from())["conversation_id"] is None  # a new visitor
+    await ws.send_json_to({"type": "message", "text": "My name is Ada. How do returns work?"})
+    accepted = await ws.receive_json_from(timeout=10)
+    assert accepted["type"] == "accepted"  # before any token: the client knows its conversation
+    conversation_id = accepted["conversation_id"]
+    assert (await ws.receive_json_from(timeout=10))["type"] == "delta"
+    await ws.disconnect(timeout=15)  # the connection drops in the middle of the very first answer
+
+    async def partial_stored() -> bool:
+        return await Message.objects.filter(
+            conversation_id=conversation_id, role=MessageRole.ASSISTANT
+        ).aexists()
+
+    for _ in range(300):  # a deadline for a loaded machine, not a timing assertion
+        if await partial_stored():
+            break
+        await asyncio.sleep(0.05)
+
+    ws = await connect(bot, conversation=conversation_id)  # the widget reconnects with the id it kept
+    assert (await ws.receive_json_from())["conversation_id"] == conversation_id
+    await ws.send_json_to({"type": "message", "text": "What is my name?"})
+    follow_up = await collect_answer(ws)
+    await ws.disconnect(timeout=15)
+
+    assert follow_up["done"]["conversation_id"] == conversation_id
+    assert await Conversation.objects.filter(bot=bot).acount() == 1
+    messages = [m async for m in Message.objects.filter(conversation_id=conversation_id).order_by("id")]
+    assert [(m.role, m.status) for m in messages] == [
+        (MessageRole.USER, MessageStatus.COMPLETE),
+        (MessageRole.ASSISTANT, MessageStatus.INCOMPLETE),
+        (MessageRole.USER, MessageStatus.COMPLETE),
+        (MessageRole.ASSISTANT, MessageStatus.COMPLETE),
+    ]
+    # The follow-up was answered with the whole conversation, the interrupted first answer included.
+    sent = llm_server.requests[-1].messages
+    assert any(m["role"] == "user" and m["content"].startswith("My name is Ada.") for m in sent)
+    assert any(m["role"] == "assistant" and m["content"] == messages[1].text for m in sent)
 
 
 async def test_provider_failure_after_tokens_keeps_partial_answer(llm_server, settings) -> None:
@@ -169,6 +212,7 @@ async def test_second_message_while_streaming_is_refused_as_busy(llm_server) -> 
     ws = await connect(bot)
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "How long does standard shipping take?"})
+    assert (await ws.receive_json_from(timeout=10))["type"] == "accepted"
     assert (await ws.receive_json_from(timeout=10))["type"] == "delta"
     await ws.send_json_to({"type": "message", "text": "second"})
     frames = []
@@ -287,6 +331,7 @@ async def test_unexpected_failure_ends_the_answer_with_an_error_and_keeps_the_qu
     ws = await connect(bot)
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "Where is my order?"})
+    assert (await ws.receive_json_from(timeout=10))["type"] == "accepted"
     error = await ws.receive_json_from(timeout=10)
     done = await ws.receive_json_from(timeout=10)
     assert error["code"] == "internal_error" and "index on fire" not in error["message"]

@@ -19,7 +19,7 @@ import pytest
 from accounts.models import Organization
 from chatbots import testing as fixtures
 from chatbots.llm.testserver import FakeLLMServer
-from chatbots.models import Bot, Message
+from chatbots.models import Bot, Conversation, Message
 from chatbots.testing import HostPages, LiveParlor, host_page_html, screenshot
 from chatbots.tests.factories import ANSWER_QUESTION, XSS_QUESTION, give_knowledge, teach_bot
 
@@ -392,6 +392,67 @@ def test_chat_reconnects_by_itself_after_the_server_restarts(
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_connection_lost_during_the_first_answer_keeps_one_conversation(
+    live_parlor: LiveParlor,
+    allowed_site: HostPages,
+    new_page: Callable[..., Any],
+    llm: FakeLLMServer,
+    redis_client: Any,
+) -> None:
+    bot = make_bot(allowed=[allowed_site.origin])
+    teach_bot(bot, llm_base_url=llm.base_url)
+    bot.model = "parlor-test?words=60&tps=10"  # a first answer slow enough to lose the connection during it
+    bot.save(update_fields=["model"])
+    page = new_page()
+    # Every chat socket goes through the test, which can cut it like a lost network (both ends closed).
+    sockets: list[tuple[Any, Any]] = []
+    page.context.route_web_socket(
+        re.compile(r".*/ws/chat/.*"), lambda ws: sockets.append((ws, ws.connect_to_server()))
+    )
+    page.goto(allowed_site.page("/drop", host_page_html(live_parlor.url, bot.public_id)))
+    frame = open_widget(page)
+    frame.fill(".pc-input", "My name is Ada. How do returns work?")
+    frame.press(".pc-input", "Enter")
+    # The server names the conversation before the first token; the widget keeps it at once.
+    frame.wait_for_function(
+        "() => window.ParlorChat.state().conversationId && window.ParlorChat.state().streaming"
+    )
+    conversation_id = frame.evaluate("() => window.ParlorChat.state().conversationId")
+    assert llm.wait_for(lambda requests: requests and requests[-1].tokens_sent >= 3, 15)  # mid-answer
+    first_socket, first_server = sockets[0]
+    first_server.close()
+    first_socket.close()
+
+    frame.wait_for_function("() => !window.ParlorChat.state().streaming")  # the bubble ends as interrupted
+    for _ in range(300):  # deadlines for a loaded machine, not timing assertions
+        stored = Message.objects.filter(conversation_id=conversation_id, role="assistant").exists()
+        # ... and the interrupted answer has given its conversation free for the next question
+        if len(sockets) > 1 and stored and not redis_client.exists(f"parlor:busy:{conversation_id}"):
+            break
+        page.wait_for_timeout(100)
+    assert f"conversation={conversation_id}" in sockets[-1][0].url  # it reconnected into its conversation
+    frame.wait_for_selector(".pc-status[data-state='online']")
+    frame.fill(".pc-input", "What is my name?")
+    frame.press(".pc-input", "Enter")  # at once: a question sent before the history arrived waits for it
+    for _ in range(600):
+        if Message.objects.filter(conversation_id=conversation_id).exclude(status="incomplete").count() == 3:
+            break
+        page.wait_for_timeout(100)
+    frame.wait_for_function(
+        "() => !window.ParlorChat.state().streaming && document.querySelectorAll('.pc-msg--user').length === 2"
+    )
+    answer = frame.locator(".pc-msg--assistant").last
+    assert answer.inner_text().strip() and answer.locator(".pc-actions").count() == 1
+
+    assert Conversation.objects.filter(bot=bot).count() == 1
+    messages = list(Message.objects.filter(conversation_id=conversation_id).order_by("id"))
+    assert [(m.role, m.status) for m in messages] == [
+        ("user", "complete"), ("assistant", "incomplete"), ("user", "complete"), ("assistant", "complete")
+    ]  # fmt: skip
+    assert frame.evaluate("() => window.ParlorChat.state().conversationId") == conversation_id
+    assert frame.locator(".pc-msg--assistant .pc-actions").count() == 2  # the interrupted one came back
 
 
 MARKDOWN_ATTACKS = [

@@ -167,7 +167,40 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+# Ingestion (knowledge.source_ingest) gets limits of its own: a large crawl or recording takes longer than
+# other tasks. Soft: the task stops and fails the source with a reason; hard: the worker kills it.
+KNOWLEDGE_INGEST_SOFT_TIME_LIMIT = env_int("KNOWLEDGE_INGEST_SOFT_TIME_LIMIT", 1800)
+KNOWLEDGE_INGEST_TIME_LIMIT = KNOWLEDGE_INGEST_SOFT_TIME_LIMIT + 60
+# Healing (docs/operations.md#ingestion-heals): a beat job every KNOWLEDGE_HEAL_INTERVAL seconds queues
+# again a source queued longer than KNOWLEDGE_INGEST_QUEUED_SECONDS (its broker message was lost) or
+# processing without a heartbeat for KNOWLEDGE_INGEST_LEASE_SECONDS (its worker died; a running ingestion
+# beats every third of that); after KNOWLEDGE_INGEST_MAX_RESTARTS restarts the source fails with a reason.
+KNOWLEDGE_HEAL_INTERVAL = env_int("KNOWLEDGE_HEAL_INTERVAL", 30)
+KNOWLEDGE_INGEST_QUEUED_SECONDS = env_int("KNOWLEDGE_INGEST_QUEUED_SECONDS", 90)
+KNOWLEDGE_INGEST_LEASE_SECONDS = env_int("KNOWLEDGE_INGEST_LEASE_SECONDS", 60)
+KNOWLEDGE_INGEST_MAX_RESTARTS = env_int("KNOWLEDGE_INGEST_MAX_RESTARTS", 3)
+# An unacknowledged message (its worker died) goes back to the queue after this long. It must outlast the
+# longest hard limit, or a task still running would be delivered a second time; the healing job restarts a
+# lost ingestion long before, and a late redelivery finds the source claimed or done and does nothing.
+CELERY_VISIBILITY_TIMEOUT = env_int(
+    "CELERY_VISIBILITY_TIMEOUT", max(CELERY_TASK_TIME_LIMIT, KNOWLEDGE_INGEST_TIME_LIMIT) + 300
+)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+if max(CELERY_TASK_TIME_LIMIT, KNOWLEDGE_INGEST_TIME_LIMIT) >= CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT} s) must be longer than the longest task "
+        f"time limit ({max(CELERY_TASK_TIME_LIMIT, KNOWLEDGE_INGEST_TIME_LIMIT)} s)"
+    )
+if (
+    KNOWLEDGE_HEAL_INTERVAL < 1
+    or min(KNOWLEDGE_INGEST_QUEUED_SECONDS, KNOWLEDGE_INGEST_LEASE_SECONDS) < KNOWLEDGE_HEAL_INTERVAL
+):
+    raise ImproperlyConfigured(
+        "KNOWLEDGE_HEAL_INTERVAL must be at least 1 s and at most KNOWLEDGE_INGEST_QUEUED_SECONDS and "
+        "KNOWLEDGE_INGEST_LEASE_SECONDS (a lost ingestion would otherwise wait for more than one beat)"
+    )
+if KNOWLEDGE_INGEST_LEASE_SECONDS < 3:
+    raise ImproperlyConfigured("KNOWLEDGE_INGEST_LEASE_SECONDS must be at least 3 (the heartbeat is a third)")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
@@ -473,6 +506,7 @@ if TRANSCRIPTION_BASE_URL and not TRANSCRIPTION_BASE_URL.startswith(("http://", 
     )
 CELERY_BEAT_SCHEDULE = {
     "knowledge-resync-due-sources": {"task": "knowledge.sources_resync_due", "schedule": 15 * 60},
+    "knowledge-heal-sources": {"task": "knowledge.sources_heal", "schedule": KNOWLEDGE_HEAL_INTERVAL},
     # Analytics (analytics/tasks.py): today's figures fresh within a minute; yesterday rebuilt a few times
     # after midnight for answers that were still streaming; older days when their messages changed.
     "analytics-rollup-today": {"task": "analytics.daily_rollup", "schedule": 60, "kwargs": {"days_ago": 0}},

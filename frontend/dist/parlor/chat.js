@@ -89,6 +89,10 @@ function handle(frame) {
     case "ready":
       onReady(frame);
       break;
+    case "accepted":
+      // The message is stored: its conversation exists from now on, before the first token.
+      keepConversation(frame.conversation_id);
+      break;
     case "history":
       onHistory(frame.messages || []);
       break;
@@ -216,13 +220,18 @@ function finishAnswer(interrupted, frame) {
   view.scrollDown();
 }
 
+/** The conversation is created with its first message: remember it for reconnects, reloads and other
+ * pages as soon as the server names it (`accepted`), so a connection lost during the very first answer
+ * resumes this conversation instead of starting another one. */
+function keepConversation(id) {
+  if (!id || String(id) === state.conversationId) return;
+  state.setConversation(id);
+  host.event("conversation", { conversation_id: state.conversationId });
+}
+
 function onDone(frame) {
   if (!state.current && !frame.message_id) return;
-  // The conversation is created with its first message: remember it for reloads and other pages.
-  if (frame.conversation_id && String(frame.conversation_id) !== state.conversationId) {
-    state.setConversation(frame.conversation_id);
-    host.event("conversation", { conversation_id: state.conversationId });
-  }
+  keepConversation(frame.conversation_id);
   if (!state.current) startAnswer();
   finishAnswer(false, frame);
 }
@@ -291,7 +300,9 @@ function updateSend() {
 function sendMessage(text) {
   const frame = { type: "message", text };
   if (Object.keys(state.attributes).length) frame.attributes = state.attributes;
-  if (!conn.send(frame)) {
+  // While a resumed conversation's history is on its way, the message waits for it: the history redraws
+  // the log, and would otherwise take the answer being streamed with it.
+  if (state.awaitingHistory || !conn.send(frame)) {
     state.outbox.push(text);
     if (!conn.connected) conn.connect();
     return;

@@ -1,7 +1,7 @@
 /* The chat socket: ws(s)://<parlor>/ws/chat/<bot>/ with JSON frames (docs/chat-api.md).
  *
  * Client frames: message {text, attributes?}, feedback {message_id, value}, history, ping.
- * Server frames: ready, history, delta, sources, done, error, pong, feedback_saved.
+ * Server frames: ready, accepted, history, delta, sources, done, error, pong, feedback_saved.
  *
  * Connection keeps one socket open: it reconnects with exponential backoff when the socket drops, slowly
  * when the server refused the bot (paused, unknown, not allowed here), and pings to keep proxies from
