@@ -18,6 +18,7 @@ import platform
 import random
 import re
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -28,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from config.web_processes import web_concurrency_default  # noqa: E402
+
 EVAL_CORPUS = ROOT.parent / "shared" / "eval" / "scifact" / "corpus.jsonl"
 THINK_SECONDS = (5.0, 15.0)  # a visitor reads the answer and types the next question
 QUESTIONS = [
@@ -172,14 +175,18 @@ def question(rng: random.Random, vocabulary: list[str]) -> str:
 @dataclass
 class ConversationResult:
     first_delta_s: float | None = None
-    deltas: int = 0
+    deltas: int = 0  # delta frames
+    text: list[str] = field(default_factory=list)  # what the delta frames carried, in order
     done: bool = False
     errors: list[str] = field(default_factory=list)
     finished_at: float = 0.0
     first_delta_at: float = 0.0
 
 
-async def run_conversation(url: str, message: dict, start: asyncio.Event | None = None) -> ConversationResult:
+async def run_conversation(
+    url: str, message: dict, start: asyncio.Event | None = None, opened: asyncio.Event | None = None
+) -> ConversationResult:
+    """One socket, one message; ``opened`` is set once the socket is open (or failed to open)."""
     import websockets
 
     result = ConversationResult()
@@ -190,6 +197,8 @@ async def run_conversation(url: str, message: dict, start: asyncio.Event | None 
                 if ready.get("type") != "ready":
                     result.errors.append(f"no ready: {ready}")
                     return result
+            if opened is not None:
+                opened.set()
             if start is not None:
                 await start.wait()
             sent = time.perf_counter()
@@ -198,6 +207,7 @@ async def run_conversation(url: str, message: dict, start: asyncio.Event | None 
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 120))
                 if frame["type"] == "delta":
                     result.deltas += 1
+                    result.text.append(frame["text"])
                     if result.first_delta_s is None:
                         result.first_delta_at = time.perf_counter()
                         result.first_delta_s = result.first_delta_at - sent
@@ -209,6 +219,9 @@ async def run_conversation(url: str, message: dict, start: asyncio.Event | None 
                     return result
     except Exception as exc:  # a benchmark counts failures instead of stopping at the first
         result.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        if opened is not None:
+            opened.set()
     return result
 
 
@@ -318,59 +331,139 @@ async def ttft_phase(base: str, bot_id: str, concurrency: int, rounds: int, voca
 
 
 async def stream_phase(
-    base: str, path: str, message: dict, conversations: int, vocabulary: list[str]
+    base: str, path: str, message: dict, conversations: int, vocabulary: list[str], on_connected=None
 ) -> dict:
+    """``conversations`` sockets opened first, then all asked at the same instant. Tokens are counted in
+    the text received (words: one per model token here), frames as they come: a frame may carry several
+    tokens when they arrived together. ``on_connected`` runs once every socket is open (memory samples)."""
     start = asyncio.Event()
     rng = random.Random(5)
     tasks = []
+    batch: list[asyncio.Event] = []
     for i in range(conversations):
         body = dict(message)
         if "text" in body:
             body["text"] = question(rng, vocabulary)
-        tasks.append(
-            asyncio.create_task(run_conversation(f"{base}{path}?visitor=stream{i:08d}", body, start))
-        )
-        if i % 100 == 99:
-            await asyncio.sleep(0.5)  # ramp connections up instead of flooding the listen backlog
+        batch.append(asyncio.Event())
+        url = f"{base}{path}?visitor=stream{i:08d}"
+        tasks.append(asyncio.create_task(run_conversation(url, body, start, opened=batch[-1])))
+        if len(batch) == 100 or i == conversations - 1:
+            # Sockets open 100 at a time, each hundred once the previous one is open: a server's handshake
+            # limit (Daphne refuses a socket its application has not accepted within 5 s) measures how busy
+            # the machine is, not the streams measured here.
+            await asyncio.gather(*(opened.wait() for opened in batch))
+            batch = []
     await asyncio.sleep(2)
+    connected = on_connected() if on_connected is not None else None
     began = time.perf_counter()
     start.set()
     results = await asyncio.gather(*tasks)
     ended = max((r.finished_at for r in results if r.done), default=began)
-    deltas = sum(r.deltas for r in results)
+    tokens = sum(len("".join(r.text).split()) for r in results)
     first = min((r.first_delta_at for r in results if r.first_delta_at), default=began)
     return {
-        "stream_rate": deltas / (ended - first) if ended > first else 0.0,
-        "deltas": deltas,
+        "stream_rate": tokens / (ended - first) if ended > first else 0.0,
+        "frames": sum(r.deltas for r in results),
+        "tokens": tokens,
         "seconds": ended - began,
-        "rate": deltas / (ended - began) if ended > began else 0.0,
+        "rate": tokens / (ended - began) if ended > began else 0.0,
         "done": sum(r.done for r in results),
         "errors": sum(1 for r in results if r.errors),
         "error_samples": sorted({e for r in results for e in r.errors})[:5],
+        "connected": connected,
     }
 
 
-def lost_messages(bot_id: str, conversations: int, words: int) -> dict:
+def lost_messages(bot_id: str, conversations: int, words: int, since) -> dict:
     from chatbots.models import Message
 
-    assistant = Message.objects.filter(conversation__bot__public_id=bot_id, role="assistant")
+    messages = Message.objects.filter(conversation__bot__public_id=bot_id, created_at__gte=since)
     complete = [
         m
-        for m in assistant.values_list("text", "status")
+        for m in messages.filter(role="assistant").values_list("text", "status")
         if m[1] == "complete" and len(m[0].split()) >= words
     ]
     return {
-        "user": Message.objects.filter(conversation__bot__public_id=bot_id, role="user").count(),
+        "user": messages.filter(role="user").count(),
         "assistant_complete": len(complete),
         "expected": conversations,
     }
+
+
+def web_pids(web: subprocess.Popen) -> list[int]:
+    """The Daphne processes: ``serve_web`` itself with one process (it becomes Daphne), else its children."""
+    import psutil
+
+    children = psutil.Process(web.pid).children()
+    return [child.pid for child in children] or [web.pid]
+
+
+def memory_mb(pids: list[int]) -> list[dict[str, float]]:
+    """Resident memory now and at its peak (VmHWM) of each process, in MB."""
+    samples = []
+    for pid in pids:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
+        samples.append(
+            {
+                "rss": int(status["VmRSS"].split()[0]) / 1024,
+                "peak": int(status["VmHWM"].split()[0]) / 1024,
+            }
+        )
+    return samples
+
+
+def start_web(processes: int, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Parlor and the bare consumer served as ``manage.py up`` serves Parlor (``serve_web``)."""
+    return start_process(
+        [sys.executable, "manage.py", "serve_web", "--host", "127.0.0.1", "--port", str(port),
+         "--processes", str(processes), "--application", "bench.bare_asgi:application"],
+        env, log,
+    )  # fmt: skip
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def start_profiler(pids: list[int], seconds: int, out: Path) -> subprocess.Popen:
+    """py-spy sampling the web processes (collapsed stacks, idle frames left out)."""
+    args = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw", "--rate", "200",
+            "--duration", str(seconds), "--output", str(out), "--pid", str(pids[0])]  # fmt: skip
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def profile_summary(path: Path, top: int = 25) -> list[tuple[str, float, float]]:
+    """(function, self %, inclusive %) from py-spy's collapsed stacks, heaviest self time first."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  for frame in stack.split(";")]  # fmt: skip
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    ranked = sorted(own, key=own.get, reverse=True)[:top]
+    return [(name, 100 * own[name] / total, 100 * inclusive[name] / total) for name in ranked]
 
 
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def wait_port(port: int, timeout: float = 60) -> None:
+def wait_port(port: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -391,6 +484,48 @@ def write_results(text: str) -> None:
     path.write_text(content)
 
 
+def stream_lines(runs: list[dict], tokens: int) -> list[str]:
+    """The streams table: per web-process count, the pipeline and the bare consumer in the same run."""
+    lines = [
+        "| web processes | consumer | tokens | delta frames | wall time | tokens/s (send → last done) "
+        "| tokens/s (first → last delta) | completed | errors | pipeline / bare |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in runs:
+        pipeline, bare = run["pipeline"], run["bare"]
+        ratio = pipeline["rate"] / bare["rate"] if bare["rate"] else 0.0
+        stream_ratio = pipeline["stream_rate"] / bare["stream_rate"] if bare["stream_rate"] else 0.0
+        for name, result, cell in (("Parlor chat pipeline", pipeline, f"**{ratio:.2f}** ({stream_ratio:.2f})"),
+                                   ("bare Channels consumer", bare, "")):  # fmt: skip
+            lines.append(
+                f"| {run['processes']} | {name} | {result['tokens']:,} | {result['frames']:,} | "
+                f"{result['seconds']:.1f} s | {result['rate']:,.0f} | {result['stream_rate']:,.0f} | "
+                f"{result['done']} | {result['errors']} | {cell} |"
+            )
+    lines.append("")
+    lines.append(
+        "Pipeline / bare: token rate end to end (every message first goes through retrieval), in brackets while "
+        f"streaming; both consumers in the same server, same run. Every answer is {tokens} tokens."
+    )
+    for run in runs:
+        stored, pipeline = run["stored"], run["pipeline"]
+        connected = pipeline["connected"] or []
+        after = pipeline["memory_after"]
+        lines.append(
+            f"- {run['processes']} web process(es): stored {stored['user']} user messages and "
+            f"{stored['assistant_complete']} complete answers of {stored['expected']} expected; resident memory "
+            f"per web process with {stored['expected']:,} sockets open: "
+            + ", ".join(f"{m['rss']:.0f} MB" for m in connected)
+            + "; after streaming: "
+            + ", ".join(f"{m['rss']:.0f} MB (peak {m['peak']:.0f} MB)" for m in after)
+            + "."
+        )
+        samples = pipeline["error_samples"] + run["bare"]["error_samples"]
+        if samples:
+            lines.append(f"  Error samples: {samples}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -406,8 +541,20 @@ def main() -> None:
     parser.add_argument(
         "--ttft-only", action="store_true", help="only the time-to-first-token phase; writes nothing"
     )
+    parser.add_argument(
+        "--streams-only", action="store_true", help="only the concurrent-streams phases; writes nothing"
+    )
+    parser.add_argument(
+        "--web-processes",
+        default=f"1,{web_concurrency_default()}",
+        help="Daphne process counts the streams phase runs with, in this order (default: 1 and one per core)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the (first) web process while the pipeline streams; stacks here"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     args = parser.parse_args()
+    process_counts = [int(n) for n in args.web_processes.split(",")]
     if args.quick:
         args.chunks, args.ttft_concurrency, args.ttft_rounds, args.conversations = 500, 10, 1, 50
 
@@ -437,10 +584,8 @@ def main() -> None:
     llm = start_process(
         [sys.executable, "manage.py", "fake_llm", "--port", str(llm_port)], env, logs / "llm.log"
     )
-    web = start_process(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(web_port), "bench.bare_asgi:application"],
-        env, logs / "daphne.log",
-    )  # fmt: skip
+    web = start_web(1, web_port, env, logs / "daphne.log")
+    runs = []
     try:
         wait_port(llm_port)
         bots = seed(args.chunks, f"http://127.0.0.1:{llm_port}/v1")
@@ -454,9 +599,10 @@ def main() -> None:
         ]
         base = f"ws://127.0.0.1:{web_port}"
         model_first_token = asyncio.run(model_server_first_token(f"http://127.0.0.1:{llm_port}/v1"))
-        ttft = asyncio.run(
-            ttft_phase(base, bots["ttft"], args.ttft_concurrency, args.ttft_rounds, vocabulary)
-        )
+        if not args.streams_only:
+            ttft = asyncio.run(
+                ttft_phase(base, bots["ttft"], args.ttft_concurrency, args.ttft_rounds, vocabulary)
+            )
         if args.ttft_only:
             for name in ("server", "client", "burst_server", "burst_client"):
                 values = ttft[name]
@@ -465,28 +611,50 @@ def main() -> None:
                 f"errors: {ttft['errors']}, model server first token p50 {statistics.median(model_first_token):.1f} ms"
             )
             return
-        pipeline = asyncio.run(
-            stream_phase(
-                base,
-                f"/ws/chat/{bots['stream']}/",
-                {"type": "message", "text": ""},
-                args.conversations,
-                vocabulary,
-            )
-        )
-        bare = asyncio.run(stream_phase(base, "/ws/bare/", {"type": "message", "tokens": args.tokens},
-                                        args.conversations, vocabulary))  # fmt: skip
-        stored = lost_messages(bots["stream"], args.conversations, args.tokens)
+        from django.utils import timezone
+
+        for position, processes in enumerate(process_counts):
+            if position or processes != 1:  # the first server (one process) served the TTFT phase
+                stop_process(web)
+                web = start_web(processes, web_port, env, logs / f"daphne-{processes}.log")
+                wait_port(web_port)
+                time.sleep(2)  # every process up, not only the first
+            pids = web_pids(web)
+            profiler = None
+            if args.profile and position == 0:
+                profiler = start_profiler(pids, 600, args.profile)
+            since = timezone.now()
+            pipeline = asyncio.run(
+                stream_phase(
+                    base, f"/ws/chat/{bots['stream']}/", {"type": "message", "text": ""}, args.conversations,
+                    vocabulary, on_connected=lambda pids=pids: memory_mb(pids),
+                )
+            )  # fmt: skip
+            pipeline["memory_after"] = memory_mb(pids)
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
+                profiler.wait(60)
+            bare = asyncio.run(stream_phase(base, "/ws/bare/", {"type": "message", "tokens": args.tokens},
+                                            args.conversations, vocabulary))  # fmt: skip
+            stored = lost_messages(bots["stream"], args.conversations, args.tokens, since)
+            runs.append({"processes": processes, "pipeline": pipeline, "bare": bare, "stored": stored})
+            print("\n".join(stream_lines([runs[-1]], args.tokens)), flush=True)
     finally:
         for proc in (web, llm):
-            proc.terminate()
-            proc.wait(20)
+            stop_process(proc)
+    if args.profile:
+        print(f"\nWhere the web process's time went (py-spy, {args.profile}): function, self %, inclusive %")
+        for name, own, inclusive in profile_summary(args.profile):
+            print(f"  {own:5.1f}  {inclusive:5.1f}  {name}")
+    if args.streams_only:
+        print("\n".join(stream_lines(runs, args.tokens)))
+        return
 
     lines = [
         "## Chat",
         "",
         f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python "
-        f"{platform.python_version()}, one Daphne process, PostgreSQL 18 + pgvector (embedded), local Redis; the "
+        f"{platform.python_version()}, Daphne (`manage.py serve_web`; one process for the first-token figures), PostgreSQL 18 + pgvector (embedded), local Redis; the "
         "model is the local OpenAI-compatible server answering instantly.",
         f"Command: `.venv/bin/python bench/chat_load.py` ({args.chunks:,} chunks in the bot's knowledge, hybrid "
         "retrieval with the bundled embedder on every message).",
@@ -515,22 +683,8 @@ def main() -> None:
         "",
         f"### {args.conversations:,} concurrent WebSocket conversations, {args.tokens}-token answers",
         "",
-        "| consumer | delta frames | wall time | frames/s (send → last done) | frames/s (first → last delta) "
-        "| completed | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| Parlor chat pipeline | {pipeline['deltas']:,} | {pipeline['seconds']:.1f} s | {pipeline['rate']:,.0f} | "
-        f"{pipeline['stream_rate']:,.0f} | {pipeline['done']} | {pipeline['errors']} |",
-        f"| bare Channels consumer | {bare['deltas']:,} | {bare['seconds']:.1f} s | {bare['rate']:,.0f} | "
-        f"{bare['stream_rate']:,.0f} | {bare['done']} | {bare['errors']} |",
-        "",
-        f"Pipeline / bare token rate: **{pipeline['rate'] / bare['rate']:.2f}** end to end (every message "
-        f"first goes through retrieval), **{pipeline['stream_rate'] / bare['stream_rate']:.2f}** while streaming "
-        "(same process, same run). "
-        f"Stored afterwards: {stored['user']} user messages and {stored['assistant_complete']} complete answers "
-        f"of {stored['expected']} expected.",
+        *stream_lines(runs, args.tokens),
     ]
-    if pipeline["error_samples"] or bare["error_samples"]:
-        lines.append(f"Error samples: {pipeline['error_samples'] + bare['error_samples']}")
     report = "\n".join(lines) + "\n"
     print(report)
     if not args.quick:

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -181,7 +182,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             async for event in answer_message(request):
                 if isinstance(event, Delta):
-                    await self.send_json({"type": "delta", "text": event.text})
+                    # The per-token path: one small document, serialized without the generic encoder.
+                    await self.send(text_data=orjson.dumps({"type": "delta", "text": event.text}).decode())
                 elif isinstance(event, Accepted):
                     # The id goes out before the first token: a visitor whose connection drops during the
                     # very first answer reconnects into this conversation instead of starting another.

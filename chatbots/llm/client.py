@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.conf import settings
 
 from chatbots.llm.endpoints import Endpoint, endpoints_for, get_client
@@ -75,13 +75,7 @@ class Attempt:
     async def stream(self) -> AsyncIterator[TextDelta]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.LLM_TOTAL_TIMEOUT
-        first_token_by = loop.time() + settings.LLM_FIRST_TOKEN_TIMEOUT
-
-        def limit() -> float:
-            when = deadline if self.text else min(deadline, first_token_by)
-            if when <= loop.time():
-                raise AttemptFailed(self._timeout_reason(), retryable=False)
-            return when
+        first_token_by = min(deadline, loop.time() + settings.LLM_FIRST_TOKEN_TIMEOUT)
 
         extra: dict[str, Any] = {}
         generation = self.generation
@@ -93,8 +87,6 @@ class Attempt:
         # The SDK makes the request (auth, headers, status errors); the stream's lines are parsed here
         # instead of becoming one pydantic object per token, which cost ~1 ms of CPU per token
         # (bench/chat_load.py) and capped how many answers one process can stream at once.
-        # ``asyncio.timeout_at`` wraps each single await (never a ``yield``): cheap, and it only ever
-        # cancels our own pending read.
         # The body goes in ``extra_body``, which the SDK sends as given (it takes precedence over the named
         # parameters): the SDK's type-driven transform of ``messages`` cost ~2 ms of event-loop CPU per
         # answer, the largest single item in a profile of bench/chat_load.py.
@@ -116,52 +108,93 @@ class Attempt:
         request = client.chat.completions.with_streaming_response.create(
             model=self.endpoint.model, messages=[], stream=True, extra_body=body
         )
+        if first_token_by <= loop.time():
+            raise AttemptFailed(self._timeout_reason(), retryable=False)
         try:
-            async with asyncio.timeout_at(limit()):
+            async with asyncio.timeout_at(first_token_by):
                 response = await request.__aenter__()
         except TimeoutError:
             raise AttemptFailed(self._timeout_reason(), retryable=False) from None
         except Exception as exc:
             raise describe_error(exc, self.endpoint) from None
+        # A reader task parses the body as it arrives into ``arrived``; this generator relays what arrived
+        # since its last turn as one delta. Tokens that come faster than this process relays them (a busy
+        # process, a provider sending in bursts) so leave as one frame instead of one each, while an
+        # answer arriving token by token still streams token by token: nothing is ever held back waiting
+        # for more.
+        arrived = _Arrivals()
+        reader = asyncio.ensure_future(self._read(response, arrived, first_token_by, deadline))
         try:
-            lines = response.iter_lines().__aiter__()
             while True:
-                try:
-                    async with asyncio.timeout_at(limit()):
-                        line = await lines.__anext__()
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise AttemptFailed(self._timeout_reason(), retryable=False) from None
-                except AttemptFailed:
-                    raise
-                except Exception as exc:
-                    # Reading the body fails only at the transport (the SDK's HTTP client raises its own
-                    # exception types here): a stream that broke off, retryable like a dropped connection.
-                    reason = f"the stream from {self.endpoint.provider} broke off ({type(exc).__name__})"
-                    raise AttemptFailed(redact(reason, [self.endpoint.api_key]), retryable=True) from None
-                if not line.startswith("data:"):
-                    continue  # blank separators, comments, "event:" lines
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    await _read_to_end(lines)
-                    break
-                for text in self._read_chunk(data):
+                await arrived.ready.wait()
+                pieces, failure, finished = arrived.take()
+                if pieces:
+                    text = "".join(pieces)
                     self.text.append(text)
                     yield TextDelta(text)
+                if failure is not None:
+                    raise failure
+                if finished:
+                    break
         finally:
             # Closing an unfinished response drops the connection: this is what stops the upstream
             # generation when the visitor leaves or a limit is hit.
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
             await request.__aexit__(None, None, None)
 
-    def _read_chunk(self, data: str) -> list[str]:
-        """One ``chat.completion.chunk`` (or an in-stream error) as the text pieces it carries."""
+    async def _read(self, response: Any, arrived: _Arrivals, first_token_by: float, deadline: float) -> None:
+        """Parse the streamed body into ``arrived`` until ``[DONE]`` or its end. Two limits, each one timer
+        for the whole read (not one per token): the first token by ``first_token_by``, all by ``deadline``."""
         try:
-            chunk = json.loads(data)
+            events = ServerSentEvents()
+            reads = response.iter_bytes().__aiter__()
+            try:
+                async with asyncio.timeout_at(first_token_by) as limit:
+                    while True:
+                        try:
+                            received = await reads.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except Exception as exc:
+                            # Reading the body fails only at the transport (the SDK's HTTP client raises its
+                            # own exception types here): a stream that broke off, retryable like a dropped
+                            # connection.
+                            reason = (
+                                f"the stream from {self.endpoint.provider} broke off ({type(exc).__name__})"
+                            )
+                            raise AttemptFailed(
+                                redact(reason, [self.endpoint.api_key]), retryable=True
+                            ) from None
+                        for data in events.feed(received):
+                            self._read_chunk(data, arrived.pieces)
+                        if arrived.pieces:
+                            if not arrived.any_text:
+                                arrived.any_text = True
+                                limit.reschedule(deadline)
+                            arrived.ready.set()
+                        if events.done:
+                            break
+            except TimeoutError:
+                raise AttemptFailed(self._timeout_reason(arrived.any_text), retryable=False) from None
+            if events.done:
+                await _read_to_end(reads)
+        except Exception as failure:  # AttemptFailed, or a bug: raised where the answer is relayed
+            arrived.failure = failure
+        finally:
+            arrived.finished = True
+            arrived.ready.set()
+
+    def _read_chunk(self, data: bytes, pieces: list[str]) -> None:
+        """One ``chat.completion.chunk`` (or an in-stream error): the text pieces it carries go to
+        ``pieces``."""
+        try:
+            chunk = orjson.loads(data)
         except ValueError:
             raise AttemptFailed(f"{self.endpoint.provider} sent a malformed stream", retryable=True) from None
         if not isinstance(chunk, dict):
-            return []
+            return
         if chunk.get("error"):
             error = chunk["error"]
             message = error.get("message") if isinstance(error, dict) else str(error)
@@ -173,24 +206,63 @@ class Attempt:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
-        pieces = []
         for choice in chunk.get("choices") or ():
             if isinstance(choice, dict) and choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
             content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
             if isinstance(content, str) and content:
                 pieces.append(content)
-        return pieces
 
-    def _timeout_reason(self) -> str:
-        if self.text:
+    def _timeout_reason(self, any_text: bool = False) -> str:
+        if any_text or self.text:
             return (
                 f"{self.endpoint.provider} exceeded the total answer limit of {settings.LLM_TOTAL_TIMEOUT:g}s"
             )
         return f"{self.endpoint.provider} sent no first token within {settings.LLM_FIRST_TOKEN_TIMEOUT:g}s"
 
 
-async def _read_to_end(lines: AsyncIterator[str]) -> None:
+class _Arrivals:
+    """What a reader task parsed and the relaying generator has not taken yet."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.ready = asyncio.Event()
+        self.failure: Exception | None = None
+        self.finished = False
+        self.any_text = False
+
+    def take(self) -> tuple[list[str], Exception | None, bool]:
+        pieces, self.pieces = self.pieces, []
+        self.ready.clear()
+        return pieces, self.failure, self.finished
+
+
+class ServerSentEvents:
+    """The ``data:`` fields of a server-sent event stream, fed the body's bytes as they arrive (a read may
+    end mid-line: the rest waits for the next one). ``done`` once the OpenAI-style ``[DONE]`` arrived."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.done = False
+
+    def feed(self, received: bytes) -> list[bytes]:
+        if self.done:
+            return []
+        lines = (self.pending + received).split(b"\n") if self.pending else received.split(b"\n")
+        self.pending = lines.pop()  # b"" when the read ended with a complete line
+        found = []
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue  # blank separators, comments, "event:" lines
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                self.done = True
+                break
+            found.append(data)
+        return found
+
+
+async def _read_to_end(lines: AsyncIterator[bytes]) -> None:
     """Read what follows ``[DONE]`` (the end of the chunked body): only a response read to its end returns
     its connection to the pool, so the next answer skips the TCP and TLS handshakes. The end follows
     ``[DONE]`` at once; a server that keeps the stream open past it just loses its connection."""

@@ -11,6 +11,8 @@ The same parameters may come in an ``X-Fake-Script`` header. Parameters:
 ``reply``        the answer text (default: "Echo: " + the last user message)
 ``words``        answer with N generated words instead
 ``tps``          tokens (words) per second; default unthrottled
+``burst=1``      write the whole streamed answer at once (every chunk, then the end) instead of one write per
+                 token: a provider whose tokens arrive faster than they are read
 ``status``       answer with this HTTP error status (e.g. 429, 500, 401)
 ``retry_after``  seconds for the ``Retry-After`` header of an error
 ``stall``        seconds of silence before the first token (after the headers when streaming)
@@ -102,6 +104,7 @@ class Script:
     reply: str | None = None
     words: int = 0
     tps: float = 0.0
+    burst: bool = False
     status: int = 0
     retry_after: str | None = None
     stall: float = 0.0
@@ -121,6 +124,7 @@ class Script:
             reply=params.get("reply"),
             words=int(params.get("words", 0)),
             tps=float(params.get("tps", 0)),
+            burst=params.get("burst", "0") not in ("0", ""),
             status=int(params.get("status", 0)),
             retry_after=params.get("retry_after"),
             stall=float(params.get("stall", 0)),
@@ -563,7 +567,7 @@ class FakeLLMServer:
             keep = {
                 k: v
                 for k, v in params.items()
-                if k in ("reply", "words", "tps", "usage", "no_stream_options")
+                if k in ("reply", "words", "tps", "burst", "usage", "no_stream_options")
             }
             return Script.parse("&".join(f"{k}={v}" for k, v in keep.items()))
         return Script.parse(query)
@@ -734,10 +738,16 @@ class FakeLLMServer:
             if gone.done():
                 raise ClientGone
 
+        held: list[bytes] = []  # burst: everything goes out in one write at the end
+
         async def send(data: dict[str, Any] | str) -> None:
             text = data if isinstance(data, str) else json.dumps(data)
             chunk = f"data: {text}\n\n".encode()
-            writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            framed = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+            if script.burst:
+                held.append(framed)
+                return
+            writer.write(framed)
             await writer.drain()
             if gone.done():
                 raise ClientGone
@@ -778,7 +788,7 @@ class FakeLLMServer:
                     }
                 )
             await send("[DONE]")
-            writer.write(b"0\r\n\r\n")
+            writer.write(b"".join(held) + b"0\r\n\r\n")
             await writer.drain()
             record.outcome = "ok"
         except (ClientGone, ConnectionError):

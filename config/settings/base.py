@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.embedded import embedded_database_url, embedded_redis_url
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 from config.redis_clients import redis_connection_options
+from config.web_processes import web_concurrency_default
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(env_str("PARLOR_DATA_DIR", str(BASE_DIR / ".parlor")))
@@ -203,6 +204,8 @@ if KNOWLEDGE_INGEST_LEASE_SECONDS < 3:
     raise ImproperlyConfigured("KNOWLEDGE_INGEST_LEASE_SECONDS must be at least 3 (the heartbeat is a third)")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Worker processes of one `celery worker` (its --concurrency): one per core unless set.
+CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", web_concurrency_default())
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth --------------------------------------------------------------------------------------
@@ -551,6 +554,11 @@ PRIVACY_STALE_SECONDS = env_int("PRIVACY_STALE_SECONDS", 300)
 PRIVACY_ERASE_BATCH = env_int("PRIVACY_ERASE_BATCH", 5000)  # messages per DELETE of an erasure
 RETENTION_BATCH = env_int("RETENTION_BATCH", 5000)
 RETENTION_BATCH_PAUSE_MS = env_int("RETENTION_BATCH_PAUSE_MS", 20)
+
+# --- Web processes ---------------------------------------------------------------------------
+# Daphne processes `manage.py serve_web` (and so `manage.py up` and the compose `web` service) runs on one
+# address: one per core unless set. They share the Redis channel layer (config/web_processes.py).
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", web_concurrency_default())
 
 # --- Chat ------------------------------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000)

@@ -1,4 +1,5 @@
-"""Run all of Parlor in the foreground: Daphne (HTTP + WebSocket), a Celery worker and Celery beat.
+"""Run all of Parlor in the foreground: Daphne (HTTP + WebSocket, one process per core: ``serve_web``), a
+Celery worker (one pool process per core) and Celery beat.
 
 Applies migrations and seeds the demo organization first, saying what it does, and prints the address
 and the demo credentials once the web server answers. A child that dies is restarted with a growing
@@ -33,7 +34,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=None,
+            help="Celery worker processes (default: the WORKER_CONCURRENCY setting, one per core).",
+        )
         parser.add_argument("--no-beat", action="store_true", help="Do not run Celery beat.")
 
     def _step(self, text: str) -> None:
@@ -41,7 +47,7 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def handle(
-        self, *args: Any, host: str, port: int, concurrency: int, no_beat: bool, **options: Any
+        self, *args: Any, host: str, port: int, concurrency: int | None, no_beat: bool, **options: Any
     ) -> None:
         self._step("Applying database migrations…")
         call_command("migrate", interactive=False, verbosity=0)
@@ -59,10 +65,11 @@ class Command(BaseCommand):
         env.setdefault("SITE_URL", self.base)  # links in e-mails and embed snippets point at this server
         python = sys.executable
         commands = {
-            "web": [python, "-m", "config.serve", "-b", host, "-p", str(port), "config.asgi:application"],
+            # WEB_CONCURRENCY Daphne processes on one address (config/web_processes.py).
+            "web": [python, str(settings.BASE_DIR / "manage.py"), "serve_web", "--host", host, "--port", str(port)],
             "worker": [
                 python, "-m", "celery", "-A", "config", "worker",
-                "--loglevel", "INFO", "--concurrency", str(concurrency),
+                "--loglevel", "INFO", "--concurrency", str(concurrency or settings.CELERY_WORKER_CONCURRENCY),
             ],
         }  # fmt: skip
         if not no_beat:

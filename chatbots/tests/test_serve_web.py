@@ -1,0 +1,98 @@
+"""``manage.py serve_web``: several Daphne processes on one address, connections spread over them, a dead one
+restarted, SIGTERM leaving nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import psutil
+import pytest
+import websockets
+from django.conf import settings
+
+from chatbots.tests.factories import make_chat_bot
+from chatbots.tests.test_up import BASE_DIR, _test_database_url, _wait_for
+from config.embedded import free_port
+
+
+def _daphne_children(proc: subprocess.Popen) -> list[psutil.Process]:
+    return [child for child in psutil.Process(proc.pid).children() if "daphne" in " ".join(child.cmdline())]
+
+
+def _serves(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+async def _ready_frames(url: str, count: int) -> tuple[list[str], list[websockets.ClientConnection]]:
+    """``count`` chat sockets open at once (each says ready), kept open while the caller looks."""
+
+    async def one() -> tuple[websockets.ClientConnection, str]:
+        ws = await websockets.connect(url, open_timeout=30)
+        return ws, json.loads(await asyncio.wait_for(ws.recv(), 30))["type"]
+
+    opened = await asyncio.gather(*(one() for _ in range(count)))
+    return [kind for _, kind in opened], [ws for ws, _ in opened]
+
+
+@pytest.mark.slow_process
+@pytest.mark.timeout(600)  # three Django process starts; minutes on a loaded machine
+def test_serve_web_spreads_sockets_over_its_processes_restarts_a_dead_one_and_stops_cleanly(
+    transactional_db, llm_server
+) -> None:
+    bot = make_chat_bot(llm_server)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL}
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve_web", "--port", str(port), "--processes", "2"],
+        cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert _wait_for(lambda: _serves(port) and len(_daphne_children(proc)) == 2, 120)
+        daphnes = _daphne_children(proc)
+
+        async def open_sockets() -> dict[int, int]:
+            kinds, sockets = await _ready_frames(f"ws://127.0.0.1:{port}/ws/chat/{bot.public_id}/", 24)
+            assert kinds == ["ready"] * 24
+            held = {
+                daphne.pid: sum(
+                    1
+                    for conn in daphne.net_connections(kind="tcp")
+                    if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == port
+                )
+                for daphne in daphnes
+            }
+            for ws in sockets:
+                await ws.close()
+            return held
+
+        held = asyncio.run(open_sockets())
+        assert sum(held.values()) == 24 and all(count > 0 for count in held.values()), held
+
+        daphnes[0].kill()
+        assert _wait_for(lambda: {p.pid for p in _daphne_children(proc)} - {d.pid for d in daphnes}, 60)
+        assert _wait_for(lambda: len(_daphne_children(proc)) == 2 and _serves(port), 120)
+        survivors = _daphne_children(proc)
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        _gone, alive = psutil.wait_procs(survivors, timeout=10)
+        assert not alive
+        assert "restarting" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            leftovers = psutil.Process(proc.pid).children(recursive=True)
+            proc.kill()
+            for child in leftovers:
+                if child.is_running():
+                    child.kill()
