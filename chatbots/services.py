@@ -22,6 +22,7 @@ from accounts.models import ApiKey, Organization
 from chatbots import crypto
 from chatbots.answer_cache import answer_cache_clear, answer_cache_invalidate
 from chatbots.exceptions import InvalidMessage, MessageNotFound
+from chatbots.handoff import HandoffReason, handoff_request
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
 from chatbots.llm.endpoints import new_client
 from chatbots.llm.events import Turn
@@ -441,6 +442,8 @@ def message_feedback_set(
     ).update(feedback=value, feedback_comment=comment, feedback_at=timezone.now())
     if not updated:
         raise MessageNotFound()
+    if value == Feedback.DOWN and conversation.bot.handoff_after_thumbs_down:
+        handoff_request(conversation=conversation, reason=HandoffReason.THUMBS_DOWN)
     return Message.objects.get(pk=message_id)
 
 
