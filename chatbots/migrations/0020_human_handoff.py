@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0007_membership_notify_handoff_browser_and_more'),
+        ('accounts', '0007_handoff_opening_hours_and_notifications'),
         ('chatbots', '0019_dashboard_unanswered_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
