@@ -59,6 +59,15 @@ class OrganizationAdmin(TenantScopedAdmin):
                 "conversations); a bot may set its own period for its conversations.",
             },
         ),
+        (
+            "Opening hours",
+            {
+                "fields": ["opening_hours", "opening_hours_timezone"],
+                "description": "When people answer visitors who ask for one (human handoff). Outside these "
+                "hours, or when no member has the admin open, the chat tells the visitor nobody is "
+                "available right now.",
+            },
+        ),
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:

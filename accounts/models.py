@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -85,6 +86,34 @@ def validate_api_origins(value: object) -> None:
         )
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+
+
+def validate_opening_hours(value: object) -> None:
+    """``Organization.opening_hours``: weekday → list of ["HH:MM", "HH:MM"] ranges, start before end."""
+    message = 'Use weekdays (mon … sun) with lists of ["HH:MM", "HH:MM"] ranges, e.g. {"mon": [["09:00", "17:00"]]}.'
+    if not isinstance(value, dict):
+        raise ValidationError(message)
+    for day, ranges in value.items():
+        if day not in WEEKDAYS or not isinstance(ranges, list):
+            raise ValidationError(message)
+        for pair in ranges:
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+                raise ValidationError(message)
+            if not all(_CLOCK.match(p) for p in pair) or pair[0] >= pair[1]:
+                raise ValidationError(message)
+
+
+def validate_time_zone(value: str) -> None:
+    if not value:
+        return
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not a time zone such as Europe/Berlin.") from None
+
+
 class Organization(models.Model):
     """A customer account (tenant): every object a customer creates belongs to exactly one."""
 
@@ -113,6 +142,24 @@ class Organization(models.Model):
         default=365,
         help_text="Audit events older than this are deleted. Empty: kept forever.",
     )
+    opening_hours = models.JSONField(
+        default=dict,
+        db_default={},
+        blank=True,
+        validators=[validate_opening_hours],
+        help_text="When people answer handed-over chats, per weekday in the time zone below, e.g. "
+        '{"mon": [["09:00", "17:00"]], "sat": [["10:00", "14:00"]]}; a day not listed is closed. '
+        "Empty: always open.",
+    )
+    opening_hours_timezone = models.CharField(
+        "time zone",
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validate_time_zone],
+        help_text='The opening hours\' time zone, e.g. "Europe/Berlin". Empty: UTC.',
+    )
     # Set when an owner confirmed the deletion: the background job removes everything, then this row.
     deletion_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -133,6 +180,15 @@ class Membership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    # How this member hears of a visitor who asks for a person (chatbots.handoff).
+    notify_handoff_email = models.BooleanField(
+        "e-mail me on handoff", default=True, db_default=True,
+        help_text="An e-mail when a visitor asks for a person.",
+    )  # fmt: skip
+    notify_handoff_browser = models.BooleanField(
+        "browser notification on handoff", default=True, db_default=True,
+        help_text="A browser notification while the admin is open.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import zoneinfo
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from accounts.models import ApiKey, Membership, Organization, Role, User
+from accounts.models import WEEKDAYS, ApiKey, Membership, Organization, Role, User
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -140,3 +143,27 @@ def api_origin_allowed(*, organization: Organization, origin: str, own_origin: s
     same-origin pages (Parlor's own API docs) always, other sites when the organization lists them."""
     origin = origin.lower()
     return origin == own_origin.lower() or origin in organization.api_allowed_origins
+
+
+def organization_is_open(*, organization: Organization, at: datetime | None = None) -> bool:
+    """Whether ``at`` (now by default) falls in the organization's opening hours for human handoff.
+
+    No hours set means always open. Hours are wall-clock times in the organization's time zone (UTC when
+    none is set), so a summer-time change moves them with the clock, as people expect."""
+    hours = organization.opening_hours or {}
+    if not hours:
+        return True
+    zone = zoneinfo.ZoneInfo(organization.opening_hours_timezone or "UTC")
+    local = (at or timezone.now()).astimezone(zone)
+    clock = local.strftime("%H:%M")
+    ranges = hours.get(WEEKDAYS[local.weekday()], [])
+    return any(start <= clock < end for start, end in ranges)
+
+
+def organization_members_to_email_on_handoff(*, organization_id: int) -> QuerySet[User]:
+    """Active members who want an e-mail when a visitor asks for a person."""
+    return User.objects.filter(
+        is_active=True,
+        memberships__organization_id=organization_id,
+        memberships__notify_handoff_email=True,
+    ).distinct()

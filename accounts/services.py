@@ -274,3 +274,11 @@ def api_key_record_use(*, api_key: ApiKey) -> None:
     )
     if updated:
         api_key.last_used_at = now
+
+
+def membership_set_handoff_notifications(*, membership: Membership, email: bool, browser: bool) -> Membership:
+    """A member's own choice of how to hear of visitors who ask for a person (e-mail, browser)."""
+    membership.notify_handoff_email = email
+    membership.notify_handoff_browser = browser
+    membership.save(update_fields=["notify_handoff_email", "notify_handoff_browser"])
+    return membership

@@ -34,17 +34,21 @@ from unfold.widgets import (
 from accounts.admin import ApiKeyAdmin, ApiKeyForm
 from accounts.admin_base import TenantScopedAdmin
 from accounts.models import ApiKey
-from accounts.selectors import active_organization
+from accounts.selectors import active_membership, active_organization
+from accounts.services import membership_set_handoff_notifications
 from chatbots.answer_cache import answer_cache_invalidate
 from chatbots.exceptions import ExportUnavailable, MessageNotFound
 from chatbots.exports import conversation_export_request, export_file_response
+from chatbots.handoff import handoff_state
 from chatbots.llm import ConnectionReport, endpoints_for
 from chatbots.models import (
+    HANDOFF_ACTIVE,
     Bot,
     Conversation,
     ConversationExport,
     ExportFormat,
     ExportStatus,
+    HandoffStatus,
     ReviewQueueEntry,
 )
 from chatbots.origins import refused_origins_recent
@@ -58,6 +62,7 @@ from chatbots.selectors import (
     conversation_languages,
     conversation_transcript,
     conversations_for_inbox,
+    conversations_handed_over,
     conversations_search,
     conversations_unanswered,
     conversations_with_failure,
@@ -214,6 +219,12 @@ class BotAdmin(TenantScopedAdmin):
                 "widget_primary_color", "widget_position", "widget_launcher_text", "widget_avatar_url",
                 "widget_theme",
             ]}),
+            ("People", {
+                "classes": ["tab"],
+                "fields": ["handoff_enabled", "handoff_after_fallback", "handoff_after_thumbs_down"],
+                "description": "Hand conversations to a person of your organization, who answers from the "
+                "inbox (docs/handoff.md). Opening hours are the organization's setting.",
+            }),
             ("Privacy", {
                 "classes": ["tab"],
                 "fields": ["retention_days"],
@@ -355,6 +366,27 @@ def language_name(code: str) -> str:
         return code
 
 
+class HandoffFilter(admin.SimpleListFilter):
+    title = "handed over"
+    parameter_name = "handoff"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("waiting", "Waiting for a person"), ("taken", "With a person"), ("any", "Ever handed over")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
+        if self.value() in ("waiting", "taken", "any"):
+            return conversations_handed_over(queryset, status=self.value())
+        return queryset
+
+
+class HandoffNotificationsForm(forms.Form):
+    email = forms.BooleanField(required=False, label="E-mail me when a visitor asks for a person")
+    browser = forms.BooleanField(
+        required=False, label="Browser notification while the admin is open",
+        help_text="Your browser asks for permission the first time.",
+    )  # fmt: skip
+
+
 class LanguageFilter(admin.SimpleListFilter):
     """The visitor's language: the languages the organization's conversations have (one query)."""
 
@@ -391,6 +423,7 @@ def inbox_filters_from_admin(params: Any) -> InboxFilters:
         unanswered=params.get("unanswered") == "yes",
         failed=params.get("failed") == "yes",
         language=params.get("language", "")[:8],
+        handoff=params.get("handoff", "") if params.get("handoff") in ("waiting", "taken", "any") else "",
         search=params.get("q", ""),
     )
 
@@ -460,8 +493,8 @@ class ConversationAdmin(TenantScopedAdmin):
     list_display = ("title", "visitor", "bot", "channel", "message_count", "badges", "last_message_at")
     list_display_links = ("title",)
     list_filter = (
-        "bot", "channel", ("last_message_at", RangeDateFilter), FeedbackFilter, UnansweredFilter, FailureFilter,
-        LanguageFilter,
+        "bot", "channel", ("last_message_at", RangeDateFilter), HandoffFilter, FeedbackFilter, UnansweredFilter,
+        FailureFilter, LanguageFilter,
     )  # fmt: skip
     list_filter_submit = True  # the date range is applied with a button
     list_per_page = 50
@@ -497,6 +530,9 @@ class ConversationAdmin(TenantScopedAdmin):
             "visitor_label": conversation.visitor_label,
             "visitor_attributes": sorted((conversation.visitor_attributes or {}).items()),
             "may_improve": self.may_improve(request),
+            "handoff": handoff_state(conversation=conversation, check_availability=False),
+            "handoff_operator_id": conversation.handoff_operator_id,
+            "may_answer": active_membership(request) is not None,  # operators answer as members
         }
         return super().change_view(request, object_id, form_url, extra_context=context)
 
@@ -514,6 +550,11 @@ class ConversationAdmin(TenantScopedAdmin):
         return [
             path(
                 "export/", self.admin_site.admin_view(self.export_view), name="chatbots_conversation_export"
+            ),
+            path(
+                "handoff-notifications/",
+                self.admin_site.admin_view(self.handoff_notifications_view),
+                name="chatbots_conversation_handoff_notifications",
             ),
             path(
                 "<path:object_id>/improve/<int:message_id>/",
@@ -562,6 +603,27 @@ class ConversationAdmin(TenantScopedAdmin):
         }
         return TemplateResponse(request, "chatbots/admin/improve_answer.html", context)
 
+    def handoff_notifications_view(self, request: HttpRequest) -> HttpResponse:
+        """The signed-in member's own choice of handoff notifications (e-mail, browser)."""
+        membership = active_membership(request)
+        if membership is None:
+            raise PermissionDenied
+        initial = {"email": membership.notify_handoff_email, "browser": membership.notify_handoff_browser}
+        form = HandoffNotificationsForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            membership_set_handoff_notifications(
+                membership=membership, email=form.cleaned_data["email"], browser=form.cleaned_data["browser"]
+            )
+            self.message_user(request, "Your handoff notifications are saved.", messages.SUCCESS)
+            return redirect(reverse("admin:chatbots_conversation_handoff_notifications"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Handoff notifications in {membership.organization}",
+            "form": form,
+        }
+        return TemplateResponse(request, "chatbots/admin/handoff_notifications.html", context)
+
     # --- export ------------------------------------------------------------------------------------
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         context = {
@@ -605,6 +667,13 @@ class ConversationAdmin(TenantScopedAdmin):
     @display(description="Badges")
     def badges(self, obj: Conversation) -> str:
         shown = [
+            (obj.handoff_status == HandoffStatus.WAITING, "danger", "Waiting for a person"),
+            (obj.handoff_status == HandoffStatus.TAKEN, "info", "With a person"),
+            (
+                obj.handoff_status not in HANDOFF_ACTIVE and obj.handoff_requested_at is not None,
+                "info",
+                "Handed over",
+            ),
             (obj.has_thumbs_down, "danger", "Thumbs down"),
             (obj.has_unanswered, "warning", "Unanswered"),
             (obj.has_failure, "danger", "Failed / incomplete"),

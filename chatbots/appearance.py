@@ -90,6 +90,7 @@ class WidgetAppearance:
     greeting: str
     suggested_questions: list[str]
     max_message_chars: int
+    handoff_enabled: bool = False  # the header's "talk to a person" button (human handoff)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,4 +116,5 @@ def widget_appearance(bot: Bot) -> WidgetAppearance:
             :MAX_SUGGESTED_QUESTIONS
         ],
         max_message_chars=settings.CHAT_MAX_MESSAGE_CHARS,
+        handoff_enabled=bot.handoff_enabled,
     )

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 import orjson
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chatbots.appearance import widget_appearance
@@ -27,7 +28,8 @@ from chatbots.exceptions import (
     MessageNotFound,
     OriginNotAllowed,
 )
-from chatbots.models import Bot, Channel, Conversation
+from chatbots.handoff import broadcast_typing, conversation_group, handoff_state
+from chatbots.models import HANDOFF_ACTIVE, Bot, Channel, Conversation
 from chatbots.origins import socket_origin_allowed
 from chatbots.payloads import message_payload
 from chatbots.pipeline import (
@@ -35,6 +37,7 @@ from chatbots.pipeline import (
     ChatRequest,
     Delta,
     Finished,
+    HandoffUpdate,
     Sources,
     answer_message,
     validate_visitor_id,
@@ -63,7 +66,11 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 class ChatConsumer(AsyncWebsocketConsumer):
     # Chat sockets join no groups: each answer streams straight from the pipeline task, so a socket needs
     # no channel-layer subscription (no Redis round trips per connection, which matters at 1,000 sockets).
+    # Only a conversation handed to a person subscribes (``_join_handoff``): operators' replies arrive
+    # over the channel layer from whichever web process the operator is connected to.
     channel_layer_alias = "no-channel-layer"
+    handoff_listener: asyncio.Task[None] | None = None
+    handoff_status: str = ""
 
     bot: Bot
     conversation: Conversation | None
@@ -98,13 +105,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(exc)
             await self.close(code=CLOSE_CODES.get(type(exc), CLOSE_NOT_FOUND))
             return
-        await self.send_json(
-            {
-                "type": "ready",
-                "conversation_id": self._conversation_id(),
-                "bot": widget_appearance(self.bot).as_dict(),
-            }
-        )
+        ready: dict[str, Any] = {
+            "type": "ready",
+            "conversation_id": self._conversation_id(),
+            "bot": widget_appearance(self.bot).as_dict(),
+        }
+        if self.conversation is not None and self.conversation.handoff_status:
+            state = await sync_to_async(handoff_state)(conversation=self.conversation)
+            ready["handoff"] = state.as_dict()
+            self.handoff_status = state.status
+            if state.status in HANDOFF_ACTIVE:
+                await self._join_handoff()
+        await self.send_json(ready)
         if not self.bot.is_active:
             await self.send_error(BotPaused())
 
@@ -114,6 +126,64 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.answer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.answer_task
+        if self.handoff_listener is not None:
+            self.handoff_listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.handoff_listener
+            if self.conversation is not None:
+                with contextlib.suppress(Exception):  # Redis gone: the group entry expires by itself
+                    await self.channel_layer.group_discard(
+                        conversation_group(self.conversation.pk), self.channel_name
+                    )
+
+    # --- human handoff: a person answers (chatbots.handoff) ------------------------------------------
+    async def _join_handoff(self) -> None:
+        """Subscribe this socket to its conversation's handoff group, once: only now does it need a channel
+        of its own on the channel layer."""
+        if self.handoff_listener is not None or self.conversation is None:
+            return
+        self.channel_layer = get_channel_layer()
+        self.channel_name = await self.channel_layer.new_channel()
+        await self.channel_layer.group_add(conversation_group(self.conversation.pk), self.channel_name)
+        self.handoff_listener = asyncio.create_task(self._listen_handoff())
+
+    async def _listen_handoff(self) -> None:
+        while True:
+            event = await self.channel_layer.receive(self.channel_name)
+            try:
+                await self.dispatch(event)
+            except Exception:
+                logger.exception("handoff event %s failed", event.get("type"))
+
+    async def visitor_handoff(self, event: dict[str, Any]) -> None:
+        """The conversation changed hands (taken, handed back to the bot, closed)."""
+        self.handoff_status = event["status"]
+        await self.send_json(
+            {"type": "handoff", "status": event["status"], "operator": event["operator_name"],
+             "available": event["available"]}
+        )  # fmt: skip
+
+    async def visitor_operator_message(self, event: dict[str, Any]) -> None:
+        await self.send_json(
+            {"type": "operator_message", "id": event["id"], "text": event["text"], "operator": event["operator"],
+             "created_at": event["created_at"]}
+        )  # fmt: skip
+
+    async def visitor_typing(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "typing", "operator": event["name"]})
+
+    async def _send_handoff(self, update: HandoffUpdate) -> None:
+        self.handoff_status = update.status
+        await self._join_handoff()
+        await self.send_json(
+            {"type": "handoff", "status": update.status, "operator": update.operator_name,
+             "available": update.available}
+        )  # fmt: skip
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        """The visitor is typing: operators see it while the conversation is with a person."""
+        if self.conversation is not None and self.handoff_status in HANDOFF_ACTIVE:
+            await sync_to_async(broadcast_typing)(conversation=self.conversation, who="visitor")
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -133,9 +203,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "feedback": self.on_feedback,
             "ping": self.on_ping,
             "history": self.on_history,
+            "typing": self.on_typing,
         }.get(frame_type if isinstance(frame_type, str) else "")
         if handler is None:
-            raise InvalidFrame("Unknown frame type; use message, feedback, history or ping.")
+            raise InvalidFrame("Unknown frame type; use message, feedback, history, typing or ping.")
         await handler(frame)
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
@@ -162,6 +233,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_json(
             {"type": "feedback_saved", "message_id": frame["message_id"], "value": value or None}
         )
+        if value == "down" and self.bot.handoff_after_thumbs_down:
+            state = await sync_to_async(_fresh_handoff_state)(self.conversation)
+            if state.status in HANDOFF_ACTIVE:
+                await self._send_handoff(
+                    HandoffUpdate(
+                        status=state.status, available=state.available, operator_name=state.operator_name
+                    )
+                )
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         if self.answer_task and not self.answer_task.done():
@@ -175,6 +254,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_ip=scope_client_ip(self.scope),
             visitor_attributes=frame.get("attributes") if isinstance(frame.get("attributes"), dict) else None,
             language=self.language,
+            asks_for_person=frame.get("handoff") is True,
         )
         self.answer_task = asyncio.create_task(self._answer(request))
 
@@ -197,6 +277,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     )
                 elif isinstance(event, Sources):
                     await self.send_json({"type": "sources", "sources": event.sources})
+                elif isinstance(event, HandoffUpdate):
+                    await self._send_handoff(event)
                 elif isinstance(event, Finished):
                     await self._send_done(event)
         except ApplicationError as exc:
@@ -234,6 +316,11 @@ def _parse_frame(text_data: str | None) -> dict[str, Any]:
     if not isinstance(frame, dict):
         raise InvalidFrame("Frames must be JSON objects.")
     return frame
+
+
+def _fresh_handoff_state(conversation: Conversation):
+    conversation.refresh_from_db(fields=["handoff_status", "handoff_operator"])
+    return handoff_state(conversation=conversation)
 
 
 def _transcript(conversation: Conversation) -> list[dict[str, Any]]:

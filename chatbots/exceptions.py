@@ -161,3 +161,12 @@ class SubjectRequestNotFound(ApplicationError):
     code = "subject_request_not_found"
     http_status = 404
     default_message = "This data subject request does not exist."
+
+
+class HandoffNotAllowed(ChatError):
+    """A handoff transition that the conversation's state does not allow (taken by someone else, not
+    waiting, not with a person)."""
+
+    code = "handoff_not_allowed"
+    http_status = 409
+    default_message = "This conversation cannot change hands now."

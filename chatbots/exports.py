@@ -37,7 +37,7 @@ CSV_COLUMNS = [
     "conversation_id", "bot", "channel", "visitor", "visitor_id", "conversation_started_at", "message_id",
     "created_at", "role", "text", "status", "error_code", "sources", "answered_from_faq", "answered_from_cache",
     "model", "prompt_tokens", "completion_tokens", "cost_usd", "first_token_ms", "latency_ms", "feedback",
-    "feedback_comment",
+    "feedback_comment", "operator_name",
 ]  # fmt: skip
 
 
@@ -120,6 +120,7 @@ def _message_fields(message: Message) -> dict[str, Any]:
         "cost_usd": str(message.cost_usd) if message.cost_usd is not None else None,
         "first_token_ms": message.first_token_ms, "latency_ms": message.latency_ms,
         "feedback": message.feedback or None, "feedback_comment": message.feedback_comment,
+        "operator_name": message.operator_name,  # a person's reply after a handoff (role "operator")
     }  # fmt: skip
 
 

@@ -184,6 +184,20 @@ class Bot(models.Model):
         related_name="bots",
         help_text="The knowledge this bot answers from. A source can serve several bots.",
     )
+    # --- human handoff (chatbots.handoff) ---
+    handoff_enabled = models.BooleanField(
+        default=False,
+        help_text="Visitors may ask for a person: a button in the chat's header, or asking in words "
+        "(“talk to a person”). Members of the organization answer from the inbox.",
+    )
+    handoff_after_fallback = models.BooleanField(
+        default=False,
+        help_text="Hand the conversation to a person when the bot gives its fallback reply (its knowledge "
+        "has no answer).",
+    )
+    handoff_after_thumbs_down = models.BooleanField(
+        default=False, help_text="Hand the conversation to a person when the visitor rates an answer down."
+    )
     retention_days = models.PositiveIntegerField(
         "keep conversations (days)",
         null=True,
@@ -244,6 +258,17 @@ VISITOR_NAME_KEYS = ("name", "full_name", "email", "e-mail")
 MESSAGE_SEARCH_CONFIG = "simple"
 
 
+class HandoffStatus(models.TextChoices):
+    NONE = "", "With the bot"
+    WAITING = "waiting", "Waiting for a person"
+    TAKEN = "taken", "With a person"
+    CLOSED = "closed", "Closed by a person"
+
+
+# While a conversation is in one of these, the bot does not answer: a person does.
+HANDOFF_ACTIVE = (HandoffStatus.WAITING, HandoffStatus.TAKEN)
+
+
 class Conversation(models.Model):
     """A visitor's (or API client's) thread with one bot; resumable by its unguessable id."""
 
@@ -271,6 +296,18 @@ class Conversation(models.Model):
     has_failure = models.BooleanField(default=False, db_default=False, editable=False)
     # Full-text document of every message of the conversation (MESSAGE_SEARCH_CONFIG): the inbox search.
     search_document = SearchVectorField(null=True, editable=False)
+
+    # Human handoff (chatbots.handoff): who answers, since when. Changed only by the handoff services.
+    handoff_status = models.CharField(
+        max_length=8, choices=HandoffStatus.choices, blank=True, default="", db_default=""
+    )
+    handoff_reason = models.CharField(max_length=20, blank=True, default="", db_default="")
+    handoff_operator = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    handoff_requested_at = models.DateTimeField(null=True, blank=True)
+    handoff_taken_at = models.DateTimeField(null=True, blank=True)
+    handoff_ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_message_at"]
@@ -303,6 +340,12 @@ class Conversation(models.Model):
             ),
             # The inbox search: a word is looked up in one organization's conversations (btree_gin).
             GinIndex(fields=["organization", "search_document"], name="conversation_search"),
+            # the inbox's "handed over" badge and filter: the few conversations that ever were
+            models.Index(
+                fields=["organization", "handoff_status"],
+                name="conversation_org_handoff",
+                condition=Q(handoff_requested_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -325,6 +368,7 @@ class Conversation(models.Model):
 class MessageRole(models.TextChoices):
     USER = "user", "User"
     ASSISTANT = "assistant", "Assistant"
+    OPERATOR = "operator", "Operator (a person)"
 
 
 class MessageStatus(models.TextChoices):
@@ -346,6 +390,11 @@ class Message(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(max_length=10, choices=MessageRole.choices)
+    # An operator's reply (role "operator"): the person who wrote it; kept as text when they leave.
+    operator = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    operator_name = models.CharField(max_length=150, blank=True, default="", db_default="")
     text = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.COMPLETE)
     error_code = models.CharField(max_length=40, blank=True)

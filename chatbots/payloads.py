@@ -10,7 +10,8 @@ from knowledge.selectors import SourcePayload
 
 class MessagePayload(TypedDict):
     id: int
-    role: str
+    role: str  # "user", "assistant", or "operator" (a person's reply after a handoff)
+    operator_name: str  # the person who wrote an operator's reply, "" otherwise
     text: str
     status: str
     offline: bool  # answered from the knowledge without a language model (the widget says so)
@@ -23,6 +24,7 @@ def message_payload(message: Message) -> MessagePayload:
     return {
         "id": message.pk,
         "role": message.role,
+        "operator_name": message.operator_name,
         "text": message.text,
         "status": message.status,
         "offline": message.offline,

@@ -325,6 +325,7 @@ def subject_data(*, organization_id: int, subject: Subject) -> dict[str, Any]:
                 "id": m.pk,
                 "created_at": m.created_at.isoformat(),
                 "role": m.role,
+                "operator_name": m.operator_name or None,  # who answered, when a person did
                 "text": m.text,
                 "status": m.status,
                 "sources": [s.get("title", "") for s in m.sources or [] if isinstance(s, dict)],

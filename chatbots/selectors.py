@@ -261,7 +261,18 @@ class InboxFilters:
     unanswered: bool = False
     failed: bool = False
     language: str = ""  # the visitor's language ("de"), "" for any
+    handoff: str = ""  # "waiting", "taken", "any" (ever handed to a person) or "" (no filter)
     search: str = ""
+
+
+def conversations_handed_over(
+    conversations: QuerySet[Conversation], *, status: str
+) -> QuerySet[Conversation]:
+    """Conversations waiting for a person ("waiting"), with one ("taken"), or ever handed over ("any")."""
+    handed = conversations.filter(handoff_requested_at__isnull=False)  # the partial index's condition
+    if status in ("waiting", "taken"):
+        return handed.filter(handoff_status=status)
+    return handed if status == "any" else conversations
 
 
 def conversations_filtered(
@@ -285,6 +296,8 @@ def conversations_filtered(
         conversations = conversations_with_failure(conversations)
     if filters.language:
         conversations = conversations.filter(language=filters.language)
+    if filters.handoff:
+        conversations = conversations_handed_over(conversations, status=filters.handoff)
     return conversations_search(conversations, text=filters.search, organization_id=organization_id)
 
 
@@ -390,7 +403,11 @@ def conversation_recent_turns(
         .order_by("-created_at", "-id")
         .values("role", "text")[: turns * 2]
     )
-    return [Turn(role=row["role"], content=row["text"]) for row in reversed(rows)]
+    # An operator's reply reads to the model as the assistant's turn: it is what the visitor was told.
+    return [
+        Turn(role="user" if row["role"] == "user" else "assistant", content=row["text"])
+        for row in reversed(rows)
+    ]
 
 
 # --- conversation exports -------------------------------------------------------------------------

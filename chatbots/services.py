@@ -27,6 +27,7 @@ from chatbots.conversation_summary import (
     summary_message_added,
 )
 from chatbots.exceptions import InvalidMessage, MessageNotFound
+from chatbots.handoff import HandoffReason, handoff_request
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
 from chatbots.llm.endpoints import new_client
 from chatbots.llm.events import Turn
@@ -456,6 +457,8 @@ def message_feedback_set(
     if not updated:
         raise MessageNotFound()
     summary_feedback_changed(conversation_id=conversation.pk)
+    if value == Feedback.DOWN and conversation.bot.handoff_after_thumbs_down:
+        handoff_request(conversation=conversation, reason=HandoffReason.THUMBS_DOWN)
     return Message.objects.get(pk=message_id)
 
 

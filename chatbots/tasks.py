@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from chatbots import exports, privacy, retention
+from chatbots import exports, handoff_notify, privacy, retention
 
 
 @shared_task(name="chatbots.conversation_export", acks_late=True, soft_time_limit=1800, time_limit=1900)
@@ -41,3 +41,10 @@ def subject_exports_purge_task() -> None:
 def retention_run_task() -> None:
     """Beat job: delete expired conversations and audit events in bounded batches."""
     retention.retention_run()
+
+
+@shared_task(name="chatbots.handoff_notify", acks_late=True)
+def handoff_notify_task(conversation_id: str) -> int:
+    """E-mail the members who want it about a conversation waiting for a person. Run twice, it sends
+    twice at worst while the conversation still waits: a duplicate alert, never a lost one."""
+    return handoff_notify.handoff_notify_operators(conversation_id=conversation_id)

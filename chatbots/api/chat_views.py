@@ -24,6 +24,7 @@ from chatbots.pipeline import (
     ChatRequest,
     Delta,
     Finished,
+    HandoffUpdate,
     Sources,
     answer_message,
     validate_visitor_id,
@@ -137,6 +138,9 @@ async def message_create(request: HttpRequest, public_id: str) -> HttpResponse:
                     yield _sse("delta", {"text": event.text})
                 elif isinstance(event, Sources):
                     yield _sse("sources", {"sources": event.sources})
+                elif isinstance(event, HandoffUpdate):
+                    yield _sse("handoff", {"status": event.status, "available": event.available,
+                                           "operator": event.operator_name})  # fmt: skip
                 elif isinstance(event, Finished):
                     if event.provider_unavailable:
                         yield _sse("error", dict(error_body(LLMUnavailableError(event.error_message))))

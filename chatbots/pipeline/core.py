@@ -32,11 +32,13 @@ from chatbots.exceptions import (
     MessageTooLong,
     RateLimited,
 )
+from chatbots.handoff import HandoffReason, handoff_request, handoff_state, handoff_visitor_message_relay
+from chatbots.handoff_phrases import asks_for_a_person
 from chatbots.llm import Completed, Interrupted, LLMUnavailable, TextDelta, stream_chat
 from chatbots.llm.events import Generation, Turn
 from chatbots.llm.prompt import cited_passages
 from chatbots.llm.rewrite import Rewrite, rewrite_question, rewrites_queries
-from chatbots.models import Bot, Message, MessageStatus
+from chatbots.models import HANDOFF_ACTIVE, Bot, Conversation, Message, MessageStatus
 from chatbots.pipeline.blocking import in_thread_pool
 from chatbots.pipeline.cache import (
     CacheLookup,
@@ -46,7 +48,7 @@ from chatbots.pipeline.cache import (
     cached_answer,
     worth_storing,
 )
-from chatbots.pipeline.events import Accepted, ChatEvent, ChatRequest, Delta, Finished, Sources
+from chatbots.pipeline.events import Accepted, ChatEvent, ChatRequest, Delta, Finished, HandoffUpdate, Sources
 from chatbots.pipeline.ratelimit import (
     Limit,
     acquire_conversation_slot,
@@ -311,6 +313,30 @@ async def _model_answer(
             _record_usage(record, interrupted.completed)
 
 
+def _wants_person(bot: Bot, conversation: Conversation, request: ChatRequest, text: str) -> bool:
+    """A person answers instead of the bot: one is already involved, or the visitor asks for one (the
+    widget's button, or in words)."""
+    if conversation.handoff_status in HANDOFF_ACTIVE:
+        return True
+    return bot.handoff_enabled and (request.asks_for_person or asks_for_a_person(text))
+
+
+def _hand_to_person(bot: Bot, conversation: Conversation, message: Message) -> HandoffUpdate:
+    """The visitor's message goes to the operators (a handoff already on), or starts a handoff."""
+    if conversation.handoff_status in HANDOFF_ACTIVE:
+        handoff_visitor_message_relay(message=message)
+        state = handoff_state(conversation=conversation)
+    else:
+        state = handoff_request(conversation=conversation, reason=HandoffReason.VISITOR)
+    return HandoffUpdate(status=state.status, available=state.available, operator_name=state.operator_name)
+
+
+def _escalate_after_fallback(bot: Bot, conversation_id: Any) -> HandoffUpdate:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    state = handoff_request(conversation=conversation, reason=HandoffReason.FALLBACK)
+    return HandoffUpdate(status=state.status, available=state.available, operator_name=state.operator_name)
+
+
 def _log_answer(record: AnswerRecord, message_id: int | None) -> None:
     """One line per answer with its figures; never its text (the ids in the log context say whose)."""
     logger.info(
@@ -429,6 +455,16 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
         if refusal:
             logger.info("message refused: %s", refusal.code, extra={"code": refusal.code})
             raise refusal
+        if _wants_person(bot, user_message.conversation, request, text):
+            # A person answers this conversation: the message is stored and relayed, the bot stays silent.
+            if prepared is not None:
+                prepared.cancel()
+            handoff = await in_thread_pool(_hand_to_person)(bot, user_message.conversation, user_message)
+            yield Accepted(conversation=user_message.conversation, user_message_id=user_message.pk)
+            yield handoff
+            yield Finished(message_id=None, conversation_id=conversation_id, text="", sources=[], prompt_tokens=0,
+                           completion_tokens=0, incomplete=False, offline=False)  # fmt: skip
+            return
         slot_key = str(conversation_id)
         if not await acquire_conversation_slot(slot_key, ttl_seconds=int(settings.LLM_TOTAL_TIMEOUT) + 30):
             await in_thread_pool(user_message_refuse)(message_id=user_message.pk, code=ConversationBusy.code)
@@ -492,6 +528,8 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
 
     if record.sources:
         yield Sources(record.sources)
+    if bot.handoff_after_fallback and record.provider == "fallback_reply" and saved_id is not None:
+        yield await in_thread_pool(_escalate_after_fallback)(bot, conversation_id)
     yield Finished(
         message_id=saved_id,
         conversation_id=conversation_id,

@@ -1,7 +1,8 @@
 """What goes into the chat pipeline and what comes out of it, for every transport.
 
 ``answer_message(ChatRequest)`` yields ``Accepted``, then ``Delta``*, ``Sources`` (when there are any),
-then ``Finished``; each transport only turns these into its own frames.
+``HandoffUpdate`` (when a person takes over), then ``Finished``; each transport only turns these into its
+own frames.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class ChatRequest:
     history: list[Turn] | None = None
     # An API client's generation parameters (OpenAI's temperature, max_tokens, stop, system message).
     generation: Generation | None = None
+    # The visitor pressed "talk to a person" (the widget's button): a handoff whatever the text says.
+    asks_for_person: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,16 @@ class Accepted:
 @dataclass(frozen=True)
 class Delta:
     text: str
+
+
+@dataclass(frozen=True)
+class HandoffUpdate:
+    """The conversation is (now) handed to a person (chatbots.handoff): the bot did not answer, or answered
+    and then escalated. ``available``: someone can answer now; otherwise the visitor is told nobody is."""
+
+    status: str
+    available: bool
+    operator_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,4 +115,4 @@ class Finished:
                    completion_tokens=0, incomplete=True, offline=False)  # fmt: skip
 
 
-ChatEvent = Accepted | Delta | Sources | Finished
+ChatEvent = Accepted | Delta | Sources | HandoffUpdate | Finished

@@ -8,6 +8,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 
 from config.embedded import embedded_database_url, embedded_redis_url
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
@@ -275,6 +276,8 @@ UNFOLD = {
         "navigation": "accounts.dashboard.sidebar_navigation",
     },
     "ACCOUNT": {"navigation": "accounts.dashboard.account_navigation"},
+    # On every admin page: the live handoff socket (presence, new handoffs, browser notifications).
+    "SCRIPTS": [lambda request: static("chatbots/handoff_admin.js")],
 }
 # Sections of the customer's admin home that apps above accounts provide (accounts.dashboard includes
 # them without importing those apps): callables ``(*, request, organization) -> {"template", ...}``.
@@ -545,6 +548,9 @@ INBOX_LOW_RETRIEVAL_SCORE = env_float("INBOX_LOW_RETRIEVAL_SCORE", -1.0)
 INBOX_LOW_RETRIEVAL_SCORE = None if INBOX_LOW_RETRIEVAL_SCORE < 0 else INBOX_LOW_RETRIEVAL_SCORE
 # The inbox counts at most this many conversations a page (more: "more than N", paged up to N).
 INBOX_COUNT_LIMIT = env_int("INBOX_COUNT_LIMIT", 10000)
+# Human handoff (docs/handoff.md): an operator counts as online this long after their admin socket last
+# said so (it refreshes every third of it).
+HANDOFF_PRESENCE_TTL_SECONDS = env_int("HANDOFF_PRESENCE_TTL_SECONDS", 60)
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 # Privacy (docs/privacy.md): how long a visitor export's link works; after how many seconds without a
 # heartbeat a running export/erasure counts as dead and is restarted; retention's batch size and the pause

@@ -18,6 +18,14 @@ const STALL_MS = 150000; // above the server's own total LLM timeout (120 s), wh
 
 let stallTimer = null; // gives up on an answer that stopped arriving
 let retryTimer = null; // counts down a rate limit in the banner
+let typingTimer = null; // hides "Anna is typing…" when the operator stops
+let lastTypingSent = 0; // the visitor's "typing" frames, at most one every TYPING_EVERY_MS
+
+// Human handoff (docs/handoff.md): "" (the bot answers), waiting, taken (a person answers), closed.
+const HANDOFF_ACTIVE = ["waiting", "taken"];
+const TYPING_EVERY_MS = 2000;
+const TYPING_SHOWN_MS = 4000;
+let handoff = "";
 
 const cfg = JSON.parse(document.getElementById("parlor-config").textContent);
 const params = new URLSearchParams(location.search);
@@ -108,6 +116,19 @@ function handle(frame) {
     case "error":
       onError(frame);
       break;
+    case "handoff":
+      onHandoff(frame);
+      break;
+    case "operator_message":
+      view.addOperatorMessage(frame.text || "", frame.operator);
+      view.announce(`${frame.operator || t("person")}: ${frame.text || ""}`);
+      host.event("operator_message", { text: frame.text, operator: frame.operator });
+      break;
+    case "typing":
+      view.showOperatorTyping(frame.operator || "");
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(() => view.showOperatorTyping(null), TYPING_SHOWN_MS);
+      break;
     default:
       break; // pong, feedback_saved and frames of later versions
   }
@@ -117,6 +138,9 @@ function onReady(frame) {
   if (!retryTimer) view.hideBanner();
   view.setStatus("online");
   applyAppearance(frame.bot || {});
+  handoffEnabled = !!frame.bot?.handoff_enabled;
+  handoff = frame.handoff?.status || "";
+  updatePersonButton();
   const resumed = !!state.conversationId && String(frame.conversation_id) === state.conversationId;
   const lost = !!state.conversationId && !resumed; // the stored conversation is gone (erased or expired)
   if (lost) resetLog();
@@ -136,6 +160,10 @@ function onHistory(messages) {
   resetLog();
   for (const m of messages) {
     if (m.role !== "user" && !m.text) continue; // a failed answer; the apology was shown live
+    if (m.role === "operator") {
+      view.addOperatorMessage(m.text, m.operator_name);
+      continue;
+    }
     const msg = view.addMessage(m.role === "user" ? "user" : "assistant", m.text || "");
     if (m.role === "user") continue;
     msg.id = m.id;
@@ -265,6 +293,64 @@ function onError(frame) {
   host.event("error", { code: frame.code, message: frame.message, retry_after: frame.retry_after });
 }
 
+// --- Human handoff: a person answers ----------------------------------------------------------------
+let handoffEnabled = false;
+
+function updatePersonButton() {
+  view.personButton.hidden = !handoffEnabled || HANDOFF_ACTIVE.includes(handoff);
+}
+
+/**
+ * Nobody can answer now (no operator online, or outside the organization's opening hours): the
+ * conversation stays waiting and its messages are kept. One place, so the visitor can be offered more
+ * here (e.g. leaving an e-mail address).
+ */
+function showNobodyAvailable() {
+  view.systemNote(t("nobodyAvailable"));
+  host.event("handoff", { status: "waiting", available: false });
+}
+
+function onHandoff(frame) {
+  // The bot does not answer this message: drop its typing dots (a bot's answer before an escalation stays).
+  if (state.current && !state.current.pending) finishAnswer(false);
+  const before = handoff;
+  handoff = frame.status || "";
+  updatePersonButton();
+  updateSend();
+  if (handoff === "waiting" && before !== "waiting") {
+    if (frame.available) {
+      view.systemNote(t("handoffWaiting"));
+      host.event("handoff", { status: "waiting", available: true });
+    } else {
+      showNobodyAvailable();
+    }
+  } else if (handoff === "taken" && before !== "taken") {
+    view.systemNote(t("handoffTaken", { name: frame.operator || t("person") }));
+    host.event("handoff", { status: "taken", operator: frame.operator });
+  } else if (handoff === "" && HANDOFF_ACTIVE.includes(before)) {
+    view.showOperatorTyping(null);
+    view.systemNote(t("handoffReleased"));
+    host.event("handoff", { status: "" });
+  } else if (handoff === "closed" && before !== "closed") {
+    view.showOperatorTyping(null);
+    view.systemNote(t("handoffClosed"));
+    host.event("handoff", { status: "closed" });
+  }
+}
+
+function askForPerson() {
+  if (state.current || state.rateLimited() || HANDOFF_ACTIVE.includes(handoff)) return;
+  ask(t("askPersonText"), { handoff: true });
+}
+
+function sendTyping() {
+  if (!HANDOFF_ACTIVE.includes(handoff)) return;
+  const now = Date.now();
+  if (now - lastTypingSent < TYPING_EVERY_MS) return;
+  lastTypingSent = now;
+  conn.send({ type: "typing" });
+}
+
 // --- Rate limit countdown --------------------------------------------------------------------------
 function duration(seconds) {
   return seconds < 90 ? `${seconds} s` : `${Math.ceil(seconds / 60)} min`;
@@ -297,8 +383,8 @@ function updateSend() {
   view.setSendable(!!state.current || state.rateLimited(), !!state.current);
 }
 
-function sendMessage(text) {
-  const frame = { type: "message", text };
+function sendMessage(text, extra) {
+  const frame = { type: "message", text, ...(extra || {}) };
   if (Object.keys(state.attributes).length) frame.attributes = state.attributes;
   // While a resumed conversation's history is on its way, the message waits for it: the history redraws
   // the log, and would otherwise take the answer being streamed with it.
@@ -307,10 +393,11 @@ function sendMessage(text) {
     if (!conn.connected) conn.connect();
     return;
   }
-  startAnswer();
+  // With a person, the message goes to them: no answer from the bot to wait for.
+  if (!HANDOFF_ACTIVE.includes(handoff)) startAnswer();
 }
 
-function ask(value) {
+function ask(value, extra) {
   const text = String(value || "").trim();
   if (!text || state.current || state.rateLimited()) return false;
   if (view.bannerKind() === "error") view.hideBanner();
@@ -318,7 +405,7 @@ function ask(value) {
   state.hadConversation = true;
   view.addMessage("user", text);
   host.event("user_message", { text });
-  sendMessage(text);
+  sendMessage(text, extra);
   return true;
 }
 
@@ -331,6 +418,8 @@ function giveFeedback(msg, value) {
 
 function newConversation() {
   if (state.current) finishAnswer(true);
+  handoff = "";
+  updatePersonButton();
   state.forgetConversation();
   resetLog();
   showSuggestions(true);
@@ -363,7 +452,9 @@ view.input.addEventListener("keydown", (event) => {
 view.input.addEventListener("input", () => {
   view.autosize();
   updateSend();
+  sendTyping();
 });
+view.personButton.addEventListener("click", askForPerson);
 view.newButton.addEventListener("click", newConversation);
 view.closeButton?.addEventListener("click", requestClose);
 document.addEventListener("keydown", (event) => {
@@ -413,11 +504,13 @@ if (!cfg.embedded && !cfg.preview) view.input.focus();
 // Test and host hooks (read-only state, handy for debugging a deployment).
 window.ParlorChat = {
   ask,
+  askForPerson,
   newConversation,
   state: () => ({
     ready: conn.ready,
     conversationId: state.conversationId,
     streaming: !!state.current,
     language: LANG,
+    handoff,
   }),
 };

@@ -13,6 +13,7 @@ const ICONS = {
   down: "M17 14V4h3v10h-3zm0 0l-4 7a2.5 2.5 0 01-3-2.5V15H5.5a2 2 0 01-2-2.3l1.3-7A2 2 0 016.8 4H17",
   close: "M6 6l12 12M18 6L6 18",
   compose: "M12 20h8M16.5 3.5a2.1 2.1 0 013 3L7 19l-4 1 1-4z",
+  person: "M12 12a4 4 0 100-8 4 4 0 000 8zm-7 8a7 7 0 0114 0",
 };
 const DEFAULT_COLOR = "#4f46e5";
 const SVG = "http://www.w3.org/2000/svg";
@@ -67,6 +68,9 @@ export function createView({ t, embedded, maxChars }) {
   const titles = el("div", "pc-titles", head);
   const titleEl = el("h1", "pc-title", titles);
   const statusEl = el("p", "pc-status", titles);
+  // Human handoff: shown when the bot lets visitors ask for a person (the `ready` frame says so).
+  const personButton = iconButton("person", t("askPerson"), "pc-person", head);
+  personButton.hidden = true;
   const newButton = iconButton("compose", t("newConversation"), "", head);
   const closeButton = embedded ? iconButton("close", t("close"), "", head) : null;
 
@@ -134,7 +138,8 @@ export function createView({ t, embedded, maxChars }) {
 
   function addMessage(role, text) {
     const row = el("div", `pc-msg pc-msg--${role}`, log);
-    el("span", "pc-sr", row, `${role === "user" ? t("you") : t("assistant")}: `);
+    const who = { user: t("you"), operator: t("person") }[role] || t("assistant");
+    el("span", "pc-sr", row, `${who}: `);
     const bubble = el("div", "pc-bubble", row);
     const body = el("div", "pc-text", bubble);
     const msg = { row, bubble, body, role, text: "", id: null };
@@ -143,10 +148,13 @@ export function createView({ t, embedded, maxChars }) {
     return msg;
   }
 
+  let typingRow = null; // "Anna is typing…" while an operator types
+
   const view = {
     input,
     form,
     newButton,
+    personButton,
     closeButton,
     addMessage,
     setText,
@@ -257,6 +265,36 @@ export function createView({ t, embedded, maxChars }) {
           if (give(value)) mark(value);
         });
       }
+    },
+
+    /** A person's reply (human handoff): a bubble of its own with the operator's name above the text. */
+    addOperatorMessage(text, name) {
+      view.showOperatorTyping(null);
+      const msg = addMessage("operator");
+      el("p", "pc-author", msg.bubble, name || t("person"));
+      msg.bubble.appendChild(msg.body); // the name first, then the text
+      msg.text = text;
+      msg.body.textContent = text; // a person's words are shown as typed, not as Markdown
+      scrollDown(true);
+      return msg;
+    },
+
+    /** A line about the conversation itself (a person joined, nobody is available, ...), not a message. */
+    systemNote(text) {
+      const row = el("div", "pc-msg pc-msg--system", log);
+      el("p", "pc-system", row, text);
+      scrollDown(true);
+      return row;
+    },
+
+    /** "Anna is typing…" under the conversation, or nothing (`name` null). */
+    showOperatorTyping(name) {
+      if (typingRow) typingRow.remove();
+      typingRow = null;
+      if (name === null || name === undefined) return;
+      typingRow = el("div", "pc-msg pc-msg--system pc-typing-note", log);
+      el("p", "pc-system", typingRow, t("operatorTyping", { name: name || t("person") }));
+      scrollDown();
     },
 
     note(msg, key) {
