@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from chatbots.leads import lead_form_settings
 from chatbots.models import Bot, BotStatus
 from chatbots.services import MAX_SUGGESTED_QUESTIONS
 
@@ -90,6 +91,7 @@ class WidgetAppearance:
     greeting: str
     suggested_questions: list[str]
     max_message_chars: int
+    lead_form: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,4 +117,5 @@ def widget_appearance(bot: Bot) -> WidgetAppearance:
             :MAX_SUGGESTED_QUESTIONS
         ],
         max_message_chars=settings.CHAT_MAX_MESSAGE_CHARS,
+        lead_form=lead_form_settings(bot),
     )
