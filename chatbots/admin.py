@@ -163,7 +163,7 @@ class BotAdminForm(forms.ModelForm):
             self._update_errors(exc)
 
 
-NO_IDENTITY_SECRET = "Not generated yet: use “Generate identity secret” above (or require signed identity)."
+IDENTITY_UNSET_NOTE = "Not generated yet: use “Generate identity secret” above (or require signed identity)."
 
 
 @admin.register(Bot)
@@ -265,12 +265,12 @@ class BotAdmin(TenantScopedAdmin):
         """Shown to owners and admins only (it signs identities: whoever has it can pose as any user)."""
         secret = obj.get_identity_secret()
         if not secret:
-            return NO_IDENTITY_SECRET
+            return IDENTITY_UNSET_NOTE
         return format_html('<code data-identity-secret class="select-all">{}</code>', secret)
 
     @display(description="Identity secret")
     def identity_secret_status(self, obj: Bot) -> str:
-        return "Set (owners and admins see it)" if obj.identity_secret_encrypted else NO_IDENTITY_SECRET
+        return "Set (owners and admins see it)" if obj.identity_secret_encrypted else IDENTITY_UNSET_NOTE
 
     @action(
         description="Generate identity secret",
