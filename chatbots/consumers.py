@@ -26,6 +26,7 @@ from chatbots.exceptions import (
     LLMUnavailableError,
     MessageNotFound,
     OriginNotAllowed,
+    RateLimited,
 )
 from chatbots.identity import (
     VerifiedIdentity,
@@ -201,7 +202,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         limits = [Limit(f"lead:{self.bot.pk}:{sender}", settings.LEAD_RATE_LIMIT_VISITOR)]
         if client_ip:
             limits.append(Limit(f"leadip:{self.bot.pk}:{client_ip}", settings.LEAD_RATE_LIMIT_IP))
-        await check_rate_limits(limits, bot_id=self.bot.pk, count_refusals=False)
+        try:
+            await check_rate_limits(limits, bot_id=self.bot.pk, count_refusals=False)
+        except RateLimited as exc:
+            raise RateLimited(
+                f"This form was sent too often. Please try again in {exc.retry_after} seconds.",
+                retry_after=exc.retry_after,
+            ) from None
         lead = await sync_to_async(lead_create)(
             bot=self.bot, email=frame.get("email"), name=frame.get("name"), message=frame.get("message"),
             reason=frame.get("reason") or LeadReason.VISITOR, consent_given=frame.get("consent"),

@@ -1,7 +1,8 @@
 /* The chat socket: ws(s)://<parlor>/ws/chat/<bot>/ with JSON frames (docs/chat-api.md).
  *
- * Client frames: message {text, attributes?}, feedback {message_id, value}, history, ping.
- * Server frames: ready, history, delta, sources, done, error, pong, feedback_saved.
+ * Client frames: message {text, attributes?}, feedback {message_id, value}, lead {email, name, message,
+ * consent, consent_text, reason}, history, ping.
+ * Server frames: ready, history, delta, sources, done, error, pong, feedback_saved, lead_saved.
  *
  * Connection keeps one socket open: it reconnects with exponential backoff when the socket drops, slowly
  * when the server refused the bot (paused, unknown, not allowed here), and pings to keep proxies from
@@ -23,6 +24,7 @@ export const ERROR_TEXTS = {
   busy: "busy",
   origin_not_allowed: "unavailable",
   bot_not_found: "unavailable",
+  identity_invalid: "identityInvalid",
 };
 
 export class Connection {
