@@ -27,6 +27,7 @@ from django.db import transaction
 
 from chatbots.exceptions import ConversationNotFound, IdentityRefused
 from chatbots.models import Bot, Conversation
+from chatbots.selectors import bot_public_cache_forget
 
 VERIFIED_PREFIX = "user:"
 USER_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,59}$")  # "user:" + this fits a visitor id (64 characters)
@@ -60,6 +61,7 @@ def bot_identity_secret_rotate(*, bot: Bot) -> str:
     secret = new_identity_secret()
     bot.set_identity_secret(secret)
     bot.save(update_fields=["identity_secret_encrypted", "updated_at"])
+    bot_public_cache_forget(public_id=bot.public_id)
     return secret
 
 
