@@ -88,7 +88,7 @@ def retention_run(*, now: datetime | None = None) -> RetentionResult:
         if result.conversations or result.messages or result.leads:
             audit_record(organization=organization, action=AuditAction.RETENTION_RUN, target="conversations",
                          detail={"conversations": result.conversations, "messages": result.messages,
-                                 "leads": result.leads})  # fmt: skip
+                                 **({"leads": result.leads} if result.leads else {})})  # fmt: skip
         total.conversations += result.conversations
         total.messages += result.messages
         total.leads += result.leads
