@@ -4,12 +4,14 @@ when nobody is available. What the visitor gives is stored as a lead and names t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from accounts.models import Organization
+from chatbots.identity import bot_identity_secret_rotate, identity_hash
 from chatbots.leads import CONSENT_DEFAULTS
 from chatbots.models import Bot, Conversation, Lead, LeadReason
 from chatbots.testing import HostPages, LiveParlor, host_page_html, screenshot
@@ -129,3 +131,24 @@ def test_lead_form_after_a_message_before_chatting_and_when_nobody_is_available(
     conversation = Conversation.objects.get(bot=required)
     assert lead.conversation_id == conversation.pk
     assert conversation.visitor_attributes["email"] == "grace@example.com"
+
+
+def test_signed_identity_from_the_host_page_names_the_verified_user_and_skips_the_form(
+    live_parlor: LiveParlor, allowed_site: HostPages, new_page: Callable[..., Any]
+) -> None:
+    bot = make_bot(allowed_origins=[allowed_site.origin], lead_capture="before", lead_capture_required=True)
+    user_hash = identity_hash(secret=bot_identity_secret_rotate(bot=bot), user_id="42")
+    # The page identifies its signed-in user before the loader runs (the queue is replayed).
+    identify = json.dumps(["identify", {"user_id": "42", "user_hash": user_hash, "email": "ada@example.com",
+                                        "name": "Ada Lovelace"}])  # fmt: skip
+    body = f"<script>window.Parlor = {{q: [{identify}]}};</script>"
+    page = new_page()
+    page.goto(allowed_site.page("/signed-in", host_page_html(live_parlor.url, bot.public_id, body=body)))
+    frame = open_widget(page)
+    frame.wait_for_function("() => !document.querySelector('[data-lead-form]')")
+    ask(frame, "Where is my order?")
+    wait_for(page, lambda: Conversation.objects.filter(bot=bot).exists(), "the conversation")
+    conversation = Conversation.objects.get(bot=bot)
+    assert conversation.visitor_id == "user:42"
+    assert conversation.visitor_attributes["identity_verified"] is True
+    assert conversation.visitor_label == "Ada Lovelace" and not Lead.objects.filter(bot=bot).exists()

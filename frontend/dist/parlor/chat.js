@@ -129,6 +129,10 @@ function onReady(frame) {
   else view.showGreeting(cfg.greeting); // it may have changed since the page was made
   state.setConversation(frame.conversation_id);
   state.identified = !!frame.identified;
+  // A verified visitor with an e-mail address is known already: no form to ask them.
+  if (state.identified && state.attributes.email && !state.leadSending && lead.reason() !== "nobody_available") {
+    lead.close();
+  }
   if (state.conversationId) host.event("conversation", { conversation_id: state.conversationId });
   state.awaitingHistory = resumed;
   if (resumed) conn.send({ type: "history" });

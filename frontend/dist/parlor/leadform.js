@@ -138,6 +138,7 @@ export function createLeadForm({ t, before, onSubmit, onClose }) {
     saved,
     showError,
     isOpen: () => !!card,
+    reason: () => current?.reason || null,
     blocks: () => !!card && (current.required || current.reason === "before_chat"),
   };
 }
