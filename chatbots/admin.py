@@ -40,7 +40,7 @@ from chatbots.exceptions import ExportUnavailable, MessageNotFound, ReplyNotSent
 from chatbots.exports import conversation_export_request, export_file_response
 from chatbots.identity import bot_identity_secret_rotate
 from chatbots.leads import conversation_email, conversation_reply_send
-from chatbots.leads_admin import EmailReplyForm
+from chatbots.leads_admin import EmailReplyForm, reply_page
 from chatbots.llm import ConnectionReport, endpoints_for
 from chatbots.models import (
     Bot,
@@ -579,7 +579,10 @@ class ConversationAdmin(TenantScopedAdmin):
         back = reverse("admin:chatbots_conversation_change", args=[conversation.pk])
         form = EmailReplyForm(request.POST or None)
         if request.method != "POST":
-            return redirect(back)
+            return reply_page(
+                request, self, original=conversation, reply_to=conversation_email(conversation),
+                replies=conversation.email_replies.order_by("created_at"), reply_url=request.path,
+            )  # fmt: skip
         if not form.is_valid():
             self.message_user(request, "Write the reply first.", messages.ERROR)
         else:

@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -37,6 +38,23 @@ class EmailReplyForm(forms.Form):
     body = forms.CharField(
         label="Reply", max_length=MAX_REPLY_CHARS, widget=UnfoldAdminTextareaWidget(attrs={"rows": 8})
     )
+
+
+def reply_page(
+    request: HttpRequest, model_admin: Any, *, original: Any, reply_to: str, replies: Any, reply_url: str
+) -> TemplateResponse:
+    """The reply form on a page of its own (GET of a reply URL; the lead's and transcript's pages embed it)."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": f"Reply by e-mail to {reply_to}" if reply_to else "Reply by e-mail",
+        "original": original,
+        "reply_to": reply_to,
+        "replies": replies,
+        "reply_url": reply_url,
+        "reply_form": EmailReplyForm(),
+    }
+    return TemplateResponse(request, "chatbots/admin/email_reply.html", context)
 
 
 @admin.register(Lead)
@@ -107,7 +125,10 @@ class LeadAdmin(TenantScopedAdmin):
             raise PermissionDenied
         back = reverse("admin:chatbots_lead_change", args=[lead.pk])
         if request.method != "POST":
-            return redirect(back)
+            return reply_page(
+                request, self, original=lead, reply_to=lead.email, replies=lead.replies.order_by("created_at"),
+                reply_url=request.path,
+            )  # fmt: skip
         form = EmailReplyForm(request.POST)
         if not form.is_valid():
             self.message_user(request, "Write the reply first.", messages.ERROR)
