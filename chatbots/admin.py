@@ -37,9 +37,12 @@ from accounts.models import ApiKey
 from accounts.selectors import active_membership, active_organization
 from accounts.services import membership_set_handoff_notifications
 from chatbots.answer_cache import answer_cache_invalidate
-from chatbots.exceptions import ExportUnavailable, MessageNotFound
+from chatbots.exceptions import ExportUnavailable, MessageNotFound, ReplyNotSent
 from chatbots.exports import conversation_export_request, export_file_response
 from chatbots.handoff import handoff_state
+from chatbots.identity import bot_identity_secret_rotate
+from chatbots.leads import conversation_email, conversation_reply_send
+from chatbots.leads_admin import EmailReplyForm, reply_page
 from chatbots.llm import ConnectionReport, endpoints_for
 from chatbots.models import (
     HANDOFF_ACTIVE,
@@ -165,6 +168,9 @@ class BotAdminForm(forms.ModelForm):
             self._update_errors(exc)
 
 
+IDENTITY_UNSET_NOTE = "Not generated yet: use “Generate identity secret” above (or require signed identity)."
+
+
 @admin.register(Bot)
 class BotAdmin(TenantScopedAdmin):
     form = BotAdminForm
@@ -174,9 +180,10 @@ class BotAdmin(TenantScopedAdmin):
     search_fields = ["name", "public_id"]
     readonly_fields = [
         "public_id", "key_status", "fallback_key_status", "created_at", "updated_at", "embed_code", "refused_origins",
+        "identity_secret", "identity_secret_status",
     ]  # fmt: skip
     actions = ["test_connection"]
-    actions_detail = ["test_connection_detail"]
+    actions_detail = ["test_connection_detail", "rotate_identity_secret"]
     formfield_overrides = {
         **TenantScopedAdmin.formfield_overrides,
         models.URLField: {
@@ -190,6 +197,8 @@ class BotAdmin(TenantScopedAdmin):
         knowledge = ["sources"] if any(f.name == "sources" for f in Bot._meta.get_fields()) else []
         general = ["organization", "name", "status"] if self.is_operator(request) else ["name", "status"]
         saved = obj is not None and obj.pk is not None
+        may_see_secret = self.is_operator(request) or self._can_write(request)
+        secret_field = "identity_secret" if may_see_secret else "identity_secret_status"
         fieldsets = [
             ("Basics", {"classes": ["tab"], "fields": [
                 *general, "public_id", "greeting", "suggested_questions", "language", "system_prompt",
@@ -225,6 +234,13 @@ class BotAdmin(TenantScopedAdmin):
                 "description": "Hand conversations to a person of your organization, who answers from the "
                 "inbox (docs/handoff.md). Opening hours are the organization's setting.",
             }),
+            ("Leads & identity", {
+                "classes": ["tab"],
+                "fields": ["lead_capture", "lead_capture_after", "lead_capture_required", "lead_consent_text",
+                           "identity_required", *([secret_field] if saved else [])],
+                "description": "Leads are listed under Leads. A signed identity proves a signed-in user of your "
+                "site: user_hash = HMAC-SHA256(identity secret, user_id); see docs/leads.md for code.",
+            }),
             ("Privacy", {
                 "classes": ["tab"],
                 "fields": ["retention_days"],
@@ -254,6 +270,42 @@ class BotAdmin(TenantScopedAdmin):
         days = getattr(organization, "conversation_retention_days", None)
         kept = "forever" if days is None else f"{days} days"
         return f"Leave empty to follow the organization's setting: conversations are kept {kept}."
+
+    @display(description="Identity secret")
+    def identity_secret(self, obj: Bot) -> str:
+        """Shown to owners and admins only (it signs identities: whoever has it can pose as any user)."""
+        secret = obj.get_identity_secret()
+        if not secret:
+            return IDENTITY_UNSET_NOTE
+        return format_html('<code data-identity-secret class="select-all">{}</code>', secret)
+
+    @display(description="Identity secret")
+    def identity_secret_status(self, obj: Bot) -> str:
+        return "Set (owners and admins see it)" if obj.identity_secret_encrypted else IDENTITY_UNSET_NOTE
+
+    @action(
+        description="Generate identity secret",
+        url_path="rotate-identity-secret",
+        icon="key",
+        permissions=["change"],
+    )
+    def rotate_identity_secret(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A new secret (the old one stops working at once: update the site's server with it)."""
+        if request.method != "POST":
+            return TemplateResponse(
+                request, "chatbots/admin/confirm_rotate_identity.html",
+                {**self.admin_site.each_context(request), "opts": self.opts, "original": self.get_object(request, object_id),
+                 "title": "Generate a new identity secret?"},
+            )  # fmt: skip
+        bot = self.get_object(request, object_id)  # tenant-scoped: another organization's id is a 404
+        if bot is None:
+            raise Http404
+        bot_identity_secret_rotate(bot=bot)
+        self.message_user(
+            request, "A new identity secret was generated; hashes made with the old one are now refused.",
+            messages.SUCCESS,
+        )  # fmt: skip
+        return redirect(reverse("admin:chatbots_bot_change", args=[bot.pk]) + "#leads-identity")
 
     # --- display ----------------------------------------------------------------------------------
     @display(description="Status", label={"active": "success", "paused": "warning"})
@@ -533,6 +585,12 @@ class ConversationAdmin(TenantScopedAdmin):
             "handoff": handoff_state(conversation=conversation, check_availability=False),
             "handoff_operator_id": conversation.handoff_operator_id,
             "may_answer": active_membership(request) is not None,  # operators answer as members
+            "reply_email": conversation_email(conversation),
+            "reply_form": EmailReplyForm(
+                initial={"subject": f"Re: your chat with {conversation.bot.display_title}"}
+            ),
+            "email_replies": conversation.email_replies.select_related("sent_by").order_by("created_at"),
+            "leads": conversation.leads.order_by("created_at"),
         }
         return super().change_view(request, object_id, form_url, extra_context=context)
 
@@ -544,7 +602,35 @@ class ConversationAdmin(TenantScopedAdmin):
     def tenant_object_urls(self, obj: Conversation) -> list[str]:
         """The pages of one conversation beyond the change page (the tenant isolation walk opens them)."""
         ids = obj.messages.order_by("pk").values_list("pk", flat=True)[:3]
-        return [reverse("admin:chatbots_conversation_improve", args=[obj.pk, pk]) for pk in ids]
+        return [
+            reverse("admin:chatbots_conversation_email_reply", args=[obj.pk]),
+            *(reverse("admin:chatbots_conversation_improve", args=[obj.pk, pk]) for pk in ids),
+        ]
+
+    def email_reply_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST from a transcript: e-mail the identified visitor (every member may answer visitors)."""
+        conversation = self.get_object(request, object_id)  # tenant-scoped: another organization's is a 404
+        if conversation is None:
+            raise Http404
+        back = reverse("admin:chatbots_conversation_change", args=[conversation.pk])
+        form = EmailReplyForm(request.POST or None)
+        if request.method != "POST":
+            return reply_page(
+                request, self, original=conversation, reply_to=conversation_email(conversation),
+                replies=conversation.email_replies.order_by("created_at"), reply_url=request.path,
+            )  # fmt: skip
+        if not form.is_valid():
+            self.message_user(request, "Write the reply first.", messages.ERROR)
+        else:
+            try:
+                reply = conversation_reply_send(
+                    conversation=conversation, user=request.user, **form.cleaned_data
+                )
+            except ReplyNotSent as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(request, f"Your reply was sent to {reply.to_email}.", messages.SUCCESS)
+        return redirect(f"{back}#email-replies")
 
     def get_urls(self) -> list[Any]:
         return [
@@ -555,6 +641,11 @@ class ConversationAdmin(TenantScopedAdmin):
                 "handoff-notifications/",
                 self.admin_site.admin_view(self.handoff_notifications_view),
                 name="chatbots_conversation_handoff_notifications",
+            ),
+            path(
+                "<path:object_id>/email-reply/",
+                self.admin_site.admin_view(self.email_reply_view),
+                name="chatbots_conversation_email_reply",
             ),
             path(
                 "<path:object_id>/improve/<int:message_id>/",

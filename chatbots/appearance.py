@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from chatbots.leads import lead_form_settings
 from chatbots.models import Bot, BotStatus
 from chatbots.services import MAX_SUGGESTED_QUESTIONS
 
@@ -91,6 +92,7 @@ class WidgetAppearance:
     suggested_questions: list[str]
     max_message_chars: int
     handoff_enabled: bool = False  # the header's "talk to a person" button (human handoff)
+    lead_form: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,4 +119,5 @@ def widget_appearance(bot: Bot) -> WidgetAppearance:
         ],
         max_message_chars=settings.CHAT_MAX_MESSAGE_CHARS,
         handoff_enabled=bot.handoff_enabled,
+        lead_form=lead_form_settings(bot),
     )

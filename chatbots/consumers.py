@@ -21,15 +21,25 @@ from chatbots.exceptions import (
     BotPaused,
     ConversationBusy,
     ConversationNotFound,
+    IdentityRefused,
     InternalError,
     InvalidFrame,
     InvalidMessage,
     LLMUnavailableError,
     MessageNotFound,
     OriginNotAllowed,
+    RateLimited,
 )
 from chatbots.handoff import broadcast_typing, conversation_group, handoff_state
-from chatbots.models import HANDOFF_ACTIVE, Bot, Channel, Conversation
+from chatbots.identity import (
+    VerifiedIdentity,
+    conversation_claim_for_identity,
+    visitor_attributes_for,
+    visitor_identity_verify,
+    widget_visitor_id,
+)
+from chatbots.leads import lead_create, lead_link_conversation
+from chatbots.models import HANDOFF_ACTIVE, Bot, Channel, Conversation, LeadReason
 from chatbots.origins import socket_origin_allowed
 from chatbots.payloads import message_payload
 from chatbots.pipeline import (
@@ -41,7 +51,9 @@ from chatbots.pipeline import (
     Sources,
     answer_message,
     validate_visitor_id,
+    visitor_language,
 )
+from chatbots.pipeline.ratelimit import Limit, check_rate_limits
 from chatbots.selectors import bot_get_public_cached, conversation_get_for_visitor, conversation_messages
 from chatbots.services import message_feedback_set
 from config.client_ip import scope_client_ip
@@ -52,7 +64,11 @@ from config.input_rules import BadInput, check, loads
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
 CLOSE_FORBIDDEN = 4403
-CLOSE_CODES = {BadInput: CLOSE_BAD_REQUEST, OriginNotAllowed: CLOSE_FORBIDDEN}
+CLOSE_CODES = {
+    BadInput: CLOSE_BAD_REQUEST,
+    OriginNotAllowed: CLOSE_FORBIDDEN,
+    IdentityRefused: CLOSE_FORBIDDEN,
+}
 logger = logging.getLogger(__name__)
 
 
@@ -77,6 +93,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     visitor_id: str
     language: str = ""
     answer_task: asyncio.Task[None] | None = None
+    identity: VerifiedIdentity | None = None  # the signed-in user the page proved (chatbots.identity)
+    pending_lead_id: int | None = None  # a lead left before the first message: joins its conversation
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -84,6 +102,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.visitor_id = validate_visitor_id((query.get("visitor") or [""])[0])
         except InvalidMessage:
             self.visitor_id = ""  # anonymous: a new conversation, nothing resumed
+        self.visitor_id = widget_visitor_id(self.visitor_id)  # "user:…" only with a valid user_hash
         self.conversation = None
         # The widget names the visitor's browser language; a socket without it, the handshake's header.
         self.language = (query.get("lang") or [""])[0] or _header(self.scope, b"accept-language") or ""
@@ -96,18 +115,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 bot=self.bot, origin=_header(self.scope, b"origin"), host=_header(self.scope, b"host")
             ):
                 raise OriginNotAllowed()
+            self.identity = visitor_identity_verify(
+                bot=self.bot,
+                user_id=(query.get("user_id") or [""])[0],
+                user_hash=(query.get("user_hash") or [""])[0],
+            )
+            anonymous_visitor_id = self.visitor_id
+            if self.identity is not None:
+                self.visitor_id = self.identity.visitor_id
             conversation_id = (query.get("conversation") or [""])[0]
-            if conversation_id:
+            if conversation_id and self.identity is not None:
+                self.conversation = await sync_to_async(checked_connection(conversation_claim_for_identity))(
+                    bot=self.bot, conversation_id=conversation_id, anonymous_visitor_id=anonymous_visitor_id,
+                    identity=self.identity,
+                )  # fmt: skip
+            elif conversation_id:
                 self.conversation = await sync_to_async(checked_connection(conversation_get_for_visitor))(
                     bot=self.bot, conversation_id=conversation_id, visitor_id=self.visitor_id
                 )
-        except (BadInput, BotNotFound, ConversationNotFound, OriginNotAllowed) as exc:
+        except (BadInput, BotNotFound, ConversationNotFound, OriginNotAllowed, IdentityRefused) as exc:
             await self.send_error(exc)
             await self.close(code=CLOSE_CODES.get(type(exc), CLOSE_NOT_FOUND))
             return
         ready: dict[str, Any] = {
             "type": "ready",
             "conversation_id": self._conversation_id(),
+            "identified": self.identity is not None,
             "bot": widget_appearance(self.bot).as_dict(),
         }
         if self.conversation is not None and self.conversation.handoff_status:
@@ -204,9 +237,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "ping": self.on_ping,
             "history": self.on_history,
             "typing": self.on_typing,
+            "lead": self.on_lead,
         }.get(frame_type if isinstance(frame_type, str) else "")
         if handler is None:
-            raise InvalidFrame("Unknown frame type; use message, feedback, history, typing or ping.")
+            raise InvalidFrame("Unknown frame type; use message, feedback, lead, history, typing or ping.")
         await handler(frame)
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
@@ -242,6 +276,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     )
                 )
 
+    async def on_lead(self, frame: dict[str, Any]) -> None:
+        """The lead form: rate-limited per visitor and address like messages, validated by the service."""
+        client_ip = scope_client_ip(self.scope)
+        sender = self.visitor_id or client_ip or "anonymous"
+        limits = [Limit(f"lead:{self.bot.pk}:{sender}", settings.LEAD_RATE_LIMIT_VISITOR)]
+        if client_ip:
+            limits.append(Limit(f"leadip:{self.bot.pk}:{client_ip}", settings.LEAD_RATE_LIMIT_IP))
+        try:
+            await check_rate_limits(limits, bot_id=self.bot.pk, count_refusals=False)
+        except RateLimited as exc:
+            raise RateLimited(
+                f"This form was sent too often. Please try again in {exc.retry_after} seconds.",
+                retry_after=exc.retry_after,
+            ) from None
+        lead = await sync_to_async(lead_create)(
+            bot=self.bot, email=frame.get("email"), name=frame.get("name"), message=frame.get("message"),
+            reason=frame.get("reason") or LeadReason.VISITOR, consent_given=frame.get("consent"),
+            consent_text=frame.get("consent_text"), visitor_id=self.visitor_id, conversation=self.conversation,
+            language=visitor_language(self.language),
+        )  # fmt: skip
+        if self.conversation is None:
+            self.pending_lead_id = lead.pk
+        await self.send_json({"type": "lead_saved", "conversation_id": self._conversation_id()})
+
     async def on_message(self, frame: dict[str, Any]) -> None:
         if self.answer_task and not self.answer_task.done():
             raise ConversationBusy()
@@ -252,7 +310,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             visitor_id=self.visitor_id,
             conversation_id=str(self.conversation.pk) if self.conversation else None,
             client_ip=scope_client_ip(self.scope),
-            visitor_attributes=frame.get("attributes") if isinstance(frame.get("attributes"), dict) else None,
+            visitor_attributes=visitor_attributes_for(
+                bot=self.bot,
+                attributes=frame.get("attributes") if isinstance(frame.get("attributes"), dict) else None,
+                identity=self.identity,
+            ),
             language=self.language,
             asks_for_person=frame.get("handoff") is True,
         )
@@ -275,6 +337,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                             "user_message_id": event.user_message_id,
                         }
                     )
+                    if self.pending_lead_id is not None:
+                        lead_id, self.pending_lead_id = self.pending_lead_id, None
+                        await sync_to_async(lead_link_conversation)(
+                            lead_id=lead_id, conversation=self.conversation
+                        )
                 elif isinstance(event, Sources):
                     await self.send_json({"type": "sources", "sources": event.sources})
                 elif isinstance(event, HandoffUpdate):

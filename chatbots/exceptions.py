@@ -137,6 +137,33 @@ class InternalError(ChatError):
     default_message = "Something went wrong on our side. Please try again."
 
 
+class IdentityRefused(ChatError):
+    code = "identity_invalid"
+    http_status = 403
+    default_message = (
+        "The visitor's identity could not be verified: the user_hash does not match the user id "
+        "(compute it with the bot's identity secret)."
+    )
+
+
+class LeadInvalid(ChatError):
+    code = "invalid_lead"
+    http_status = 400
+    default_message = "Please give a valid e-mail address."
+
+
+class LeadNotFound(ApplicationError):
+    code = "lead_not_found"
+    http_status = 404
+    default_message = "This lead does not exist."
+
+
+class ReplyNotSent(ApplicationError):
+    code = "reply_not_sent"
+    http_status = 400
+    default_message = "The reply could not be sent."
+
+
 class ExportNotFound(ApplicationError):
     code = "export_not_found"
     http_status = 404

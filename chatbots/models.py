@@ -69,6 +69,14 @@ class SystemMessages(models.TextChoices):
 hex_color = RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #4f46e5.")
 
 
+class LeadCapture(models.TextChoices):
+    """When the widget asks a visitor for their name and e-mail address (chatbots.leads)."""
+
+    OFF = "off", "Off"
+    BEFORE = "before", "Before chatting"
+    AFTER = "after", "After some messages"
+
+
 class Bot(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="bots")
     name = models.CharField(max_length=120)
@@ -178,6 +186,45 @@ class Bot(models.Model):
     widget_avatar_url = models.URLField(max_length=500, blank=True)
     widget_theme = models.CharField(max_length=5, choices=WidgetTheme.choices, default=WidgetTheme.AUTO)
 
+    # --- leads and identified visitors (chatbots.leads, chatbots.identity) ---
+    lead_capture = models.CharField(
+        "ask for name and e-mail",
+        max_length=8,
+        choices=LeadCapture.choices,
+        default=LeadCapture.OFF,
+        db_default=LeadCapture.OFF,
+        help_text="The widget shows a short form (name, e-mail, consent) before the first message, or after "
+        "some messages. Given details are stored as a lead and shown in the inbox.",
+    )
+    lead_capture_after = models.PositiveSmallIntegerField(
+        "ask after (visitor messages)",
+        default=3,
+        db_default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="With “After some messages”: the form appears once the visitor sent this many messages.",
+    )
+    lead_capture_required = models.BooleanField(
+        "form is required",
+        default=False,
+        db_default=False,
+        help_text="Off: the visitor may skip the form and chat anyway. On: chatting starts after the form.",
+    )
+    lead_consent_text = models.TextField(
+        "consent text",
+        blank=True,
+        default="",
+        max_length=600,
+        help_text="Shown beside the consent checkbox. Empty: a default text in the visitor's language.",
+    )
+    identity_secret_encrypted = models.TextField(blank=True, default="", editable=False)
+    identity_required = models.BooleanField(
+        "require signed identity",
+        default=False,
+        db_default=False,
+        help_text="Refuse Parlor.identify() calls without a valid user_hash, and ignore names and e-mail "
+        "addresses that the page passes without one.",
+    )
+
     sources = models.ManyToManyField(
         "knowledge.Source",
         blank=True,
@@ -226,6 +273,12 @@ class Bot(models.Model):
 
     def get_fallback_api_key(self) -> str:
         return crypto.decrypt(self.fallback_api_key_encrypted)
+
+    def set_identity_secret(self, raw: str) -> None:
+        self.identity_secret_encrypted = crypto.encrypt(raw)
+
+    def get_identity_secret(self) -> str:
+        return crypto.decrypt(self.identity_secret_encrypted) if self.identity_secret_encrypted else ""
 
     @property
     def has_api_key(self) -> bool:
@@ -603,3 +656,84 @@ class DataSubjectRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.get_lookup_display().lower()} {self.subject_hint}"
+
+
+class LeadReason(models.TextChoices):
+    BEFORE_CHAT = "before_chat", "Asked before chatting"
+    AFTER_MESSAGES = "after_messages", "Asked after some messages"
+    NOBODY_AVAILABLE = "nobody_available", "Nobody was available"
+    VISITOR = "visitor", "Left by the visitor"
+
+
+class LeadStatus(models.TextChoices):
+    NEW = "new", "New"
+    REPLIED = "replied", "Replied"
+
+
+class Lead(models.Model):
+    """A visitor's name and e-mail address left in the widget (a lead form), with the consent they gave,
+    so the team can answer by e-mail (chatbots.leads). Kept without a conversation too: a lead left
+    before chatting, or after its conversation was deleted by retention, is found by ``visitor_fields``."""
+
+    # chatbots.privacy finds a visitor's leads by these (besides the conversation) for export and erasure.
+    visitor_fields = ("visitor_id", "email")
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="leads")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="leads"
+    )
+    visitor_id = models.CharField(max_length=64, blank=True, db_index=True)
+    name = models.CharField(max_length=120, blank=True)
+    email = models.EmailField("e-mail address")
+    message = models.TextField("question", blank=True)
+    reason = models.CharField(max_length=16, choices=LeadReason.choices, default=LeadReason.VISITOR)
+    language = models.CharField(max_length=8, blank=True, default="")
+    consent_text = models.TextField(blank=True, help_text="The text the visitor agreed to, as shown.")
+    consent_given = models.BooleanField(default=False)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=LeadStatus.choices, default=LeadStatus.NEW)
+    created_at = models.DateTimeField(auto_now_add=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="lead_org_recent"),
+            models.Index(fields=["organization", "status"], name="lead_org_status"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name or self.email} · {self.created_at:%Y-%m-%d %H:%M}" if self.created_at else self.email
+        )
+
+
+class LeadReply(models.Model):
+    """An operator's answer sent by e-mail from the inbox: to a lead, or to the identified visitor of a
+    conversation (who gave an e-mail address). Kept as sent, with who sent it and when."""
+
+    visitor_fields = ("to_email",)
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="+")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, null=True, blank=True, related_name="replies")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="email_replies"
+    )
+    to_email = models.EmailField("to")
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    sent_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "e-mail reply"
+        verbose_name_plural = "e-mail replies"
+
+    def __str__(self) -> str:
+        return f"Reply to {self.to_email}: {self.subject}"

@@ -143,6 +143,7 @@ def subject_find(*, organization_id: int, lookup: str, value: str) -> Subject:
         subject.visitor_ids.add(value)
     if lookup == SubjectLookup.EMAIL:
         subject.emails.add(value)
+    _add_records_without_conversation(organization_id, subject)
     if subject.visitor_ids:
         subject.related = list(
             conversations.filter(visitor_id__in=subject.visitor_ids)
@@ -150,6 +151,29 @@ def subject_find(*, organization_id: int, lookup: str, value: str) -> Subject:
             .values_list("pk", flat=True)
         )
     return subject
+
+
+def _add_records_without_conversation(organization_id: int, subject: Subject) -> None:
+    """Records kept without a conversation that name both a visitor id and an e-mail address (a lead left
+    before chatting) tie the two together: the visitor found by one is found by the other too."""
+    for model, lookup in visitor_data_models():
+        names = getattr(model, "visitor_fields", ())
+        if lookup != "visitor_id" or not any(
+            isinstance(model._meta.get_field(n), models.EmailField) for n in names
+        ):
+            continue
+        email_field = next(n for n in names if isinstance(model._meta.get_field(n), models.EmailField))
+        query = Q(visitor_id__in=subject.visitor_ids) if subject.visitor_ids else Q()
+        for email in subject.emails:
+            query |= Q(**{f"{email_field}__iexact": email})
+        if not query:
+            continue
+        rows = model._default_manager.filter(query, organization_id=organization_id)
+        for visitor_id, email in rows.values_list("visitor_id", email_field):
+            if visitor_id:
+                subject.visitor_ids.add(visitor_id)
+            if email:
+                subject.emails.add(email.strip().lower())
 
 
 def _emails_in(attributes: Any) -> set[str]:
@@ -346,19 +370,18 @@ def subject_data(*, organization_id: int, subject: Subject) -> dict[str, Any]:
                 "messages": messages,
             }
         )
-    other: dict[str, list[dict[str, Any]]] = {}
+    other: dict[str, dict[Any, dict[str, Any]]] = {}
     for model, lookup in visitor_data_models():
         if model is Message:
             continue
-        rows = [_jsonable(model_to_dict(row)) for row in _rows_of(model, lookup, subject, organization_id)]
-        if rows:
-            other.setdefault(model._meta.label, []).extend(rows)
+        for row in _rows_of(model, lookup, subject, organization_id):  # a row found by several lookups: once
+            other.setdefault(model._meta.label, {})[row.pk] = _jsonable(model_to_dict(row))
     return {
         "generated_at": timezone.now().isoformat(),
         "visitor_ids": sorted(subject.visitor_ids),
         "emails": sorted(subject.emails),
         "conversations": conversations,
-        "other_records": other,
+        "other_records": {label: list(rows.values()) for label, rows in other.items()},
     }
 
 

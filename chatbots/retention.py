@@ -1,4 +1,4 @@
-"""Retention (services): delete conversations older than an organization's (or a bot's) period.
+"""Retention (services): delete conversations (and leads) older than an organization's (or a bot's) period.
 
 Run by Celery beat (``retention_run_task``). Deletes in bounded batches — a page of expired conversations,
 their messages ``RETENTION_BATCH`` at a time by primary key, each batch its own short statement — with a
@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.audit import audit_events_expire, audit_record
 from accounts.models import AuditAction, Organization
 from chatbots.conversation_summary import conversation_summaries_rebuild
+from chatbots.leads import leads_expired_delete
 from chatbots.models import Bot, Conversation, Message
 
 CONVERSATION_PAGE = 100  # conversations whose message ids are read at once
@@ -29,6 +30,7 @@ class RetentionResult:
     conversations: int = 0
     messages: int = 0
     audit_events: int = 0
+    leads: int = 0
 
 
 def _bot_periods(organization: Organization) -> dict[int, int]:
@@ -84,11 +86,15 @@ def retention_run(*, now: datetime | None = None) -> RetentionResult:
             part = conversations_expire(bot_id=bot_id, cutoff=now - timedelta(days=days))
             result.conversations += part.conversations
             result.messages += part.messages
-        if result.conversations or result.messages:
+            # Leads (name, e-mail, question) are kept as long as the conversations they came from.
+            result.leads += leads_expired_delete(bot_id=bot_id, before=now - timedelta(days=days))
+        if result.conversations or result.messages or result.leads:
             audit_record(organization=organization, action=AuditAction.RETENTION_RUN, target="conversations",
-                         detail={"conversations": result.conversations, "messages": result.messages})  # fmt: skip
+                         detail={"conversations": result.conversations, "messages": result.messages,
+                                 **({"leads": result.leads} if result.leads else {})})  # fmt: skip
         total.conversations += result.conversations
         total.messages += result.messages
+        total.leads += result.leads
     for organization in organizations.filter(audit_retention_days__isnull=False):
         total.audit_events += audit_events_expire(organization=organization, now=now)
     return total

@@ -58,6 +58,12 @@ def bot_get_public(*, public_id: str) -> Bot:
         raise BotNotFound() from None
 
 
+def bot_public_cache_forget(*, public_id: str) -> None:
+    """Drop this process's cached bot (a changed identity secret applies at once here; elsewhere within
+    ``BOT_CACHE_SECONDS``)."""
+    _bot_cache.pop(public_id, None)
+
+
 async def bot_get_public_cached(*, public_id: str) -> Bot:
     """Per-process cache of bot_get_public: chat traffic does not hit the database for the bot row."""
     now = time.monotonic()

@@ -28,6 +28,7 @@ from chatbots.conversation_summary import (
 )
 from chatbots.exceptions import InvalidMessage, MessageNotFound
 from chatbots.handoff import HandoffReason, handoff_request
+from chatbots.identity import new_identity_secret
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
 from chatbots.llm.endpoints import new_client
 from chatbots.llm.events import Turn
@@ -47,7 +48,8 @@ BOT_EDITABLE_FIELDS = (
     "answer_cache_enabled", "answer_cache_ttl_seconds", "provider", "base_url", "model", "temperature",
     "max_output_tokens", "fallback_provider", "fallback_base_url", "fallback_model",
     "allowed_origins", "widget_title", "widget_primary_color", "widget_position", "widget_launcher_text",
-    "widget_avatar_url", "widget_theme",
+    "widget_avatar_url", "widget_theme", "lead_capture", "lead_capture_after", "lead_capture_required",
+    "lead_consent_text", "identity_required",
 )  # fmt: skip
 MAX_SUGGESTED_QUESTIONS = 6
 
@@ -109,6 +111,9 @@ def _apply_keys(bot: Bot, api_key: str | None, fallback_api_key: str | None) -> 
         bot.set_api_key(api_key)
     if fallback_api_key is not None:
         bot.set_fallback_api_key(fallback_api_key)
+    if bot.identity_required and not bot.identity_secret_encrypted:
+        # Requiring signed identities without a secret would refuse everyone: one is made at once.
+        bot.set_identity_secret(new_identity_secret())
 
 
 def _unknown_fields(data: Mapping[str, Any]) -> None:
@@ -152,6 +157,8 @@ def bot_update(
     _apply_keys(bot, api_key, fallback_api_key)
     bot_validate(bot)
     changed = [*data.keys(), "updated_at"]
+    if "identity_required" in data:
+        changed.append("identity_secret_encrypted")
     if api_key is not None:
         changed.append("api_key_encrypted")
     if fallback_api_key is not None:
@@ -285,6 +292,11 @@ def user_message_create(
         conversation = conversation_get_for_visitor(
             bot=bot, conversation_id=conversation_id, visitor_id=visitor_id, by_api_key=by_api_key
         )
+        merged = {**(conversation.visitor_attributes or {}), **(visitor_attributes or {})}
+        if merged != conversation.visitor_attributes:
+            # The page identified the visitor after the conversation started (Parlor.identify, a lead form).
+            conversation.visitor_attributes = merged
+            Conversation.objects.filter(pk=conversation.pk).update(visitor_attributes=merged)
     else:
         conversation = Conversation.objects.create(
             organization_id=bot.organization_id,

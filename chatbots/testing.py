@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from urllib.request import urlopen
 
 import pytest
@@ -81,14 +81,17 @@ async def connect(
     origin: str | None = None,
     language: str | None = None,
     accept_language: str | None = None,
+    identity: dict[str, str] | None = None,
 ):
     """A chat socket as the widget opens it (``language``: the ``lang`` the widget sends; ``accept_language``:
-    the handshake's header)."""
+    the handshake's header; ``identity``: ``user_id`` and ``user_hash`` of a signed identity)."""
     path = f"/ws/chat/{bot.public_id}/?visitor={visitor}"
     if conversation:
         path += f"&conversation={conversation}"
     if language:
         path += f"&lang={language}"
+    if identity:
+        path += "&" + urlencode(identity)
     headers = [(b"host", b"testserver"), *([(b"origin", origin.encode())] if origin else [])]
     if accept_language:
         headers.append((b"accept-language", accept_language.encode()))

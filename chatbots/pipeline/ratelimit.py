@@ -138,10 +138,11 @@ def refusals_key(*, bot_id: int, day: str) -> str:
     return f"parlor:refused:{bot_id}:{day}"
 
 
-async def check_rate_limits(limits: list[Limit], *, bot_id: int) -> None:
+async def check_rate_limits(limits: list[Limit], *, bot_id: int, count_refusals: bool = True) -> None:
     """Count one hit against each limit, narrowest first, until one is exceeded: then RateLimited, with
     ``first_refusal`` set when this is the sender's first refused message in the window (the pipeline
-    stores that one in the conversation; the rest of a flood is only counted)."""
+    stores that one in the conversation; the rest of a flood is only counted). ``count_refusals=False``:
+    not a chat message (a lead form), so the analytics' refused-messages counter is left alone."""
     active = [(limit.key, rate) for limit in limits if (rate := parse_rate(limit.rate))]
     if not active:
         return
@@ -151,7 +152,11 @@ async def check_rate_limits(limits: list[Limit], *, bot_id: int) -> None:
         window = now // rate.window_seconds
         keys.append(f"parlor:rl:{key}:{rate.window_seconds}:{window}")
         args += [rate.limit, rate.window_seconds + 1]
-    keys.append(refusals_key(bot_id=bot_id, day=time.strftime("%Y%m%d", time.gmtime(now))))
+    day = time.strftime("%Y%m%d", time.gmtime(now))
+    # The script counts refusals in its last key: a throwaway one when they are not to be counted.
+    keys.append(
+        refusals_key(bot_id=bot_id, day=day) if count_refusals else f"parlor:refused-other:{bot_id}:{day}"
+    )
     try:
         exceeded, count = await redis_call(lambda client: client.eval(_CHECK_LIMITS, len(keys), *keys, *args))
     except RedisUnavailable:

@@ -174,7 +174,7 @@ def admin_form_data(**overrides):
         "api_system_messages",
         "retrieval_top_k", "retrieval_min_score", "provider", "temperature", "max_output_tokens",
         "widget_primary_color", "widget_position", "widget_launcher_text", "widget_theme",
-        "answer_cache_enabled", "answer_cache_ttl_seconds",
+        "answer_cache_enabled", "answer_cache_ttl_seconds", "lead_capture", "lead_capture_after",
     )}  # fmt: skip
     data.update({"name": "Support", "suggested_questions": "Opening hours?\nReturns?", "allowed_origins": ""})
     data.update(overrides)

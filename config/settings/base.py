@@ -588,6 +588,9 @@ CHAT_RATE_LIMIT_VISITOR = env_str("CHAT_RATE_LIMIT_VISITOR", "20/min")
 CHAT_RATE_LIMIT_IP = env_str("CHAT_RATE_LIMIT_IP", "60/min")
 CHAT_RATE_LIMIT_API_KEY = env_str("CHAT_RATE_LIMIT_API_KEY", "120/min")
 CHAT_RATE_LIMIT_BOT = env_str("CHAT_RATE_LIMIT_BOT", "600/min")
+# The widget's lead form (chatbots.leads): per visitor id and per client address, like messages.
+LEAD_RATE_LIMIT_VISITOR = env_str("LEAD_RATE_LIMIT_VISITOR", "5/h")
+LEAD_RATE_LIMIT_IP = env_str("LEAD_RATE_LIMIT_IP", "30/h")
 
 # Addresses or networks of our own reverse proxies / load balancers, whose X-Forwarded-For is believed
 # when finding a client's address (comma-separated, e.g. "10.0.0.0/8,127.0.0.1"). Empty: the peer is the client.

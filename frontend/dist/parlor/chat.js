@@ -5,10 +5,12 @@
  *   protocol.js  the socket (frames, reconnects, pings)      state.js     ids and the conversation
  *   render.js    everything drawn (messages, banner, ...)     markdown.js  safe, streaming Markdown
  *   i18n.js      interface texts                             host.js      postMessage with the host page
+ *   leadform.js  the lead form (name, e-mail, consent)
  */
 
 import { createHost } from "./host.js";
 import { pickLanguage, translator } from "./i18n.js";
+import { createLeadForm } from "./leadform.js";
 import { CLOSE_STALLED, Connection, ERROR_TEXTS } from "./protocol.js";
 import { createView } from "./render.js";
 import { ChatState } from "./state.js";
@@ -59,6 +61,11 @@ const conn = new Connection({
 
 function socketUrl() {
   const q = new URLSearchParams({ visitor: state.visitorId });
+  // A signed identity from the host page (Parlor.identify with user_hash): verified by the server.
+  if (state.identity) {
+    q.set("user_id", state.identity.user_id);
+    q.set("user_hash", state.identity.user_hash);
+  }
   // The visitor's own language (not the interface's): the inbox filters conversations by it.
   const visitorLanguage = navigator.languages?.[0] || navigator.language;
   if (visitorLanguage) q.set("lang", visitorLanguage);
@@ -68,7 +75,7 @@ function socketUrl() {
 }
 
 // --- Appearance: the bot's, updated by `ready` and, in the admin, live from the form ---------------
-const APPEARANCE = ["title", "primary_color", "avatar_url", "theme", "greeting", "suggested_questions"];
+const APPEARANCE = ["title", "primary_color", "avatar_url", "theme", "greeting", "suggested_questions", "lead_form"];
 
 function applyAppearance(appearance) {
   for (const key of APPEARANCE) {
@@ -129,6 +136,9 @@ function handle(frame) {
       clearTimeout(typingTimer);
       typingTimer = setTimeout(() => view.showOperatorTyping(null), TYPING_SHOWN_MS);
       break;
+    case "lead_saved":
+      onLeadSaved();
+      break;
     default:
       break; // pong, feedback_saved and frames of later versions
   }
@@ -146,6 +156,11 @@ function onReady(frame) {
   if (lost) resetLog();
   else view.showGreeting(cfg.greeting); // it may have changed since the page was made
   state.setConversation(frame.conversation_id);
+  state.identified = !!frame.identified;
+  // A verified visitor with an e-mail address is known already: no form to ask them.
+  if (state.identified && state.attributes.email && !state.leadSending && lead.reason() !== "nobody_available") {
+    lead.close();
+  }
   if (state.conversationId) host.event("conversation", { conversation_id: state.conversationId });
   state.awaitingHistory = resumed;
   if (resumed) conn.send({ type: "history" });
@@ -153,6 +168,7 @@ function onReady(frame) {
     showSuggestions((!state.hadConversation || lost) && !state.outbox.length);
     flushOutbox(lost);
   }
+  if (!state.hadConversation || lost) maybeAskForLead("before_chat");
   updateSend();
 }
 
@@ -173,6 +189,7 @@ function onHistory(messages) {
     view.showFeedback(msg, m.feedback, (value) => giveFeedback(msg, value));
   }
   state.hadConversation = state.hadConversation || messages.length > 0;
+  state.sentCount = messages.filter((m) => m.role === "user").length;
   showSuggestions(messages.length === 0);
   view.scrollDown(true);
   if (state.awaitingHistory) {
@@ -244,6 +261,7 @@ function finishAnswer(interrupted, frame) {
     view.showFeedback(msg, null, (value) => giveFeedback(msg, value));
     host.event("message", { message_id: msg.id, text: msg.text, sources: msg.sources || [] });
   }
+  maybeAskForLead("after_messages");
   updateSend();
   view.scrollDown();
 }
@@ -268,6 +286,13 @@ function onError(frame) {
   if (frame.code === "llm_unavailable" && state.current) {
     // The model failed mid-answer: `done` follows and finishes the bubble with this apology.
     state.current.notice = frame.message || t("error");
+    return;
+  }
+  if (lead.isOpen() && state.leadSending && LEAD_ERRORS.has(frame.code)) {
+    // The lead frame was refused (invalid, too many): say so in the form, not in the chat's banner.
+    state.leadSending = false;
+    const key = frame.code === "rate_limited" ? "leadTooMany" : "leadInvalid";
+    lead.showError(LANG !== "en" || !frame.message ? t(key) : frame.message);
     return;
   }
   if (frame.code === "conversation_not_found" && state.conversationId) {
@@ -378,9 +403,77 @@ function startRetryCountdown(seconds) {
   updateSend();
 }
 
+// --- The lead form (name, e-mail, consent): Bot.lead_capture, or when nobody is available -----------
+const LEAD_ERRORS = new Set(["invalid_lead", "rate_limited", "bad_input", "invalid_frame"]);
+const lead = createLeadForm({
+  t,
+  before: view.form,
+  onSubmit(values) {
+    state.leadSending = conn.send({ type: "lead", ...values });
+    if (state.leadSending) state.pendingLead = values;
+    return state.leadSending;
+  },
+  onClose(reason, skipped) {
+    if (reason !== "nobody_available") state.setLeadDone(skipped ? "skipped" : "given");
+    host.event("lead", { reason, skipped });
+    updateSend();
+    view.input.focus();
+  },
+});
+
+function leadSettings() {
+  return cfg.lead_form || { mode: "off" };
+}
+
+function consentText() {
+  const texts = leadSettings().consent || {};
+  return texts[LANG] || texts.en || "";
+}
+
+/** Opens the lead form; the handoff's "nobody is available" passes reason "nobody_available". */
+function openLeadForm({ reason = "visitor", required = false, intro } = {}) {
+  if (cfg.preview || lead.isOpen()) return false;
+  const known = state.attributes;
+  lead.open({
+    reason,
+    required,
+    intro: intro || (reason === "nobody_available" ? t("leadNobody") : t("leadTitle")),
+    consentText: consentText(),
+    name: known.name || "",
+    email: known.email || "",
+  });
+  updateSend();
+  return true;
+}
+
+/** The bot's lead capture: before the first message, or once the visitor has sent `after` messages. */
+function maybeAskForLead(reason) {
+  const settings = leadSettings();
+  if (state.leadDone || (state.identified && state.attributes.email)) return;
+  if (reason === "before_chat" && settings.mode === "before") {
+    openLeadForm({ reason, required: settings.required });
+  } else if (reason === "after_messages" && settings.mode === "after" && state.sentCount >= (settings.after || 1)) {
+    openLeadForm({ reason, required: settings.required });
+  }
+}
+
+function onLeadSaved() {
+  const values = state.pendingLead || {};
+  state.leadSending = false;
+  state.pendingLead = null;
+  // The inbox names the visitor from now on; later messages carry the details as well.
+  state.identify({ ...(values.name ? { name: values.name } : {}), email: values.email });
+  view.announce(t("leadThanks"));
+  view.showBanner(t("leadThanks"), "info");
+  setTimeout(() => {
+    if (view.bannerKind() === "info") view.hideBanner();
+  }, 4000);
+  lead.saved();
+}
+
 // --- What the visitor does ------------------------------------------------------------------------
 function updateSend() {
-  view.setSendable(!!state.current || state.rateLimited(), !!state.current);
+  view.setSendable(!!state.current || state.rateLimited() || lead.blocks(), !!state.current);
 }
 
 function sendMessage(text, extra) {
@@ -399,10 +492,11 @@ function sendMessage(text, extra) {
 
 function ask(value, extra) {
   const text = String(value || "").trim();
-  if (!text || state.current || state.rateLimited()) return false;
+  if (!text || state.current || state.rateLimited() || lead.blocks()) return false;
   if (view.bannerKind() === "error") view.hideBanner();
   showSuggestions(false);
   state.hadConversation = true;
+  state.sentCount += 1;
   view.addMessage("user", text);
   host.event("user_message", { text });
   sendMessage(text, extra);
@@ -420,6 +514,7 @@ function newConversation() {
   if (state.current) finishAnswer(true);
   handoff = "";
   updatePersonButton();
+  if (lead.isOpen() && !lead.blocks()) lead.close();
   state.forgetConversation();
   resetLog();
   showSuggestions(true);
@@ -475,7 +570,11 @@ window.addEventListener("offline", () => view.showBanner(t("offline"), "warn"));
 host.listen({
   open: () => view.input.focus(),
   identify: (data) => {
-    if (data.attributes && typeof data.attributes === "object") state.identify(data.attributes);
+    if (!data.attributes || typeof data.attributes !== "object") return;
+    const { user_hash: hash, ...attributes } = data.attributes;
+    state.identify(attributes);
+    // A signed identity goes with the socket (the server verifies it): reconnect when it changed.
+    if (hash !== undefined && state.setIdentity(attributes.user_id, hash) && conn.connected) conn.restart();
   },
   ask: (data) => ask(data.text),
   reset: () => newConversation(),
@@ -506,6 +605,7 @@ window.ParlorChat = {
   ask,
   askForPerson,
   newConversation,
+  openLeadForm,
   state: () => ({
     ready: conn.ready,
     conversationId: state.conversationId,

@@ -1,8 +1,10 @@
 /* The chat socket: ws(s)://<parlor>/ws/chat/<bot>/ with JSON frames (docs/chat-api.md).
  *
- * Client frames: message {text, attributes?, handoff?}, feedback {message_id, value}, history, typing, ping.
- * Server frames: ready, accepted, history, delta, sources, done, error, pong, feedback_saved, and with a person
- * (human handoff): handoff {status, operator, available}, operator_message {text, operator}, typing.
+ * Client frames: message {text, attributes?, handoff?}, feedback {message_id, value}, lead {email, name,
+ * message, consent, consent_text, reason}, history, typing, ping.
+ * Server frames: ready, accepted, history, delta, sources, done, error, pong, feedback_saved, lead_saved, and
+ * with a person (human handoff): handoff {status, operator, available}, operator_message {text, operator},
+ * typing.
  *
  * Connection keeps one socket open: it reconnects with exponential backoff when the socket drops, slowly
  * when the server refused the bot (paused, unknown, not allowed here), and pings to keep proxies from
@@ -24,6 +26,7 @@ export const ERROR_TEXTS = {
   busy: "busy",
   origin_not_allowed: "unavailable",
   bot_not_found: "unavailable",
+  identity_invalid: "identityInvalid",
 };
 
 export class Connection {

@@ -53,6 +53,13 @@ export class ChatState {
     this.current = null; // the assistant message being streamed
     this.outbox = []; // messages typed while disconnected, sent on the next `ready`
     this.attributes = {}; // from the host page's Parlor.identify(), sent with each message
+    this.identity = null; // {user_id, user_hash}: a signed identity, sent when the socket opens
+    this.identified = false; // the server verified it
+    this.sentCount = 0; // the visitor's messages in this conversation (lead capture "after N")
+    this.keys.lead = `parlor:lead:${bot}`;
+    this.leadDone = load(this.keys.lead); // "given" or "skipped": the lead form is not asked again
+    this.leadSending = false;
+    this.pendingLead = null;
     this.hadConversation = !!this.conversationId; // the visitor has asked something (no suggestions)
     this.awaitingHistory = false; // resumed: the history is on its way
     this.retryUntil = 0; // rate limited until then (ms since the epoch)
@@ -72,7 +79,21 @@ export class ChatState {
   forgetConversation() {
     this.setConversation(null);
     this.hadConversation = false;
+    this.sentCount = 0;
     this.outbox = [];
+  }
+
+  /** Keeps a signed identity; true when it changed (the socket must reconnect to present it). */
+  setIdentity(userId, hash) {
+    const next = userId && hash ? { user_id: String(userId), user_hash: String(hash) } : null;
+    if (JSON.stringify(next) === JSON.stringify(this.identity)) return false;
+    this.identity = next;
+    return true;
+  }
+
+  setLeadDone(value) {
+    this.leadDone = value;
+    save(this.keys.lead, value);
   }
 
   identify(attributes) {

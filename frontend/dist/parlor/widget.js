@@ -4,7 +4,7 @@
  * visitor opens the chat, an iframe served by Parlor. Optional attributes: data-open="true",
  * data-launcher="false" (use your own button with Parlor.open()), data-theme="light|dark", data-lang.
  * API: Parlor.open() .close() .toggle() .ask(text) .newConversation() .identify({..}) .on(event, cb)
- * .off(event, cb); events: ready, open, close, conversation, user_message, message, feedback, error.
+ * .off(event, cb); events: ready, open, close, conversation, user_message, message, feedback, lead, error.
  * Calls made before this script loaded (window.Parlor = {q: [["open"]]}) are replayed.
  */
 ((w, d) => {
