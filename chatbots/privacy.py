@@ -59,7 +59,7 @@ from chatbots.models import (
 
 logger = logging.getLogger(__name__)
 
-PROJECT_APPS = ("accounts", "knowledge", "chatbots", "analytics")
+PROJECT_APPS = ("accounts", "webhooks", "knowledge", "chatbots", "analytics")
 EMAIL_KEYS = ("email", "e-mail")
 CONVERSATION_BATCH = 200
 DOWNLOAD_SALT = "parlor.subject-request-download"
@@ -493,7 +493,9 @@ def _erase_rows(request_id: int, organization_id: int, subject: Subject) -> None
             )
             if not ids:
                 break
-            with transaction.atomic():  # the count moves with the rows, so a crash between them cannot skew it
+            with (
+                transaction.atomic()
+            ):  # the count moves with the rows, so a crash between them cannot skew it
                 deleted = Message.objects.filter(pk__in=ids).delete()[0]
                 _beat(request_id, message_count=F("message_count") + deleted)
         with transaction.atomic():

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.exceptions import ApplicationError
 from accounts.models import ApiKey, Organization
-from chatbots import crypto
+from chatbots import crypto, webhook_events
 from chatbots.answer_cache import answer_cache_clear, answer_cache_invalidate
 from chatbots.exceptions import InvalidMessage, MessageNotFound
 from chatbots.llm import ConnectionReport, check_endpoint, endpoints_for
@@ -289,6 +289,7 @@ def user_message_create(
             visitor_attributes=visitor_attributes or {},
             language=language,
         )
+        webhook_events.conversation_started(conversation=conversation)
     message = Message.objects.create(
         organization_id=bot.organization_id,
         conversation=conversation,
@@ -297,6 +298,8 @@ def user_message_create(
         status=MessageStatus.FAILED if refused_code else MessageStatus.COMPLETE,
         error_code=refused_code,
     )
+    if not refused_code:  # a refused message (rate limits) is stored, not reported
+        webhook_events.message_created(message=message)
     history = []
     if conversation_id and not refused_code:
         history = conversation_recent_turns(
@@ -337,6 +340,7 @@ class AnswerRecord:
     hit_token_limit: bool = False  # the model reached its output limit (OpenAI's "length"), not stored
 
 
+@transaction.atomic
 def assistant_message_create(
     *, conversation_id: uuid.UUID, organization_id: int, record: AnswerRecord
 ) -> Message:
@@ -370,6 +374,7 @@ def assistant_message_create(
         )
     if record.faq_pair_id is not None and record.status == MessageStatus.COMPLETE:
         faq_pair_count_answer(pair_id=record.faq_pair_id)  # one UPDATE, in this same trip to a thread
+    webhook_events.message_created(message=message)
     return message
 
 
@@ -441,7 +446,10 @@ def message_feedback_set(
     ).update(feedback=value, feedback_comment=comment, feedback_at=timezone.now())
     if not updated:
         raise MessageNotFound()
-    return Message.objects.get(pk=message_id)
+    message = Message.objects.get(pk=message_id)
+    if value in (Feedback.UP, Feedback.DOWN):
+        webhook_events.feedback_created(message=message)
+    return message
 
 
 def review_resolve(*, organization_id: int, message_ids: Iterable[int], resolved: bool = True) -> int:
