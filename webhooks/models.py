@@ -43,6 +43,7 @@ class EventType(models.TextChoices):
 
 # Sent by "Send test event" only, to the one endpoint asked for, whatever it subscribes to.
 TEST_EVENT_TYPE = "webhook.test"
+EVENT_TYPE_CHOICES = [*EventType.choices, (TEST_EVENT_TYPE, "Test event")]
 
 
 def default_events() -> list[str]:
@@ -114,7 +115,7 @@ class WebhookEvent(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40, default=new_event_id, editable=False)
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
-    type = models.CharField(max_length=40)
+    type = models.CharField(max_length=40, choices=EVENT_TYPE_CHOICES)
     data = models.JSONField(default=dict)
     visitor_id = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
