@@ -18,4 +18,4 @@ from config.testing import isolate_run  # noqa: E402
 isolate_run()  # before Django reads settings: they take the Redis URL and test database name from it
 django.setup()
 
-pytest_plugins = ["config.testing", "chatbots.testing"]
+pytest_plugins = ["config.testing", "chatbots.testing", "webhooks.testing"]

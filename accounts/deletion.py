@@ -27,7 +27,7 @@ from accounts.models import AuditAction, Membership, Organization, Role, User
 
 logger = logging.getLogger(__name__)
 
-PROJECT_APPS = ("accounts", "knowledge", "chatbots", "analytics")
+PROJECT_APPS = ("accounts", "webhooks", "knowledge", "chatbots", "analytics")
 DELETE_BATCH = 2000
 
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.admin_base import tenant_q
 from accounts.models import Membership, Organization, User
 
-PROJECT_APPS = ("accounts", "knowledge", "chatbots", "analytics")
+PROJECT_APPS = ("accounts", "webhooks", "knowledge", "chatbots", "analytics")
 _counter = itertools.count(1)
 
 

@@ -60,7 +60,7 @@ from chatbots.models import (
 
 logger = logging.getLogger(__name__)
 
-PROJECT_APPS = ("accounts", "knowledge", "chatbots", "analytics")
+PROJECT_APPS = ("accounts", "webhooks", "knowledge", "chatbots", "analytics")
 EMAIL_KEYS = ("email", "e-mail")
 CONVERSATION_BATCH = 200
 DOWNLOAD_SALT = "parlor.subject-request-download"

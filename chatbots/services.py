@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.exceptions import ApplicationError
 from accounts.models import ApiKey, Organization
-from chatbots import crypto
+from chatbots import crypto, webhook_events
 from chatbots.answer_cache import answer_cache_clear, answer_cache_invalidate
 from chatbots.conversation_summary import (
     summary_failure_added,
@@ -306,6 +306,7 @@ def user_message_create(
             visitor_attributes=visitor_attributes or {},
             language=language,
         )
+        webhook_events.conversation_started(conversation=conversation)
     status = MessageStatus.FAILED if refused_code else MessageStatus.COMPLETE
     message = Message.objects.create(
         organization_id=bot.organization_id,
@@ -317,6 +318,8 @@ def user_message_create(
     )
     # The inbox's summary and the activity time, in the one UPDATE that used to set last_message_at.
     summary_message_added(conversation_id=conversation.pk, role=MessageRole.USER, text=text, status=status)
+    if not refused_code:  # a refused message (rate limits) is stored, not reported
+        webhook_events.message_created(message=message)
     history = []
     if conversation_id and not refused_code:
         history = conversation_recent_turns(
@@ -397,6 +400,7 @@ def assistant_message_create(
         )
     if record.faq_pair_id is not None and record.status == MessageStatus.COMPLETE:
         faq_pair_count_answer(pair_id=record.faq_pair_id)  # one UPDATE, in this same trip to a thread
+    webhook_events.message_created(message=message)
     return message
 
 
@@ -471,7 +475,10 @@ def message_feedback_set(
     summary_feedback_changed(conversation_id=conversation.pk)
     if value == Feedback.DOWN and conversation.bot.handoff_after_thumbs_down:
         handoff_request(conversation=conversation, reason=HandoffReason.THUMBS_DOWN)
-    return Message.objects.get(pk=message_id)
+    message = Message.objects.get(pk=message_id)
+    if value in (Feedback.UP, Feedback.DOWN):
+        webhook_events.feedback_created(message=message)
+    return message
 
 
 def review_resolve(*, organization_id: int, message_ids: Iterable[int], resolved: bool = True) -> int:

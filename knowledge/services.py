@@ -65,6 +65,8 @@ from knowledge.parsing import (
     parse_plain_text,
 )
 from knowledge.versions import knowledge_changed
+from webhooks.models import EventType
+from webhooks.services import webhook_event
 
 logger = logging.getLogger(__name__)
 
@@ -341,10 +343,29 @@ def _set_progress(source_id: int, percent: int) -> None:
     )
 
 
+def source_webhook_event(*, source_id: int) -> None:
+    """Tell the organization's webhooks that a source is ready or failed (docs/webhooks.md), from the
+    row as it is now; call in the transaction that set its status."""
+    source = Source.objects.filter(pk=source_id).first()
+    if source is None or source.status not in (SourceStatus.READY, SourceStatus.FAILED):
+        return
+    event_type = EventType.SOURCE_READY if source.status == SourceStatus.READY else EventType.SOURCE_FAILED
+    data = {
+        "source": {
+            "id": source.pk, "kind": source.kind, "title": source.title, "url": source.url,
+            "status": source.status, "status_reason": source.status_reason, "chunk_count": source.chunk_count,
+            "token_count": source.token_count, "page_count": source.page_count, "synced_at": source.synced_at,
+        }
+    }  # fmt: skip
+    webhook_event(organization_id=source.organization_id, event_type=event_type, data=data)
+
+
 def source_fail(*, source_id: int, reason: str) -> None:
-    Source.objects.filter(pk=source_id).update(
-        status=SourceStatus.FAILED, status_reason=reason[:2000], progress=0
-    )
+    with transaction.atomic():
+        Source.objects.filter(pk=source_id).update(
+            status=SourceStatus.FAILED, status_reason=reason[:2000], progress=0
+        )
+        source_webhook_event(source_id=source_id)
     # A failed source's FAQ pairs stop answering: cached answers given beside them may no longer hold.
     for organization_id in Source.objects.filter(pk=source_id).values_list("organization_id", flat=True):
         knowledge_changed(organization_id=organization_id)
@@ -570,6 +591,7 @@ def source_ingest_blocks(
             token_count=sum(d.token_estimate for d in drafts), page_count=page_count, synced_at=timezone.now(),
         )  # fmt: skip
         knowledge_changed(organization_id=source.organization_id)
+        source_webhook_event(source_id=source.pk)
     if len(drafts) >= 1000:
         # Fresh planner statistics for the postings, so BM25 keeps its index scan right after a big load
         # (autovacuum would only catch up within a minute or so).

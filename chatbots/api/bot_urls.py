@@ -1,11 +1,12 @@
-"""The management API: bots, and — with the bots they concern — the organization, API keys and knowledge
-sources (accounts and knowledge know no bots; ``api_key_views`` and ``source_views`` extend their views)."""
+"""The management API: bots, and — with the bots they concern — the organization, API keys, knowledge
+sources and webhook endpoints (accounts, knowledge and webhooks know no bots; ``api_key_views``,
+``source_views`` and ``webhook_views`` extend their views)."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from chatbots.api import api_key_views, bot_views, source_views
+from chatbots.api import api_key_views, bot_views, source_views, webhook_views
 
 urlpatterns = [
     path("organization/", api_key_views.OrganizationView.as_view(), name="api-organization"),
@@ -30,5 +31,31 @@ urlpatterns = [
     path("sources/<int:source_id>/", source_views.SourceDetailView.as_view(), name="api-source"),
     path(
         "sources/<int:source_id>/resync/", source_views.SourceResyncView.as_view(), name="api-source-resync"
+    ),
+    path("webhook-endpoints/", webhook_views.WebhookEndpointListView.as_view(), name="api-webhook-endpoints"),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/",
+        webhook_views.WebhookEndpointDetailView.as_view(),
+        name="api-webhook-endpoint",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/rotate-secret/",
+        webhook_views.WebhookEndpointRotateSecretView.as_view(),
+        name="api-webhook-endpoint-rotate-secret",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/test/",
+        webhook_views.WebhookEndpointTestView.as_view(),
+        name="api-webhook-endpoint-test",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/deliveries/",
+        webhook_views.WebhookDeliveryListView.as_view(),
+        name="api-webhook-deliveries",
+    ),
+    path(
+        "webhook-endpoints/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver/",
+        webhook_views.WebhookRedeliverView.as_view(),
+        name="api-webhook-redeliver",
     ),
 ]

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "django_celery_beat",
     "accounts",
+    "webhooks",
     "knowledge",
     "chatbots",
     "analytics",
@@ -527,6 +528,9 @@ CELERY_BEAT_SCHEDULE = {
     "chatbots-retention": {"task": "chatbots.retention_run", "schedule": crontab(minute=15)},
     "chatbots-purge-subject-exports": {"task": "chatbots.subject_exports_purge", "schedule": 60 * 60},
     "chatbots-resume-subject-requests": {"task": "chatbots.subject_requests_resume", "schedule": 5 * 60},
+    # Webhooks (docs/webhooks.md): due retries and deliveries whose worker died; the old delivery log.
+    "webhooks-resume-deliveries": {"task": "webhooks.deliveries_resume", "schedule": 30},
+    "webhooks-purge-log": {"task": "webhooks.log_purge", "schedule": crontab(minute=45)},
     "accounts-resume-organization-deletions": {
         "task": "accounts.organizations_resume_deletion",
         "schedule": 15 * 60,
@@ -565,6 +569,31 @@ RETENTION_BATCH_PAUSE_MS = env_int("RETENTION_BATCH_PAUSE_MS", 20)
 # Daphne processes `manage.py serve_web` (and so `manage.py up` and the compose `web` service) runs on one
 # address: one per core unless set. They share the Redis channel layer (config/web_processes.py).
 WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", web_concurrency_default())
+
+# --- Webhooks (docs/webhooks.md) -----------------------------------------------------------------
+# Endpoint URLs pass the outbound guard (config/outbound.py): private addresses only through
+# OUTBOUND_ALLOWED_NETWORKS. A delivery is retried with exponential backoff (base doubling up to the
+# maximum, with jitter) until WEBHOOK_RETRY_HOURS after the event, then given up (redeliver by hand).
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0)
+WEBHOOK_RETRY_HOURS = env_float("WEBHOOK_RETRY_HOURS", 72.0)
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 30.0)
+WEBHOOK_RETRY_MAX_SECONDS = env_float("WEBHOOK_RETRY_MAX_SECONDS", 6 * 3600.0)
+# Retries due within this many seconds wait in the Celery queue (below the broker's visibility timeout);
+# later ones are queued by the beat job when they are due.
+WEBHOOK_QUEUE_RETRY_MAX_SECONDS = env_float("WEBHOOK_QUEUE_RETRY_MAX_SECONDS", 300.0)
+# A pending, due delivery whose task has not run for this long is queued again (its worker died).
+WEBHOOK_REQUEUE_AFTER_SECONDS = env_int("WEBHOOK_REQUEUE_AFTER_SECONDS", 300)
+# An endpoint is disabled after this many failed attempts in a row; its organization's owners are e-mailed.
+WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 50)
+# After "rotate secret" the previous secret keeps signing (a second v1 signature) for this long.
+WEBHOOK_SECRET_ROTATION_HOURS = env_float("WEBHOOK_SECRET_ROTATION_HOURS", 24.0)
+WEBHOOK_MAX_ENDPOINTS = env_int("WEBHOOK_MAX_ENDPOINTS", 20)
+WEBHOOK_LOG_RETENTION_DAYS = env_int("WEBHOOK_LOG_RETENTION_DAYS", 30)
+if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= WEBHOOK_QUEUE_RETRY_MAX_SECONDS:
+    raise ImproperlyConfigured(
+        "WEBHOOK_QUEUE_RETRY_MAX_SECONDS must stay below the broker's visibility timeout "
+        "(CELERY_VISIBILITY_TIMEOUT), or Redis hands delayed retries out twice."
+    )
 
 # --- Chat ------------------------------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000)
