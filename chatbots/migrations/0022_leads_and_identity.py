@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0006_privacy_audit_log_retention_and_deletion"),
-        ("chatbots", "0019_dashboard_unanswered_index"),
+        ("chatbots", "0021_human_handoff"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0007_handoff_opening_hours_and_notifications'),
-        ('chatbots', '0019_dashboard_unanswered_index'),
+        ("chatbots", "0020_inbox_conversation_summary"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
