@@ -91,8 +91,8 @@ class WidgetAppearance:
     greeting: str
     suggested_questions: list[str]
     max_message_chars: int
-    handoff_enabled: bool = False  # the header's "talk to a person" button (human handoff)
     lead_form: dict[str, Any]
+    handoff_enabled: bool = False  # the header's "talk to a person" button (human handoff)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
