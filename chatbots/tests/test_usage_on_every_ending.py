@@ -32,6 +32,7 @@ async def test_answer_stopped_by_the_visitor_records_model_tokens_and_cost(llm_s
     ws = await connect(bot)
     await ws.receive_json_from()
     await ws.send_json_to({"type": "message", "text": "Tell me everything about returns."})
+    assert (await ws.receive_json_from(timeout=10))["type"] == "accepted"
     deltas = [await ws.receive_json_from(timeout=10) for _ in range(3)]
     assert [frame["type"] for frame in deltas] == ["delta"] * 3
     await ws.disconnect(timeout=15)
