@@ -20,6 +20,7 @@ from accounts.audit import audit_events_expire, audit_record
 from accounts.models import AuditAction, Organization
 from chatbots.conversation_summary import conversation_summaries_rebuild
 from chatbots.models import Bot, Conversation, Message
+from chatbots.question_groups import question_panels_forget
 
 CONVERSATION_PAGE = 100  # conversations whose message ids are read at once
 
@@ -85,6 +86,7 @@ def retention_run(*, now: datetime | None = None) -> RetentionResult:
             result.conversations += part.conversations
             result.messages += part.messages
         if result.conversations or result.messages:
+            question_panels_forget(organization_id=organization.pk)  # the dashboard's cached questions
             audit_record(organization=organization, action=AuditAction.RETENTION_RUN, target="conversations",
                          detail={"conversations": result.conversations, "messages": result.messages})  # fmt: skip
         total.conversations += result.conversations
