@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 # Apps whose objects are counted on the dashboard, in this order (accounts has its own card).
 DASHBOARD_APPS = ("chatbots", "knowledge", "analytics")
+# Counts stop here ("10,000+"): an organization's hundreds of thousands of messages are not counted on
+# every load of the home page (bench/analytics_scale.py).
+DASHBOARD_COUNT_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Stat:
     count: int
     url: str | None
     add_url: str | None
+    more: bool = False  # there are more than ``count`` (the count stopped at DASHBOARD_COUNT_LIMIT)
 
 
 def _url(name: str) -> str | None:
@@ -45,10 +49,14 @@ def _model_stats(request: HttpRequest) -> list[Stat]:
             if not model_admin.has_view_permission(request):
                 continue
             opts = model._meta
+            found = (
+                model_admin.get_queryset(request).order_by().values("pk")[: DASHBOARD_COUNT_LIMIT + 1].count()
+            )
             stats.append(
                 Stat(
                     label=str(opts.verbose_name_plural).capitalize(),
-                    count=model_admin.get_queryset(request).count(),
+                    count=min(found, DASHBOARD_COUNT_LIMIT),
+                    more=found > DASHBOARD_COUNT_LIMIT,
                     url=_url(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
                     add_url=_url(f"admin:{opts.app_label}_{opts.model_name}_add")
                     if model_admin.has_add_permission(request)

@@ -57,6 +57,7 @@ from chatbots.models import (
     SubjectRequestKind,
     SubjectRequestStatus,
 )
+from chatbots.question_groups import question_panels_forget
 
 logger = logging.getLogger(__name__)
 
@@ -538,6 +539,7 @@ def _erase(request: DataSubjectRequest, value: str) -> None:
     _erase_redis(subject)
     _beat(request.pk, progress=10)
     _erase_rows(request.pk, request.organization_id, subject)
+    question_panels_forget(organization_id=request.organization_id)  # the dashboard's cached questions
     now = timezone.now()
     with transaction.atomic():
         DataSubjectRequest.objects.filter(pk=request.pk).update(

@@ -12,12 +12,14 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from chatbots.models import Feedback, Message, MessageRole, MessageStatus
 from chatbots.selectors import unanswered_q
@@ -254,3 +256,56 @@ def top_unanswered_questions(
         answers, limit=limit or settings.INBOX_REVIEW_QUEUE_LIMIT, low_score=low_score_threshold()
     )
     return group_similar_questions(items)
+
+
+# --- the dashboard's question panels, cached ------------------------------------------------------------
+QUESTION_PANELS_DAYS = 30
+
+
+@dataclass(frozen=True)
+class QuestionPanels:
+    """What the admin home shows of an organization's questions of the last ``QUESTION_PANELS_DAYS``
+    days: the most asked and the most often unanswered, each as (newest wording, how often) pairs."""
+
+    top: list[tuple[str, int]]
+    unanswered: list[tuple[str, int]]
+
+
+def _panels_generation_key(organization_id: int) -> str:
+    return f"question-panels:generation:{organization_id}"
+
+
+def question_panels(*, organization_id: int, shown: int) -> QuestionPanels:
+    """The panels for one organization, grouped at most once a ``DASHBOARD_QUESTIONS_CACHE_SECONDS``
+    (60 by default: fresh within a minute, like today's figures) instead of on every page load: grouping
+    reads and compares up to 2 × ``INBOX_REVIEW_QUEUE_LIMIT`` vectors.
+
+    Only the shown wordings and counts are cached, under a key with the organization's generation:
+    ``question_panels_forget`` (erasure, retention, a deleted conversation) moves the generation on, so a
+    grouping that read a visitor's questions before they were erased is never shown again."""
+    generation = cache.get(_panels_generation_key(organization_id), 0)
+    key = f"question-panels:{organization_id}:{generation}:{shown}"
+    cached = cache.get(key)
+    if cached is not None:
+        return QuestionPanels(top=cached["top"], unanswered=cached["unanswered"])
+    since = timezone.now() - timedelta(days=QUESTION_PANELS_DAYS)
+    messages = Message.objects.filter(organization_id=organization_id)
+    panels = QuestionPanels(
+        top=[(g.question, g.count) for g in top_questions(messages, since=since)[:shown]],
+        unanswered=[(g.question, g.count) for g in top_unanswered_questions(messages, since=since)[:shown]],
+    )
+    if settings.DASHBOARD_QUESTIONS_CACHE_SECONDS > 0:
+        cache.set(
+            key, {"top": panels.top, "unanswered": panels.unanswered},
+            timeout=settings.DASHBOARD_QUESTIONS_CACHE_SECONDS,
+        )  # fmt: skip
+    return panels
+
+
+def question_panels_forget(*, organization_id: int) -> None:
+    """Questions of the organization were deleted: the cached panels must not show them any more."""
+    key = _panels_generation_key(organization_id)
+    try:
+        cache.incr(key)
+    except ValueError:  # no generation yet
+        cache.set(key, 1, timeout=None)

@@ -21,6 +21,7 @@ from accounts.models import AuditAction, Organization
 from chatbots.conversation_summary import conversation_summaries_rebuild
 from chatbots.leads import leads_expired_delete
 from chatbots.models import Bot, Conversation, Message
+from chatbots.question_groups import question_panels_forget
 
 CONVERSATION_PAGE = 100  # conversations whose message ids are read at once
 
@@ -89,6 +90,7 @@ def retention_run(*, now: datetime | None = None) -> RetentionResult:
             # Leads (name, e-mail, question) are kept as long as the conversations they came from.
             result.leads += leads_expired_delete(bot_id=bot_id, before=now - timedelta(days=days))
         if result.conversations or result.messages or result.leads:
+            question_panels_forget(organization_id=organization.pk)  # the dashboard's cached questions
             audit_record(organization=organization, action=AuditAction.RETENTION_RUN, target="conversations",
                          detail={"conversations": result.conversations, "messages": result.messages,
                                  **({"leads": result.leads} if result.leads else {})})  # fmt: skip

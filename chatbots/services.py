@@ -35,6 +35,7 @@ from chatbots.llm.events import Turn
 from chatbots.llm.presets import PRESETS, Provider
 from chatbots.models import ApiKeyBotLimit, Bot, Conversation, Feedback, Message, MessageRole, MessageStatus
 from chatbots.origins import parse_allowed_origin, refused_origins_forget
+from chatbots.question_groups import question_panels_forget
 from chatbots.selectors import conversation_get_for_visitor, conversation_recent_turns
 from config import outbound
 from knowledge.models import FaqPair, Source, SourceKind
@@ -451,7 +452,9 @@ def answer_improve(
 @transaction.atomic
 def conversation_delete(*, conversation: Conversation) -> None:
     """Delete a conversation with its messages (a customer's "delete this transcript")."""
+    organization_id = conversation.organization_id
     conversation.delete()
+    transaction.on_commit(lambda: question_panels_forget(organization_id=organization_id))
 
 
 MAX_FEEDBACK_COMMENT_CHARS = 2000

@@ -60,3 +60,25 @@ def test_dashboard_shows_top_and_top_unanswered_questions_grouped_by_meaning(cli
     assert "/admin/chatbots/reviewqueueentry/" in unanswered
     assert "opening hours" not in body  # older than 30 days
     assert "Secret foreign question?" not in body
+
+
+def test_question_panels_are_grouped_once_a_minute_and_forgotten_when_questions_are_deleted(
+    client, settings, django_capture_on_commit_callbacks
+) -> None:
+    from chatbots.services import conversation_delete
+
+    settings.DASHBOARD_QUESTIONS_CACHE_SECONDS = 60
+    organization = make_organization(name="Acme")
+    client.force_login(add_member(organization=organization, role=Role.OWNER))
+    bot = make_bot(organization=organization)
+    first = _asked(bot, "Do you ship to Switzerland?")
+    assert "Switzerland" in client.get("/admin/").content.decode()
+
+    _asked(bot, "Can I pay with Twint?")
+    assert "Twint" not in client.get("/admin/").content.decode()  # the minute's grouping is reused
+
+    # A deleted conversation (erasure and retention call the same invalidation) is gone at once.
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation_delete(conversation=first.conversation)
+    body = client.get("/admin/").content.decode()
+    assert "Switzerland" not in body and "Twint" in body

@@ -144,9 +144,10 @@ def test_search_is_full_text_over_every_message_of_the_organization_only(member_
 
 
 def test_search_uses_the_conversations_gin_index() -> None:
-    queryset = conversations_search(Conversation.objects.all(), text="parcel")
+    queryset = conversations_search(Conversation.objects.order_by(), text="parcel")
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
+        # an empty table: leave the planner only the lookups (no scan in another index's order)
+        cursor.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
         plan = queryset.explain()
     assert "conversation_search" in plan
 
@@ -247,3 +248,52 @@ def test_another_organizations_transcript_is_not_found(member_client) -> None:
     response = member_client.get(f"{INBOX}{foreign.pk}/change/")
     assert response.status_code == 404
     assert "Secret question?" not in response.content.decode()
+
+
+def test_inbox_page_with_every_badge_filter_costs_the_same_queries_for_3_or_30_conversations(
+    member_client,
+) -> None:
+    bot = make_bot(organization=member_client.organization)
+    filters = {"feedback": "down", "unanswered": "yes", "failed": "yes"}
+
+    def flagged(n: int) -> None:
+        conversation = _exchange(bot, question=f"Where is parcel {n}?", feedback="down", sources=[])
+        make_message(
+            conversation=conversation, role=MessageRole.ASSISTANT, text="", status=MessageStatus.FAILED
+        )
+
+    def page_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert member_client.get(INBOX, filters).status_code == 200
+        return len(queries)
+
+    for n in range(3):
+        flagged(n)
+    _exchange(bot, question="Not flagged at all")
+    page_queries()  # warm up: the session and the organization are read once per client
+    few = page_queries()
+    for n in range(27):
+        flagged(n + 3)
+    assert page_queries() == few
+    assert len(_results(member_client, **filters)) == 30
+
+
+def test_inbox_rows_have_the_markup_unfold_gives_a_result_list(member_client) -> None:
+    from unfold.templatetags.unfold_list import items_for_result, result_headers  # the reference
+
+    bot = make_bot(organization=member_client.organization, name="Helper")
+    _exchange(bot, question="Where is my <parcel>?", feedback="down")
+    _exchange(bot, question="Do you sell tents?", provider="fallback_reply", sources=[])
+    # an owner: the rows have the checkbox of the delete action too
+    member_client.force_login(add_member(organization=member_client.organization, role=Role.OWNER))
+
+    cl = member_client.get(INBOX, {"feedback": "down"}).context["cl"]
+    headers = list(result_headers(cl))
+    ours = cl.model_admin.inbox_rows(cl, headers)
+    unfolds = ["".join(items_for_result(cl, obj, None)) for obj in cl.result_list]
+
+    def normalized(html: str) -> str:
+        return " ".join(html.replace('" >', '">').split())
+
+    assert [normalized(row) for row in ours] == [normalized(row) for row in unfolds]
+    assert "&lt;parcel&gt;" in ours[0] and "action-select" in ours[0]  # escaped text; the checkbox

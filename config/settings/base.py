@@ -546,6 +546,8 @@ METRICS_CELERY_QUEUES = env_list("METRICS_CELERY_QUEUES", ["celery"])
 CONVERSATION_EXPORT_HOURS = env_int("CONVERSATION_EXPORT_HOURS", 24)
 # The review queue and the dashboard's top questions group the newest this many answers/questions.
 INBOX_REVIEW_QUEUE_LIMIT = env_int("INBOX_REVIEW_QUEUE_LIMIT", 2000)
+# The admin home's question panels are grouped at most this often per organization (0: on every load).
+DASHBOARD_QUESTIONS_CACHE_SECONDS = env_int("DASHBOARD_QUESTIONS_CACHE_SECONDS", 60)
 # An answer whose best passage is less relevant than this (0-1) is in the review queue; blank (default):
 # 15% above the embedding model's "not covered" threshold.
 INBOX_LOW_RETRIEVAL_SCORE = env_float("INBOX_LOW_RETRIEVAL_SCORE", -1.0)
