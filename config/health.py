@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 
 from chatbots.pipeline.ratelimit import redis_client as chat_redis_client
 from config.celery import app as celery_app
+from config.db import checked_connection
 from config.redis_clients import sync_redis_client
 
 CHECK_TIMEOUT_SECONDS = 1.5
@@ -78,7 +79,7 @@ def _check_celery() -> str | None:
 async def readyz(request: HttpRequest) -> JsonResponse:
     """Ready to serve traffic: the database, the Redis pools the app uses and one Celery worker answer."""
     problems = {}
-    if problem := await sync_to_async(_check_database)():
+    if problem := await sync_to_async(checked_connection(_check_database))():
         problems["database"] = problem
     redis_problems = await sync_to_async(_check_redis_pools)()
     if problem := await _check_chat_redis():

@@ -35,6 +35,7 @@ class Supervisor:
         commands: dict[str, list[str]],
         *,
         env: dict[str, str] | None = None,
+        cwd: str | None = None,
         stop_grace_seconds: float = 30.0,
         first_backoff_seconds: float = 1.0,
         max_backoff_seconds: float = 30.0,
@@ -42,6 +43,7 @@ class Supervisor:
     ) -> None:
         self.children = {name: Child(name, command) for name, command in commands.items()}
         self.env = env
+        self.cwd = cwd
         self.stop_grace_seconds = stop_grace_seconds
         self.first_backoff_seconds = first_backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -52,7 +54,7 @@ class Supervisor:
             self._spawn(child)
 
     def _spawn(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.command, env=self.env)
+        child.process = subprocess.Popen(child.command, env=self.env, cwd=self.cwd)
         child.started_at = time.monotonic()
         child.restart_at = None
 

@@ -108,6 +108,7 @@ class Command(BaseCommand):
         supervisor = Supervisor(
             commands,
             env=env,
+            cwd=str(settings.BASE_DIR),  # `-m config.serve` and `-A config` import from the project
             stop_grace_seconds=settings.WEB_SHUTDOWN_GRACE + SHUTDOWN_MARGIN_SECONDS,
             log=lambda line: (self.stderr.write(line), self.stderr.flush()),
         )
