@@ -23,7 +23,15 @@ from config.embedded import free_port
 
 
 def _daphne_children(proc: subprocess.Popen) -> list[psutil.Process]:
-    return [child for child in psutil.Process(proc.pid).children() if "daphne" in " ".join(child.cmdline())]
+    """The running Daphne processes (a killed one stays a zombie until ``serve_web`` reaps it)."""
+    running = []
+    for child in psutil.Process(proc.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "daphne" in " ".join(child.cmdline()):
+                running.append(child)
+        except psutil.Error:
+            continue  # exited meanwhile
+    return running
 
 
 def _all_serve(port: int) -> bool:
