@@ -473,6 +473,25 @@ def wait_port(port: int, timeout: float = 300) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def wait_web_ready(port: int, processes: int, timeout: float = 600) -> None:
+    """Until every web process answers: the sockets listen (in ``serve_web``) before the processes have
+    loaded Django, and the kernel spreads new connections over all of them, so ``10 × processes``
+    health checks in a row on fresh connections must succeed."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 10 * processes:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the web processes on {port} did not all answer")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                streak = streak + 1 if response.status == 200 else 0
+        except OSError:
+            streak = 0
+            time.sleep(0.5)
+
+
 def write_results(text: str) -> None:
     path = ROOT / "BENCHMARKS.md"
     content = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -593,7 +612,7 @@ def main() -> None:
             from chatbots.models import Bot
 
             Bot.objects.filter(public_id=bots["stream"]).update(model=f"bench?words={args.tokens}")
-        wait_port(web_port)
+        wait_web_ready(web_port, 1)
         vocabulary = [w for w in " ".join(corpus_texts(200)).lower().split() if w.isalpha() and len(w) > 5][
             :400
         ]
@@ -617,8 +636,7 @@ def main() -> None:
             if position or processes != 1:  # the first server (one process) served the TTFT phase
                 stop_process(web)
                 web = start_web(processes, web_port, env, logs / f"daphne-{processes}.log")
-                wait_port(web_port)
-                time.sleep(2)  # every process up, not only the first
+                wait_web_ready(web_port, processes)
             pids = web_pids(web)
             profiler = None
             if args.profile and position == 0:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -22,7 +23,21 @@ from config.embedded import free_port
 
 
 def _daphne_children(proc: subprocess.Popen) -> list[psutil.Process]:
-    return [child for child in psutil.Process(proc.pid).children() if "daphne" in " ".join(child.cmdline())]
+    """The running Daphne processes (a killed one stays a zombie until ``serve_web`` reaps it)."""
+    running = []
+    for child in psutil.Process(proc.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "daphne" in " ".join(child.cmdline()):
+                running.append(child)
+        except psutil.Error:
+            continue  # exited meanwhile
+    return running
+
+
+def _all_serve(port: int) -> bool:
+    """Twenty health checks in a row answered: new connections are spread over every process's socket, and
+    the sockets listen before the processes have loaded Django."""
+    return all(_serves(port) for _ in range(20))
 
 
 def _serves(port: int) -> bool:
@@ -46,19 +61,20 @@ async def _ready_frames(url: str, count: int) -> tuple[list[str], list[websocket
 
 
 @pytest.mark.slow_process
-@pytest.mark.timeout(600)  # three Django process starts; minutes on a loaded machine
+@pytest.mark.timeout(900)  # three Django process starts: seconds each, minutes on a loaded machine
 def test_serve_web_spreads_sockets_over_its_processes_restarts_a_dead_one_and_stops_cleanly(
-    transactional_db, llm_server
+    transactional_db, llm_server, tmp_path: Path
 ) -> None:
     bot = make_chat_bot(llm_server)
     port = free_port()
     env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL}
+    output = tmp_path / "serve_web.log"  # a file, not a pipe: nobody reads the access log while it runs
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve_web", "--port", str(port), "--processes", "2"],
-        cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=BASE_DIR, env=env, stdout=output.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        assert _wait_for(lambda: _serves(port) and len(_daphne_children(proc)) == 2, 120)
+        assert _wait_for(lambda: len(_daphne_children(proc)) == 2 and _all_serve(port), 300)
         daphnes = _daphne_children(proc)
 
         async def open_sockets() -> dict[int, int]:
@@ -81,14 +97,14 @@ def test_serve_web_spreads_sockets_over_its_processes_restarts_a_dead_one_and_st
 
         daphnes[0].kill()
         assert _wait_for(lambda: {p.pid for p in _daphne_children(proc)} - {d.pid for d in daphnes}, 60)
-        assert _wait_for(lambda: len(_daphne_children(proc)) == 2 and _serves(port), 120)
+        assert _wait_for(lambda: len(_daphne_children(proc)) == 2 and _all_serve(port), 300)
         survivors = _daphne_children(proc)
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         _gone, alive = psutil.wait_procs(survivors, timeout=10)
         assert not alive
-        assert "restarting" in proc.stdout.read()
+        assert "restarting" in output.read_text()
     finally:
         if proc.poll() is None:
             leftovers = psutil.Process(proc.pid).children(recursive=True)
