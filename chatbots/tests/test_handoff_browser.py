@@ -51,7 +51,7 @@ def test_a_visitor_is_handed_to_a_person_and_back_to_the_bot(
 
     # The inbox lists it at once; the operator opens it and takes it.
     operator.wait_for_selector(f"[data-handoff-conversation='{conversation.pk}']")
-    screenshot(operator, "handoff-inbox")
+    screenshot(operator, "handoff-inbox.png")
     operator.locator(f"[data-handoff-conversation='{conversation.pk}'] a").click()
     operator.wait_for_selector("html[data-handoff-socket='ready']")
     operator.get_by_role("button", name="Take the conversation").click()
@@ -72,8 +72,8 @@ def test_a_visitor_is_handed_to_a_person_and_back_to_the_bot(
     # The visitor's message reaches her page live, and is not answered by the bot.
     visitor.press(".pc-input", "Enter")
     operator.wait_for_selector(".pt-row.pt-user:has-text('My tent has a hole')")
-    screenshot(operator, "handoff-operator")
-    screenshot(visitor, "handoff-visitor")
+    screenshot(operator, "handoff-operator.png")
+    screenshot(visitor, "handoff-visitor.png")
 
     # Handed back: the bot answers again.
     operator.get_by_role("button", name="Hand back to the bot").click()

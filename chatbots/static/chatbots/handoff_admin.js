@@ -24,9 +24,10 @@
   let lastTypingSent = 0;
   const shownMessages = new Set(); // message ids already drawn (our reply comes back as an event too)
 
-  const panel = document.querySelector("[data-handoff-panel]");
-  const live = document.querySelector("[data-handoff-live]");
-  const conversationId = panel ? panel.dataset.conversationId : null;
+  // Unfold loads this script in <head>: the page's elements are looked up once the document is parsed.
+  let panel = null;
+  let live = null;
+  let conversationId = null;
 
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -245,26 +246,27 @@
     panel.querySelector("[data-reply-form]").hidden = !mine;
   }
 
-  if (panel && panel.dataset.mayAnswer === "1") {
+  function wirePanel() {
+    if (!panel || panel.dataset.mayAnswer !== "1") return;
     const act = (type) => () => {
       if (!send({ type, conversation_id: conversationId })) showError("Not connected. Retrying…");
     };
     panel.querySelector("[data-take]").addEventListener("click", act("take"));
     panel.querySelector("[data-release]").addEventListener("click", act("release"));
     panel.querySelector("[data-close]").addEventListener("click", act("close"));
-    const form = panel.querySelector("[data-reply-form]");
     const reply = panel.querySelector("[data-reply]");
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
+    const sendReply = () => {
       const text = reply.value.trim();
       if (!text) return;
       if (send({ type: "reply", conversation_id: conversationId, text })) reply.value = "";
       else showError("Not connected. Retrying…");
-    });
+    };
+    panel.querySelector("[data-send]").addEventListener("click", sendReply);
     reply.addEventListener("keydown", (event) => {
+      // Enter sends (Shift+Enter: a new line); never the admin's change form around the panel.
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
-        form.requestSubmit();
+        sendReply();
       }
     });
     reply.addEventListener("input", () => {
@@ -276,5 +278,14 @@
     updatePanel();
   }
 
-  connect();
+  function start() {
+    panel = document.querySelector("[data-handoff-panel]");
+    live = document.querySelector("[data-handoff-live]");
+    conversationId = panel ? panel.dataset.conversationId : null;
+    wirePanel();
+    connect();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();
