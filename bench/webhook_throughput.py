@@ -19,6 +19,7 @@ BENCH_DATABASE_URL), a Redis database (--redis-url, flushed), a signature-checki
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -37,6 +38,8 @@ BENCH_ENV = {
     "WEBHOOK_TIMEOUT_SECONDS": "2",  # the lease of a killed worker's claim: timeout + 30 s
     "WEBHOOK_REQUEUE_AFTER_SECONDS": "5",
     "LOG_LEVEL": "WARNING",
+    # Persistent database connections, as a production worker runs (with 0, Django opens one per task).
+    "DB_CONN_MAX_AGE": "60",
 }
 
 
@@ -55,7 +58,9 @@ def setup_django(database_url: str | None, redis_url: str) -> str:
     return url
 
 
-def start_worker(*, database_url: str, redis_url: str, pool: str, concurrency: int, log: Path) -> subprocess.Popen:
+def start_worker(
+    *, database_url: str, redis_url: str, pool: str, concurrency: int, log: Path
+) -> subprocess.Popen:
     env = {
         **os.environ, **BENCH_ENV, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url, "CELERY_RESULT_BACKEND": redis_url,
@@ -69,10 +74,8 @@ def start_worker(*, database_url: str, redis_url: str, pool: str, concurrency: i
 
 
 def kill(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=30)
 
 
@@ -82,6 +85,31 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=30)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         kill(proc)
+
+
+def cpu_seconds(worker_pid: int) -> dict[str, float]:
+    """CPU time so far of the worker (its children too), the bench process (the receiver) and this
+    database's PostgreSQL backends: what one delivery costs, whatever else the machine runs."""
+    import psutil
+
+    def total(process: psutil.Process) -> float:
+        times = process.cpu_times()
+        return times.user + times.system
+
+    found = {"worker": 0.0, "receiver": total(psutil.Process()), "postgres": 0.0}
+    try:
+        worker = psutil.Process(worker_pid)
+        for process in [worker, *worker.children(recursive=True)]:
+            found["worker"] += total(process)
+    except psutil.NoSuchProcess:
+        pass
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if any("parlor_webhook_bench" in part for part in process.info["cmdline"] or []):
+                found["postgres"] += total(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 def record_events(organization_id: int, count: int) -> list[str]:
@@ -115,7 +143,9 @@ def wait_received(receiver, ids: set[str], *, timeout: float, tick=None) -> floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
     parser.add_argument("--concurrency", type=int, default=8)
@@ -152,11 +182,21 @@ def main() -> None:
         receiver.wait_for(lambda r: len(r.processed) >= 1, timeout=120)
         first = time.monotonic()
         seen_at_first = len(receiver.processed)
+        cpu_before = cpu_seconds(worker.pid)
         wait_received(receiver, set(ids), timeout=600)
         elapsed = time.monotonic() - first
+        cpu = {name: after - cpu_before.get(name, 0.0) for name, after in cpu_seconds(worker.pid).items()}
     finally:
         stop(worker)
     throughput = (args.events - seen_at_first) / elapsed
+    delivered = args.events - seen_at_first
+    cpu_ms = {name: 1000 * seconds / delivered for name, seconds in cpu.items()}
+    capacity = 1000 / sum(cpu_ms.values())
+    print(
+        "CPU ms per delivery: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cpu_ms.items())
+        + f"; {capacity:.0f} deliveries per CPU-second"
+    )
     print(f"throughput: {args.events} deliveries, {throughput:.0f}/s ({args.pool} pool x{args.concurrency}); "
           f"events recorded at {record_rate:.0f}/s")  # fmt: skip
 
@@ -178,9 +218,11 @@ def main() -> None:
     requests = sum(receiver.deliveries_per_event[i] for i in ids2)
     duplicates = requests - len(ids2)
     lost = len(set(ids2) - receiver.processed.keys())
-    print(f"kill: {args.events} events, killed at {at_kill} received, all received {recovery:.1f} s later; "
-          f"{duplicates} duplicate requests (deduplicated by event id), {lost} lost, "
-          f"{receiver.bad_signatures} bad signatures; created {created}, received {received}")
+    print(
+        f"kill: {args.events} events, killed at {at_kill} received, all received {recovery:.1f} s later; "
+        f"{duplicates} duplicate requests (deduplicated by event id), {lost} lost, "
+        f"{receiver.bad_signatures} bad signatures; created {created}, received {received}"
+    )
 
     if args.quick:
         return
@@ -194,7 +236,9 @@ each event id once.
 
 | measure | figure |
 | --- | --- |
-| deliveries per second (first to last received, {args.events} events queued before the worker started) | **{throughput:.0f}/s** |
+| deliveries per second (first to last received, {args.events} events queued before the worker started) | **{throughput:.0f}/s** (wall clock, on the shared machine) |
+| CPU per delivery: worker / receiver / PostgreSQL | {cpu_ms["worker"]:.1f} / {cpu_ms["receiver"]:.1f} / {cpu_ms["postgres"]:.1f} ms |
+| deliveries per CPU-second (all three together) | **{capacity:.0f}** |
 | events recorded per second (`webhook_event`, one transaction each) | {record_rate:.0f}/s |
 | worker killed (SIGKILL) after | {at_kill} of {args.events} events received |
 | after the kill: all received within | {recovery:.1f} s (a new worker; the beat job's re-queue every 3 s, claims expire after 32 s) |
@@ -211,7 +255,9 @@ def write_results(text: str) -> None:
     content = path.read_text() if path.exists() else "# Benchmarks\n"
     block = f"<!-- webhooks:start -->\n{text}<!-- webhooks:end -->\n"
     if "<!-- webhooks:start -->" in content:
-        content = re.sub(r"<!-- webhooks:start -->.*<!-- webhooks:end -->\n", lambda _: block, content, flags=re.S)
+        content = re.sub(
+            r"<!-- webhooks:start -->.*<!-- webhooks:end -->\n", lambda _: block, content, flags=re.S
+        )
     else:
         content = content.rstrip("\n") + "\n\n" + block
     path.write_text(content)

@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
-from config import outbound
+from config import log_context, outbound
 from webhooks.exceptions import EndpointUrlRefused, InvalidEndpoint
 from webhooks.models import (
     TEST_EVENT_TYPE,
@@ -108,8 +108,11 @@ def deliveries_enqueue(delivery_ids: Iterable[int], *, countdown: float = 0) -> 
     ids = list(delivery_ids)
 
     def send() -> None:
-        for delivery_id in ids:
-            webhook_deliver_task.apply_async((delivery_id,), countdown=countdown or None)
+        # Without the conversation's and bot's ids in the task's headers (config/log_context.py): a retry
+        # waits in Redis for minutes, and a visitor's erasure must find nothing of theirs there.
+        with log_context.bound(conversation_id=None, bot_id=None):
+            for delivery_id in ids:
+                webhook_deliver_task.apply_async((delivery_id,), countdown=countdown or None)
 
     if ids:
         transaction.on_commit(send)
