@@ -83,6 +83,11 @@ class Source(models.Model):
         null=True, blank=True, editable=False, help_text="Length of an audio or video recording."
     )
     synced_at = models.DateTimeField(null=True, blank=True)
+    # The PostgreSQL text search configuration of its chunks' full-text vectors: the language its text is
+    # written in, told at each ingest (knowledge.questions.text_language) unless KNOWLEDGE_FTS_CONFIG names
+    # one. Questions are stemmed with each configuration among a bot's sources; a rewrite of a question in
+    # another language is written in the most common one (chatbots.llm.rewrite).
+    text_search_config = models.CharField(max_length=32, default="english", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
