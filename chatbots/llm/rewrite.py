@@ -7,6 +7,10 @@ offline conversational search is the fallback), limited to ``LLM_REWRITE_MAX_TOK
 None and the caller searches the follow-up with its conversation, so a slow model costs at most the
 timeout. Whether to call at all is decided offline first (``knowledge.questions``): a question that names
 its own topic is never rewritten, so a topic change is never pulled back to the old topic.
+
+A question written in another language than the bot's knowledge (even a first one) is rewritten into the
+knowledge's language (``language``), so that the full-text search matches the knowledge's words too; the
+answer's prompt then tells the model to answer in the visitor's language (``chatbots.llm.prompt``).
 """
 
 from __future__ import annotations
