@@ -70,10 +70,18 @@ def make_corpus(organization, size: int, rng: random.Random):
     centres = generator.normal(size=(200, DIM))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     big = Source.objects.create(
-        organization=organization, kind=SourceKind.TEXT, title="bulk", chunk_count=size - size // 100
+        organization=organization,
+        kind=SourceKind.TEXT,
+        title="bulk",
+        chunk_count=size - size // 100,
+        text_search_config="simple",
     )
     small = Source.objects.create(
-        organization=organization, kind=SourceKind.TEXT, title="bot's 1%", chunk_count=size // 100
+        organization=organization,
+        kind=SourceKind.TEXT,
+        title="bot's 1%",
+        chunk_count=size // 100,
+        text_search_config="simple",
     )
     with connection.cursor() as cursor:
         # Loading row by row into a live HNSW index is slow; build it once afterwards (same definition).

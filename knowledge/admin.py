@@ -129,6 +129,7 @@ class SourceAdmin(TenantScopedAdmin):
         "chunks",
         "tokens",
         "page_count",
+        "text_search_config",
         "synced_at",
         "media_length",
         "transcription_cost",
@@ -143,7 +144,7 @@ class SourceAdmin(TenantScopedAdmin):
             "Website crawl and re-sync",
             {"fields": ["max_pages", "max_depth", "resync_hours"], "classes": ["collapse"]},
         ),
-        ("Index", {"fields": ["chunks", "tokens", "page_count", "synced_at"]}),
+        ("Index", {"fields": ["chunks", "tokens", "page_count", "text_search_config", "synced_at"]}),
         (
             "Recording",
             {"fields": ["media_length", "transcription_cost", "transcript"], "classes": ["collapse"]},

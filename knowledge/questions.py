@@ -29,12 +29,44 @@ CONTINUATION = re.compile(
 MIN_CONTENT_WORDS = 3
 # The languages whose stop words PostgreSQL ships and visitors of a European shop most often write in.
 OTHER_LANGUAGES = ("french", "italian", "spanish", "german", "portuguese", "dutch")
+# The text search configurations a source's language is told among (also its name in prompts).
+TEXT_SEARCH_LANGUAGES = ("english", *OTHER_LANGUAGES)
+LANGUAGE_CODES = {
+    "english": "en", "french": "fr", "italian": "it", "spanish": "es", "german": "de", "portuguese": "pt",
+    "dutch": "nl",
+}  # fmt: skip
+SAMPLE_CHARS = 20_000  # of a source's text: plenty for the stop-word test, cheap to parse
 
 
 @dataclass(frozen=True)
 class QuestionShape:
     english: bool  # reads as English (the stop-word test below)
     self_contained: bool  # names its own topic: its conversation must not change what is searched
+    language: str = "english"  # the text search configuration whose stop words it holds most of
+
+
+def _stop_words_dropped(text: str) -> tuple[int, dict[str, int]]:
+    """The text's token count, and per configuration of ``TEXT_SEARCH_LANGUAGES`` how many it drops as stop
+    words (one statement with PostgreSQL's own lists)."""
+    kept = ", ".join(
+        f"(SELECT coalesce(sum(cardinality(positions)), 0) FROM unnest(to_tsvector('{config}', %(q)s)))"  # noqa: S608
+        for config in ("simple", *TEXT_SEARCH_LANGUAGES)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {kept}", {"q": text})
+        total, *counts = (int(value) for value in cursor.fetchone())
+    return total, {config: total - count for config, count in zip(TEXT_SEARCH_LANGUAGES, counts, strict=True)}
+
+
+def _language_of(dropped: dict[str, int]) -> str:
+    """The configuration that drops the most stop words; English on a tie (and for a text without any)."""
+    return max(TEXT_SEARCH_LANGUAGES, key=lambda config: (dropped[config], config == "english"))
+
+
+def text_language(text: str) -> str:
+    """The text search configuration (a language of ``TEXT_SEARCH_LANGUAGES``) a text is written in, by
+    the same stop-word test as questions; judged on its first ``SAMPLE_CHARS`` characters."""
+    return _language_of(_stop_words_dropped(text[:SAMPLE_CHARS])[1]) if text.strip() else "english"
 
 
 def question_shape(question: str) -> QuestionShape:
@@ -51,16 +83,13 @@ def question_shape(question: str) -> QuestionShape:
     question = question.strip()
     if not question:
         return QuestionShape(english=True, self_contained=False)
-    kept = ", ".join(
-        f"(SELECT coalesce(sum(cardinality(positions)), 0) FROM unnest(to_tsvector('{config}', %(q)s)))"  # noqa: S608
-        for config in ("simple", "english", *OTHER_LANGUAGES)
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {kept}", {"q": question})
-        total, english_kept, *others = (int(value) for value in cursor.fetchone())
-    english = all(total - other <= total - english_kept for other in others)
+    total, dropped = _stop_words_dropped(question)
+    language = _language_of(dropped)
+    english = language == "english"
+    content_words = total - dropped["english"]
     points_back = bool(REFERENCE.search(question) or CONTINUATION.search(question))
     return QuestionShape(
         english=english,
-        self_contained=english and not points_back and english_kept >= MIN_CONTENT_WORDS,
+        self_contained=english and not points_back and content_words >= MIN_CONTENT_WORDS,
+        language=language,
     )

@@ -218,17 +218,21 @@ def use_exact_scan(searched_chunks: int) -> bool:
 @dataclass(frozen=True)
 class SearchScope:
     searched_chunks: int  # chunks in the searched sources
-    lexemes: list[str]  # the query's lexemes (text search configuration KNOWLEDGE_FTS_CONFIG)
+    lexemes: list[str]  # the query's lexemes, stemmed by each text search configuration of the sources
     searched_lexemes: list[str]  # those both methods score with (``budgeted_lexemes``)
 
 
 def search_scope(cursor, *, organization_id: int, source_ids: list[int], query: str) -> SearchScope:
-    """What both methods need to plan, in one round trip."""
+    """What both methods need to plan, in one round trip. The query is stemmed with every text search
+    configuration among the sources (each source's chunks were indexed in their own language), so a
+    German source matches German word forms and an English one English forms."""
     cursor.execute(
         "SELECT (SELECT coalesce(sum(chunk_count), 0) FROM knowledge_source "
-        "WHERE organization_id = %s AND id = ANY(%s)), "
-        "(SELECT array_agg(lexeme) FROM unnest(to_tsvector(%s::regconfig, %s)))",
-        [organization_id, source_ids, settings.KNOWLEDGE_FTS_CONFIG, query],
+        "WHERE organization_id = %(org)s AND id = ANY(%(sources)s)), "
+        "(SELECT array_agg(DISTINCT lexeme) FROM (SELECT DISTINCT text_search_config::regconfig AS config "
+        "FROM knowledge_source WHERE organization_id = %(org)s AND id = ANY(%(sources)s)) AS configs, "
+        "unnest(to_tsvector(configs.config, %(query)s)))",
+        {"org": organization_id, "sources": source_ids, "query": query},
     )
     searched, lexemes = cursor.fetchone()
     lexemes = lexemes or []

@@ -106,8 +106,8 @@ def knowledge_for_question(
 
     ``context``: the user's earlier messages in the conversation, oldest first; a follow-up ("and for how
     long?") is searched with them. ``min_relevance``: passages less relevant than this are not knowledge
-    about the question (default: the embedding model's measured threshold, for an English-only model a
-    lower one for a question in another language); none left means the knowledge does not cover it. A
+    about the question (default: the embedding model's measured threshold, a lower one for a question in
+    another language than English); none left means the knowledge does not cover it. A
     question that names its own topic (``knowledge.questions``) is judged without its conversation. ``query_vector``: the question's vector, or a future of it (the chat pipeline starts
     embedding the question as soon as the message arrives; the full-text search starts without it)."""
     faq = faq_match(
@@ -241,3 +241,26 @@ def faq_match(
 def source_latest_transcription(*, source: Source) -> Transcription | None:
     """The transcript a recording's chunks were made from (the newest), for the admin."""
     return source.transcriptions.order_by("-created_at").first() if source.pk else None
+
+
+def knowledge_language(*, organization_id: int, source_ids: Sequence[int]) -> str:
+    """The language most of these sources' text is written in (a configuration of
+    ``knowledge.questions.TEXT_SEARCH_LANGUAGES``, told at ingest), or "" when none is known: what a
+    question in another language is translated into before it is searched."""
+    from django.db.models import Sum
+
+    from knowledge.questions import TEXT_SEARCH_LANGUAGES
+
+    row = (
+        Source.objects.filter(
+            organization_id=organization_id,
+            pk__in=list(source_ids),
+            status=SourceStatus.READY,
+            text_search_config__in=TEXT_SEARCH_LANGUAGES,
+        )
+        .values("text_search_config")
+        .annotate(chunks=Sum("chunk_count"))
+        .order_by("-chunks", "text_search_config")
+        .first()
+    )
+    return row["text_search_config"] if row else ""

@@ -64,6 +64,7 @@ from knowledge.parsing import (
     parse_markdown,
     parse_plain_text,
 )
+from knowledge.questions import SAMPLE_CHARS, text_language
 from knowledge.versions import knowledge_changed
 from webhooks.models import EventType
 from webhooks.services import webhook_event
@@ -579,15 +580,16 @@ def source_ingest_blocks(
             ],
             batch_size=500,
         )
+        config = text_search_config(drafts)
         with connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE knowledge_chunk SET search_vector = "
                 "setweight(to_tsvector(%s::regconfig, heading), 'A') || "
                 "setweight(to_tsvector(%s::regconfig, content), 'B') WHERE source_id = %s",
-                [settings.KNOWLEDGE_FTS_CONFIG, settings.KNOWLEDGE_FTS_CONFIG, source.pk],
+                [config, config, source.pk],
             )
         Source.objects.filter(pk=source.pk).update(
-            status=SourceStatus.READY, progress=100, status_reason="", chunk_count=len(drafts),
+            status=SourceStatus.READY, progress=100, status_reason="", chunk_count=len(drafts), text_search_config=config,
             token_count=sum(d.token_estimate for d in drafts), page_count=page_count, synced_at=timezone.now(),
         )  # fmt: skip
         knowledge_changed(organization_id=source.organization_id)
@@ -599,6 +601,17 @@ def source_ingest_blocks(
             cursor.execute("ANALYZE knowledge_chunkterm")
     source.refresh_from_db()
     return source
+
+
+def text_search_config(drafts: list[ChunkDraft]) -> str:
+    """The full-text configuration for a source's chunks: ``KNOWLEDGE_FTS_CONFIG`` when it names one, else
+    the language its text is written in (English stemming mangles German or French words, and keeps their
+    stop words as if they mattered)."""
+    if settings.KNOWLEDGE_FTS_CONFIG != "auto":
+        return settings.KNOWLEDGE_FTS_CONFIG
+    # Chunks spread over the source (its first ones may be a title page or a menu), ~SAMPLE_CHARS in all.
+    step = max(1, len(drafts) // 20)
+    return text_language("\n".join(draft.content for draft in drafts[::step])[:SAMPLE_CHARS])
 
 
 def _embed_faq_pairs(source: Source) -> None:

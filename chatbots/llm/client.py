@@ -280,16 +280,24 @@ async def stream_chat(
     passages: Sequence[Passage],
     generation: Generation | None = None,
     interrupted: Interrupted | None = None,
+    other_knowledge_language: str = "",
 ) -> AsyncIterator[LLMEvent]:
     """Stream an answer: ``TextDelta`` events, then exactly one ``Completed``.
 
     ``generation``: an API client's temperature, output limit, stop sequences and instructions for this
     answer (the offline provider quotes passages and ignores them). ``interrupted``: filled in when the
-    caller closes or cancels the stream before ``Completed``. Raises ``LLMUnavailable`` only if even the
-    offline provider cannot answer.
+    caller closes or cancels the stream before ``Completed``. ``other_knowledge_language``: the knowledge's
+    language when the visitor writes in another one (the prompt then says to answer in the visitor's). Raises
+    ``LLMUnavailable`` only if even the offline provider cannot answer.
     """
     instructions = generation.instructions if generation else ""
-    chat_messages = build_messages(bot=bot, messages=messages, passages=passages, instructions=instructions)
+    chat_messages = build_messages(
+        bot=bot,
+        messages=messages,
+        passages=passages,
+        instructions=instructions,
+        other_knowledge_language=other_knowledge_language,
+    )
     endpoints = endpoints_for(bot)
     for position, endpoint in enumerate(endpoints):
         retries = 0

@@ -39,7 +39,14 @@ def source_label(passage: Passage) -> str:
     return label
 
 
-def system_message(*, bot: Bot, passages: Sequence[Passage], instructions: str = "") -> str:
+def system_message(
+    *, bot: Bot, passages: Sequence[Passage], instructions: str = "", other_knowledge_language: str = ""
+) -> str:
+    """The bot's prompt, the rules about knowledge and language, and the passages. ``other_knowledge_language``: the
+    knowledge's language (a text search configuration name, "english") when the visitor writes in another
+    one: a model reading English passages tends to answer in English unless told otherwise. The visitor's
+    language is not named: told from a few words by stop words, it is often ambiguous (Spanish "mi" is
+    Italian too), while the model reads it without fail."""
     parts = [bot.system_prompt.strip() or "You are a helpful assistant."]
     if instructions.strip():
         # An API client's system message, for bots that accept one: after the bot's own prompt, before
@@ -57,6 +64,11 @@ def system_message(*, bot: Bot, passages: Sequence[Passage], instructions: str =
         )
     if bot.language and bot.language != "auto":
         parts.append(f"Always answer in {LANGUAGE_NAMES.get(bot.language, bot.language)}.")
+    elif other_knowledge_language:
+        parts.append(
+            "Answer in the language of the user's last message, even though the knowledge below is written in "
+            f"{other_knowledge_language.capitalize()}."
+        )
     else:
         parts.append("Answer in the language of the user's last message.")
     if passages:
@@ -83,6 +95,7 @@ def build_messages(
     passages: Sequence[Passage],
     budget_tokens: int | None = None,
     instructions: str = "",
+    other_knowledge_language: str = "",
 ) -> list[dict]:
     """System prompt with the knowledge, recent turns and the new message, within a token budget.
 
@@ -96,7 +109,12 @@ def build_messages(
         return [
             {
                 "role": "system",
-                "content": system_message(bot=bot, passages=passages, instructions=instructions),
+                "content": system_message(
+                    bot=bot,
+                    passages=passages,
+                    instructions=instructions,
+                    other_knowledge_language=other_knowledge_language,
+                ),
             }
         ]
     *history, last = turns
@@ -105,7 +123,14 @@ def build_messages(
 
     remaining = (
         budget
-        - estimate_tokens(system_message(bot=bot, passages=[], instructions=instructions))
+        - estimate_tokens(
+            system_message(
+                bot=bot,
+                passages=[],
+                instructions=instructions,
+                other_knowledge_language=other_knowledge_language,
+            )
+        )
         - estimate_tokens(str(last["content"]))
     )
     context_share = remaining * 2 // 3
@@ -127,7 +152,15 @@ def build_messages(
         kept.insert(0, turn)
         remaining -= cost
     return [
-        {"role": "system", "content": system_message(bot=bot, passages=chosen, instructions=instructions)},
+        {
+            "role": "system",
+            "content": system_message(
+                bot=bot,
+                passages=chosen,
+                instructions=instructions,
+                other_knowledge_language=other_knowledge_language,
+            ),
+        },
         *({"role": m["role"], "content": str(m.get("content", ""))} for m in [*kept, last]),
     ]
 

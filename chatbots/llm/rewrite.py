@@ -7,6 +7,10 @@ offline conversational search is the fallback), limited to ``LLM_REWRITE_MAX_TOK
 None and the caller searches the follow-up with its conversation, so a slow model costs at most the
 timeout. Whether to call at all is decided offline first (``knowledge.questions``): a question that names
 its own topic is never rewritten, so a topic change is never pulled back to the old topic.
+
+A question written in another language than the bot's knowledge (even a first one) is rewritten into the
+knowledge's language (``language``), so that the full-text search matches the knowledge's words too; the
+answer's prompt then tells the model to answer in the visitor's language (``chatbots.llm.prompt``).
 """
 
 from __future__ import annotations
@@ -36,8 +40,12 @@ logger = logging.getLogger(__name__)
 REWRITE_INSTRUCTION = "Rewrite the user's last message as one standalone search question"
 REWRITE_SYSTEM = (
     f"{REWRITE_INSTRUCTION}, using the earlier messages only to resolve what it refers to. If the last "
-    "message moves to another topic, keep its new topic. Keep its language. Reply with the question only."
+    "message moves to another topic, keep its new topic. {language} Reply with the question only."
 )
+KEEP_LANGUAGE = "Keep its language."
+# A visitor who writes in another language than the knowledge: the search runs in the knowledge's language
+# (full-text search stems words in that language; the embedder also matches same-language text best).
+WRITE_IN_LANGUAGE = "Write the question in {name}, the language of the knowledge it is searched in."
 MAX_REWRITE_CHARS = 500  # a longer answer is not a question: the model did something else
 
 
@@ -54,24 +62,37 @@ def rewrites_queries(bot: Bot) -> bool:
     return bot.query_rewrite and bool(endpoints_for(bot))
 
 
-def rewrite_prompt(*, question: str, earlier: Sequence[str]) -> list[dict[str, str]]:
-    """The two messages of a rewrite request: the instruction, then the user's turns, numbered."""
+def rewrite_prompt(*, question: str, earlier: Sequence[str], language: str = "") -> list[dict[str, str]]:
+    """The two messages of a rewrite request: the instruction, then the user's turns, numbered.
+    ``language``: the knowledge's language (a text search configuration name) to write the question in."""
+    rule = WRITE_IN_LANGUAGE.format(name=language_name(language)) if language else KEEP_LANGUAGE
     turns = "\n".join(f"{number}. {text}" for number, text in enumerate(earlier, start=1))
+    asked = (
+        f"Earlier messages:\n{turns}\n\nLast message: {question}" if earlier else f"Last message: {question}"
+    )
     return [
-        {"role": "system", "content": REWRITE_SYSTEM},
-        {"role": "user", "content": f"Earlier messages:\n{turns}\n\nLast message: {question}"},
+        {"role": "system", "content": REWRITE_SYSTEM.format(language=rule)},
+        {"role": "user", "content": asked},
     ]
 
 
-async def rewrite_question(*, bot: Bot, question: str, earlier: Sequence[str]) -> Rewrite | None:
-    """``question`` rewritten to stand on its own given the user's ``earlier`` messages, or None when the
-    model did not answer usably within ``LLM_REWRITE_TIMEOUT``."""
+def language_name(config: str) -> str:
+    """A text search configuration's language as a model reads it ("spanish" → "Spanish")."""
+    return config.capitalize()
+
+
+async def rewrite_question(
+    *, bot: Bot, question: str, earlier: Sequence[str], language: str = ""
+) -> Rewrite | None:
+    """``question`` rewritten to stand on its own given the user's ``earlier`` messages (and written in
+    ``language``, the knowledge's, when given), or None when the model did not answer usably within
+    ``LLM_REWRITE_TIMEOUT``."""
     endpoints = endpoints_for(bot)
-    if not endpoints or not earlier:
+    if not endpoints or not (earlier or language):
         return None
     endpoint = endpoints[0]
     body = {
-        "messages": rewrite_prompt(question=question, earlier=earlier),
+        "messages": rewrite_prompt(question=question, earlier=earlier, language=language),
         **sampling_params(
             provider=endpoint.provider,
             model=endpoint.model,

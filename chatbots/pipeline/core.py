@@ -68,7 +68,13 @@ from config.db import replace_broken_connection, retrying_across_restarts
 from knowledge.embedders import QueryVector, embed_search_query
 from knowledge.questions import question_shape
 from knowledge.retrieval import RetrievedChunk
-from knowledge.selectors import CONTEXT_TURNS, FaqAnswer, Knowledge, knowledge_for_question
+from knowledge.selectors import (
+    CONTEXT_TURNS,
+    FaqAnswer,
+    Knowledge,
+    knowledge_for_question,
+    knowledge_language,
+)
 
 logger = logging.getLogger("parlor.chat")
 FAQ_CHUNK_CHARS = 24  # an FAQ answer is streamed in small pieces so every transport behaves the same
@@ -177,6 +183,9 @@ def _embed_question(text: str) -> list[float]:
 class Prepared:
     knowledge: Knowledge
     rewrite: Rewrite | None = None  # the model's standalone rewrite that was searched instead of the message
+    # The knowledge's language when the visitor writes in another one: the model is told to answer in the
+    # visitor's language all the same.
+    other_knowledge_language: str = ""
 
 
 def _stored_user_texts(request: ChatRequest) -> list[str]:
@@ -193,9 +202,21 @@ def _stored_user_texts(request: ChatRequest) -> list[str]:
     return texts[-CONTEXT_TURNS:]
 
 
-def _needs_rewrite(text: str, earlier: list[str]) -> bool:
-    """A follow-up that does not name its own topic (no model call for a first or self-contained one)."""
-    return bool(earlier) and not question_shape(text).self_contained
+@dataclass(frozen=True)
+class RewritePlan:
+    needed: bool  # a follow-up that does not name its own topic, or a question to translate
+    language: str = ""  # the knowledge's language to write the search question in ("": keep the visitor's)
+
+
+def _rewrite_plan(bot: Bot, text: str, earlier: list[str]) -> RewritePlan:
+    """Whether the model rewrites the message before it is searched: a follow-up that does not name its own
+    topic (no model call for a first or self-contained question), or a question written in another language
+    than the bot's knowledge, which is searched in the knowledge's language."""
+    shape = question_shape(text)
+    language = knowledge_language(organization_id=bot.organization_id, source_ids=bot_source_ids(bot=bot))
+    if language and shape.language != language:
+        return RewritePlan(needed=True, language=language)
+    return RewritePlan(needed=bool(earlier) and not shape.self_contained)
 
 
 async def _prepare_knowledge(request: ChatRequest, text: str, query_vector: Future[list[float]]) -> Prepared:
@@ -208,11 +229,16 @@ async def _prepare_knowledge(request: ChatRequest, text: str, query_vector: Futu
     if request.history is not None:
         context = [turn["content"] for turn in request.history if turn["role"] == "user"]
     rewrite = None
+    other_knowledge_language = ""
     if rewrites_queries(request.bot):
         if context is None:
             context = await in_thread_pool(_stored_user_texts)(request)
-        if await in_thread_pool(_needs_rewrite)(text, context):
-            rewrite = await rewrite_question(bot=request.bot, question=text, earlier=context[-CONTEXT_TURNS:])
+        plan = await in_thread_pool(_rewrite_plan)(request.bot, text, context)
+        if plan.needed:
+            rewrite = await rewrite_question(
+                bot=request.bot, question=text, earlier=context[-CONTEXT_TURNS:], language=plan.language
+            )
+        other_knowledge_language = plan.language
         if rewrite is not None:
             text, context = rewrite.text, []
             query_vector = _embedding_threads.submit(_embed_question, text)
@@ -229,7 +255,7 @@ async def _prepare_knowledge(request: ChatRequest, text: str, query_vector: Futu
             context=context,
             conversation=conversation,
         )
-    return Prepared(knowledge=knowledge, rewrite=rewrite)
+    return Prepared(knowledge=knowledge, rewrite=rewrite, other_knowledge_language=other_knowledge_language)
 
 
 def _count_rewrite(record: AnswerRecord, rewrite: Rewrite | None) -> None:
@@ -276,12 +302,18 @@ async def _model_answer(
     passages: list[RetrievedChunk],
     record: AnswerRecord,
     generation: Generation | None = None,
+    other_knowledge_language: str = "",
 ) -> AsyncIterator[str]:
     """The provider's answer; usage, cost and how it ended go into ``record``, also when the answer is stopped
     before the provider finished (the tokens streamed so far, estimated if the provider sent no count)."""
     interrupted = Interrupted()
     events = stream_chat(
-        bot=bot, messages=messages, passages=passages, generation=generation, interrupted=interrupted
+        bot=bot,
+        messages=messages,
+        passages=passages,
+        generation=generation,
+        interrupted=interrupted,
+        other_knowledge_language=other_knowledge_language,
     )
     try:
         async for event in events:
@@ -356,8 +388,10 @@ def _fresh_answer(
     knowledge: Knowledge,
     record: AnswerRecord,
     generation: Generation | None = None,
+    other_knowledge_language: str = "",
 ) -> AsyncIterator[str]:
-    """The FAQ's answer, the bot's fixed reply when its knowledge has none, or the model's answer."""
+    """The FAQ's answer, the bot's fixed reply when its knowledge has none, or the model's answer.
+    ``other_knowledge_language``: the knowledge's language when the visitor writes in another one."""
     record.sources = knowledge.sources
     record.search_query = knowledge.search_query
     if knowledge.passages:
@@ -368,7 +402,7 @@ def _fresh_answer(
         record.provider = "fallback_reply"
         return _fixed_reply(bot.fallback_reply)
     messages = [*history, Turn(role="user", content=text)]
-    return _model_answer(bot, messages, knowledge.passages, record, generation)
+    return _model_answer(bot, messages, knowledge.passages, record, generation, other_knowledge_language)
 
 
 def _ending(exc: BaseException) -> str:
@@ -484,7 +518,15 @@ async def answer_message(request: ChatRequest) -> AsyncIterator[ChatEvent]:
                 preparation = await prepared
                 if preparation.rewrite is not None:
                     record.search_rewritten = True
-                pieces = _fresh_answer(bot, text, history, preparation.knowledge, record, request.generation)
+                pieces = _fresh_answer(
+                    bot,
+                    text,
+                    history,
+                    preparation.knowledge,
+                    record,
+                    request.generation,
+                    preparation.other_knowledge_language,
+                )
             async for piece in pieces:
                 if record.first_token_ms is None:
                     record.first_token_ms = int((time.monotonic() - started) * 1000)

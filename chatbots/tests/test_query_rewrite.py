@@ -166,3 +166,35 @@ def test_the_transcript_shows_what_was_searched(llm_server, client) -> None:
     body = client.get(f"/admin/chatbots/conversation/{answer.conversation_id}/change/").content.decode()
     assert "Searched (rewritten by the model): “How long does refund policy take?”" in body
     assert "Searched: “What is your refund policy?”" in body
+
+
+async def test_a_question_in_another_language_is_searched_in_the_knowledges_and_answered_in_its_own(
+    llm_server,
+) -> None:
+    bot = await sync_to_async(_help_center_bot)(llm_server)
+    llm_server.reset()
+    question = "¿Cuánto tarda el reembolso de un pedido internacional?"
+    (answer,) = await _conversation(bot, question)
+    rewrites = _rewrite_requests(llm_server)
+    assert len(rewrites) == 1  # even a first message: it is written in English to be searched
+    instruction, asked = rewrites[0].messages[0]["content"], rewrites[0].messages[-1]["content"]
+    assert "Write the question in English, the language of the knowledge it is searched in." in instruction
+    assert "Keep its language" not in instruction
+    assert asked == f"Last message: {question}"
+    answer_request = llm_server.requests[-1]
+    assert answer_request.messages[-1]["content"] == question  # the model answers the visitor's own words
+    assert (
+        "Answer in the language of the user's last message, even though the knowledge below is written in "
+        "English." in answer_request.messages[0]["content"]
+    )
+    assert answer["sources"][0]["title"] == "Refunds"
+    assert (await _last_answer(bot)).search_rewritten is True
+
+
+async def test_a_question_in_the_knowledges_language_keeps_the_plain_language_rule(llm_server) -> None:
+    bot = await sync_to_async(_help_center_bot)(llm_server)
+    llm_server.reset()
+    await _conversation(bot, "How long is a gift card valid?")
+    assert _rewrite_requests(llm_server) == []
+    system = llm_server.requests[-1].messages[0]["content"]
+    assert "Answer in the language of the user's last message." in system and "even though" not in system

@@ -462,7 +462,10 @@ KNOWLEDGE_FETCH_MAX_BYTES = env_int("KNOWLEDGE_FETCH_MAX_BYTES", 5 * 1024 * 1024
 KNOWLEDGE_ALLOW_PRIVATE_URLS = env_bool(
     "KNOWLEDGE_ALLOW_PRIVATE_URLS", False
 )  # loopback/LAN crawls: tests only
-KNOWLEDGE_FTS_CONFIG = env_str("KNOWLEDGE_FTS_CONFIG", "english")
+# Full-text configuration of a source's chunks: "auto" tells each source's language at ingest (English,
+# French, Italian, Spanish, German, Portuguese, Dutch); a PostgreSQL configuration name ("simple",
+# "english"...) forces one for every source.
+KNOWLEDGE_FTS_CONFIG = env_str("KNOWLEDGE_FTS_CONFIG", "auto")
 KNOWLEDGE_LEXICAL_RANKING = env_choice("KNOWLEDGE_LEXICAL_RANKING", "bm25", ("bm25", "ts_rank_cd"))
 # Lexemes matching more rows than this are too common to rank by.
 KNOWLEDGE_FTS_MAX_RANKED_ROWS = env_int("KNOWLEDGE_FTS_MAX_RANKED_ROWS", 3000)

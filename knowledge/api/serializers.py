@@ -44,11 +44,12 @@ class SourceSerializer(InputModelSerializer):
         fields = [
             "id", "kind", "title", "file", "file_name", "url", "text", "faq_pairs", "faq_csv",
             "max_pages", "max_depth", "resync_hours", "status", "progress", "status_reason", "chunk_count",
-            "token_count", "page_count", "media_seconds", "synced_at", "created_at", "updated_at",
+            "token_count", "page_count", "media_seconds", "text_search_config", "synced_at", "created_at",
+            "updated_at",
         ]  # fmt: skip
         read_only_fields = [
             "id", "status", "progress", "status_reason", "chunk_count", "token_count", "page_count",
-            "media_seconds", "synced_at", "created_at", "updated_at",
+            "media_seconds", "text_search_config", "synced_at", "created_at", "updated_at",
         ]  # fmt: skip
         extra_kwargs = {
             "file": {"write_only": True, "required": False},

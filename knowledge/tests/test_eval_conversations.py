@@ -41,7 +41,7 @@ def test_figures_for_each_way_of_searching_and_for_abstention(tmp_path):
     out = StringIO()
     call_command("eval_conversations", str(corpus_dir), str(conversations), stdout=out)
     figures = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert set(figures) == {"in_conversation", "last_turn_only", "standalone", "abstain"}
+    assert set(figures) == {"in_conversation", "last_turn_only", "standalone", "abstain", "by_language"}
     assert figures["in_conversation"]["hit@1"] == 1.0 and figures["in_conversation"]["n"] == 2
     assert figures["standalone"]["n"] == 1  # only c1 has a rewrite
     assert figures["abstain"] == {"out_of_scope": 1, "out_of_scope_refused": 1, "in_scope": 2,

@@ -74,3 +74,21 @@ def test_ndcg_and_recall_reward_relevant_documents_ranked_early():
     assert ndcg_at_10(["c", "a", "b"], rels) < ndcg_at_10(["a", "c", "b"], rels) < 1.0
     assert ndcg_at_10(["c", "d"], rels) == 0.0
     assert recall_at_10(["a", "c"], rels) == 0.5
+
+
+def test_eval_retrieval_reports_two_models_side_by_side_switching_the_index(tmp_path):
+    from knowledge.embedders import active_model_name
+
+    out = StringIO()
+    models = "all-minilm-l6-v2-q8,multilingual-e5-small-q8"
+    call_command(
+        "eval_retrieval", str(_beir(tmp_path / "tiny")), "--weights", "0.5", "--models", models, stdout=out
+    )
+    lines = out.getvalue().splitlines()
+    header = next(line for line in lines if line.startswith("| method |"))
+    assert header == (
+        "| method | all-minilm-l6-v2-q8 nDCG@10 | Recall@10 | multilingual-e5-small-q8 nDCG@10 | Recall@10 |"
+    )
+    vector = next(line for line in lines if line.startswith("| vector |"))
+    assert [float(cell) for cell in vector.strip("|").split("|")[1:]] == [1.0, 1.0, 1.0, 1.0]
+    assert active_model_name() == "multilingual-e5-small-q8"  # the last model compared stays active

@@ -64,6 +64,16 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"| {way} | {row['n']} | {row['hit@1']:.3f} | {row['hit@3']:.3f} | {row['ndcg@10']:.3f} |"
             )
+        self.stdout.write(
+            "\n| language of the conversation | n | in conversation hit@1 | nDCG@10 | standalone hit@1 | nDCG@10 |"
+            "\n| --- | ---: | ---: | ---: | ---: | ---: |"
+        )
+        for language, per_way in results["by_language"].items():
+            talk, alone = per_way["in_conversation"], per_way["standalone"]
+            self.stdout.write(
+                f"| {language} | {talk['n']} | {talk['hit@1']:.3f} | {talk['ndcg@10']:.3f} | "
+                f"{alone['hit@1']:.3f} | {alone['ndcg@10']:.3f} |"
+            )
         if sweep:
             rows = relevance_sweep(
                 conversations=dialogues, organization_id=organization_id, source_ids=source_ids
