@@ -520,7 +520,9 @@ def _erase_rows(request_id: int, organization_id: int, subject: Subject) -> None
             )
             if not ids:
                 break
-            with transaction.atomic():  # the count moves with the rows, so a crash between them cannot skew it
+            with (
+                transaction.atomic()
+            ):  # the count moves with the rows, so a crash between them cannot skew it
                 deleted = Message.objects.filter(pk__in=ids).delete()[0]
                 _beat(request_id, message_count=F("message_count") + deleted)
         with transaction.atomic():

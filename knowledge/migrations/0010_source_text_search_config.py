@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('knowledge', '0008_media_sources_and_transcriptions'),
+        ("knowledge", "0009_source_healing"),
     ]
 
     operations = [
