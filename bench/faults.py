@@ -6,7 +6,7 @@ OpenAI-compatible server on loopback. For each fault, 20 conversations × 5 mess
 socket (each conversation a visitor of its own, reconnecting as the widget does with the conversation id
 it was told) while the fault is injected; then it counts from the database what was sent and stored.
 
-    .venv/bin/python bench/faults.py                    # every fault, table into BENCHMARKS.md (~5 min)
+    .venv/bin/python bench/faults.py                    # every fault, table into BENCHMARKS.md (~10 min on 2 busy cores)
     .venv/bin/python bench/faults.py --only redis_down  # some faults (comma-separated), nothing written
 
 Columns: messages sent (the socket took them) / stored (user messages in the database), lost (sent, never
@@ -370,7 +370,7 @@ CHAT_FAULTS = [
           visitor_options={"drop_first": True}),
     Fault("visitor_aborts", "visitor aborts every answer mid-stream (and comes back)", inject=nothing,
           visitor_options={"abort_after_tokens": 3}),
-    Fault("provider_429", "provider 429 with Retry-After (first 2 requests of each)", inject=nothing,
+    Fault("provider_429", "provider 429 with Retry-After (first 40 requests)", inject=nothing,
           model=f"faults?{ANSWER}&status=429&retry_after=1&fail=40"),
     Fault("provider_500", "provider 500 (first 40 requests)", inject=nothing,
           model=f"faults?{ANSWER}&status=500&fail=40"),
