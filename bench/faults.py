@@ -103,7 +103,8 @@ class Stack:
         self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def start_web(self) -> None:
-        self.start("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port),
+        # Daphne as Parlor runs it: stopping gracefully on SIGTERM (config/serve.py)
+        self.start("web", [sys.executable, "-m", "config.serve", "-b", "127.0.0.1", "-p", str(self.web_port),
                            "config.asgi:application"])  # fmt: skip
         import urllib.request
 
@@ -122,7 +123,7 @@ class Stack:
         proc = self.procs.pop(name)
         proc.send_signal(sig)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)  # a web process drains its answers first (WEB_SHUTDOWN_GRACE)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
