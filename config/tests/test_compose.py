@@ -24,10 +24,10 @@ def test_compose_defines_the_production_services() -> None:
 
 def test_app_services_run_the_right_commands_with_required_env() -> None:
     services = _compose()["services"]
-    assert (
-        services["web"]["command"][:1] == ["daphne"]
-        and "config.asgi:application" in services["web"]["command"]
-    )
+    # One Daphne process per core of the container (WEB_CONCURRENCY) on the port the image exposes.
+    assert services["web"]["command"] == [
+        "python", "manage.py", "serve_web", "--host", "0.0.0.0", "--port", "8000",  # noqa: S104
+    ]  # fmt: skip
     assert services["worker"]["command"][:4] == ["celery", "-A", "config", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "config", "beat"]
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
