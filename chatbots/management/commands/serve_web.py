@@ -5,7 +5,7 @@ but the listening address, the database and the Redis channel layer (which alrea
 the web processes of a scaled-out deployment).
 
     python manage.py serve_web --host 0.0.0.0 --port 8000            # WEB_CONCURRENCY processes (default: cores)
-    python manage.py serve_web --processes 1                          # exactly `daphne -b … -p …`
+    python manage.py serve_web --processes 1                          # one graceful Daphne (`python -m config.serve -b … -p …`)
 """
 
 from __future__ import annotations
