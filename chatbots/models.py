@@ -244,6 +244,15 @@ VISITOR_NAME_KEYS = ("name", "full_name", "email", "e-mail")
 MESSAGE_SEARCH_CONFIG = "simple"
 
 
+class ConversationManager(models.Manager):
+    """Conversations without their search document: only the database reads it (the inbox search), and
+    a long conversation's document is as big as its text (exports, the inbox and retention would each
+    fetch and parse it for nothing)."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().defer("search_document")
+
+
 class Conversation(models.Model):
     """A visitor's (or API client's) thread with one bot; resumable by its unguessable id."""
 
@@ -271,6 +280,8 @@ class Conversation(models.Model):
     has_failure = models.BooleanField(default=False, db_default=False, editable=False)
     # Full-text document of every message of the conversation (MESSAGE_SEARCH_CONFIG): the inbox search.
     search_document = SearchVectorField(null=True, editable=False)
+
+    objects = ConversationManager()
 
     class Meta:
         ordering = ["-last_message_at"]
