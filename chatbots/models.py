@@ -322,6 +322,15 @@ class HandoffStatus(models.TextChoices):
 HANDOFF_ACTIVE = (HandoffStatus.WAITING, HandoffStatus.TAKEN)
 
 
+class ConversationManager(models.Manager):
+    """Conversations without their search document: only the database reads it (the inbox search), and
+    a long conversation's document is as big as its text (exports, the inbox and retention would each
+    fetch and parse it for nothing)."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().defer("search_document")
+
+
 class Conversation(models.Model):
     """A visitor's (or API client's) thread with one bot; resumable by its unguessable id."""
 
@@ -361,6 +370,8 @@ class Conversation(models.Model):
     handoff_requested_at = models.DateTimeField(null=True, blank=True)
     handoff_taken_at = models.DateTimeField(null=True, blank=True)
     handoff_ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ConversationManager()
 
     class Meta:
         ordering = ["-last_message_at"]
