@@ -32,6 +32,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization, User
+from chatbots import webhook_events
 from chatbots.exceptions import LeadInvalid, ReplyNotSent
 from chatbots.exports import csv_cell
 from chatbots.models import Bot, Conversation, Lead, LeadCapture, LeadReason, LeadReply, LeadStatus
@@ -128,6 +129,7 @@ def lead_create(
     )  # fmt: skip
     if conversation is not None:
         conversation_identify(conversation=conversation, name=name, email=email)
+    webhook_events.lead_created(lead=lead)
     return lead
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatbots.models import Conversation, Message, MessageRole
+from chatbots.models import Conversation, Lead, Message, MessageRole
 from webhooks.models import EventType
 from webhooks.selectors import event_wanted
 from webhooks.services import webhook_event
@@ -82,4 +82,41 @@ def feedback_created(*, message: Message) -> None:
                          "created_at": message.feedback_at},
         },
         visitor_id=conversation.visitor_id,
+    )  # fmt: skip
+
+
+def _handoff_data(conversation: Conversation) -> dict[str, Any]:
+    operator = conversation.handoff_operator
+    return {
+        "status": conversation.handoff_status,
+        "reason": conversation.handoff_reason,
+        "operator": {"id": operator.pk, "name": operator.get_full_name() or operator.email}
+        if operator
+        else None,
+        "requested_at": conversation.handoff_requested_at,
+        "taken_at": conversation.handoff_taken_at,
+    }
+
+
+def handoff_changed(*, conversation: Conversation, event_type: str) -> None:
+    """``handoff.requested`` (the conversation waits for a person) or ``handoff.taken`` (an operator took it)."""
+    webhook_event(
+        organization_id=conversation.organization_id, event_type=event_type,
+        data={"conversation": conversation_data(conversation), "handoff": _handoff_data(conversation)},
+        visitor_id=conversation.visitor_id,
+    )  # fmt: skip
+
+
+def lead_created(*, lead: Lead) -> None:
+    """``lead.created`` when a visitor leaves contact details in the widget's lead form."""
+    conversation = lead.conversation
+    webhook_event(
+        organization_id=lead.organization_id, event_type=EventType.LEAD_CREATED,
+        data={
+            "lead": {"id": lead.pk, "bot": {"id": lead.bot.public_id, "name": lead.bot.name}, "name": lead.name,
+                     "email": lead.email, "message": lead.message, "reason": lead.reason, "language": lead.language,
+                     "consent_text": lead.consent_text, "created_at": lead.created_at},
+            "conversation": conversation_data(conversation) if conversation is not None else None,
+        },
+        visitor_id=lead.visitor_id,
     )  # fmt: skip
