@@ -93,12 +93,18 @@ async def measure(base: str, origin: str, data: dict, replies: int, think: tuple
     async def visitor(conversation: dict, ready: asyncio.Event) -> None:
         nonlocal received
         url = f"{base}/ws/chat/{data['bot']}/?visitor={conversation['visitor']}&conversation={conversation['id']}"
-        async with websockets.connect(url, max_queue=None, open_timeout=120, ping_interval=None,
-                                      additional_headers={"Origin": origin}) as ws:  # fmt: skip
+        try:
+            ws = await websockets.connect(url, max_queue=None, open_timeout=120, ping_interval=None,
+                                          additional_headers={"Origin": origin})  # fmt: skip
             first = json.loads(await ws.recv())
-            if first.get("handoff", {}).get("status") != "taken":
-                errors.append(f"not in a handoff: {first}")
+        except Exception as exc:  # counted, and the run goes on without this visitor
+            errors.append(f"visitor not connected: {type(exc).__name__}")
+            return
+        finally:
             ready.set()
+        if first.get("handoff", {}).get("status") != "taken":
+            errors.append(f"not in a handoff: {first}")
+        async with ws:
             while not done.is_set():
                 try:
                     frame = json.loads(await asyncio.wait_for(ws.recv(), 5))

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 import orjson
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -183,8 +184,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _listen_handoff(self) -> None:
         while True:
             event = await self.channel_layer.receive(self.channel_name)
+            # The handler by name, not ``dispatch``: that first closes old database connections on Django's
+            # one thread-sensitive thread, a hop per event that these handlers (no database) do not need.
+            handler = getattr(self, get_handler_name(event), None)
             try:
-                await self.dispatch(event)
+                if handler is None:
+                    raise ValueError(f"no handler for {event.get('type')}")
+                await handler(event)
             except Exception:
                 logger.exception("handoff event %s failed", event.get("type"))
 

@@ -44,7 +44,7 @@ async def operator_socket(user=None, *, origin: str = "http://testserver", cooki
 
 
 async def until(
-    ws: WebsocketCommunicator, match: Callable[[dict[str, Any]], bool], timeout: float = 10
+    ws: WebsocketCommunicator, match: Callable[[dict[str, Any]], bool], timeout: float = 60
 ) -> dict:
     """Frames until one matches (others, e.g. pongs or events in another order, are skipped)."""
     async with asyncio.timeout(timeout):
@@ -148,7 +148,7 @@ async def test_visitor_and_operator_hand_a_conversation_over_and_back_and_the_ot
     await operator.send_json_to({"type": "release", "conversation_id": conversation_id})
     assert (await until(visitor, of_type("handoff")))["status"] == ""
     await visitor.send_json_to({"type": "message", "text": "How long is shipping?"})
-    answered = await until(visitor, of_type("done"), timeout=30)
+    answered = await until(visitor, of_type("done"), timeout=60)
     assert answered["message_id"] is not None  # the bot answers again
 
     roles = [m.role async for m in Message.objects.filter(conversation_id=conversation_id).order_by("id")]
@@ -194,7 +194,7 @@ async def test_a_bot_without_handoff_answers_a_request_for_a_person_itself(shops
     visitor = await connect(bot)
     assert (await visitor.receive_json_from())["bot"]["handoff_enabled"] is False
     await visitor.send_json_to({"type": "message", "text": "talk to a person", "handoff": True})
-    done = await until(visitor, of_type("done"), timeout=30)
+    done = await until(visitor, of_type("done"), timeout=60)
     assert done["message_id"] is not None
     conversation = await Conversation.objects.aget(pk=done["conversation_id"])
     assert conversation.handoff_status == HandoffStatus.NONE
@@ -210,7 +210,7 @@ async def test_a_fallback_reply_escalates_when_the_bot_says_so(shops) -> None:
     await visitor.send_json_to({"type": "message", "text": "Do you rent kayaks?"})  # no knowledge: fallback
     frames = []
     while not frames or frames[-1]["type"] != "done":
-        frames.append(await visitor.receive_json_from(timeout=30))
+        frames.append(await visitor.receive_json_from(timeout=60))
     text = "".join(f["text"] for f in frames if f["type"] == "delta")
     assert text == bot.fallback_reply  # the visitor still gets the bot's reply, then a person is asked for
     handoff = next(f for f in frames if f["type"] == "handoff")
@@ -227,7 +227,7 @@ async def test_a_thumbs_down_over_the_socket_escalates_when_the_bot_says_so(shop
     visitor = await connect(bot)
     await visitor.receive_json_from()
     await visitor.send_json_to({"type": "message", "text": "Do you rent kayaks?"})
-    done = await until(visitor, of_type("done"), timeout=30)
+    done = await until(visitor, of_type("done"), timeout=60)
     await visitor.send_json_to({"type": "feedback", "message_id": done["message_id"], "value": "down"})
     handoff = await until(visitor, of_type("handoff"))
     assert handoff["status"] == "waiting"
