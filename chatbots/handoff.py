@@ -34,8 +34,12 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from accounts.selectors import organization_is_open
+from chatbots import webhook_events
+from chatbots.conversation_summary import summary_message_added
 from chatbots.exceptions import ConversationNotFound, HandoffNotAllowed, InvalidMessage
 from chatbots.models import HANDOFF_ACTIVE, Conversation, HandoffStatus, Message, MessageRole, MessageStatus
+from config.redis_clients import sync_redis_client
+from webhooks.models import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -136,14 +140,10 @@ def broadcast_typing(*, conversation: Conversation, who: str, name: str = "") ->
 
 
 # --- presence: who has the admin inbox open ------------------------------------------------------------
-_redis: redis.Redis | None = None
 
 
 def _presence() -> redis.Redis:
-    global _redis
-    if _redis is None:
-        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    return _redis
+    return sync_redis_client(settings.REDIS_URL)  # survives a Redis restart (config/redis_clients.py)
 
 
 def _presence_key(organization_id: int) -> str:
@@ -262,6 +262,7 @@ def handoff_request(*, conversation: Conversation, reason: str = HandoffReason.V
             },
         )
         transaction.on_commit(lambda: handoff_notify_task.delay(str(current.pk)))
+        webhook_events.handoff_changed(conversation=current, event_type=EventType.HANDOFF_REQUESTED)
     return handoff_state(conversation=current)
 
 
@@ -283,6 +284,7 @@ def handoff_take(*, conversation: Conversation, operator: User) -> Conversation:
             else "This conversation is not waiting for a person."
         )
     _broadcast_status(current, "handoff.taken")
+    webhook_events.handoff_changed(conversation=current, event_type=EventType.HANDOFF_TAKEN)
     return current
 
 
@@ -333,7 +335,10 @@ def operator_message_send(*, conversation: Conversation, operator: User, text: s
         text=text,
         status=MessageStatus.COMPLETE,
     )
-    Conversation.objects.filter(pk=current.pk).update(last_message_at=message.created_at)
+    summary_message_added(
+        conversation_id=current.pk, role=MessageRole.OPERATOR, text=text, status=MessageStatus.COMPLETE
+    )
+    webhook_events.message_created(message=message)
     payload = {
         "id": message.pk,
         "conversation_id": str(current.pk),

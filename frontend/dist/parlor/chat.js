@@ -333,6 +333,8 @@ function updatePersonButton() {
 function showNobodyAvailable() {
   view.systemNote(t("nobodyAvailable"));
   host.event("handoff", { status: "waiting", available: false });
+  // Nobody can answer now: offer to leave an e-mail address so the team answers later (docs/leads.md).
+  if (!state.leadDone) openLeadForm({ reason: "nobody_available" });
 }
 
 function onHandoff(frame) {
