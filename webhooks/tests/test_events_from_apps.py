@@ -6,15 +6,17 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from accounts.tests.factories import make_organization
-from chatbots.models import MessageRole
+from accounts.tests.factories import make_organization, owner_of
+from chatbots.handoff import HandoffReason, handoff_request, handoff_take, operator_message_send
+from chatbots.leads import CONSENT_DEFAULTS, lead_create
+from chatbots.models import LeadReason, MessageRole
 from chatbots.services import (
     AnswerRecord,
     assistant_message_create,
     message_feedback_set,
     user_message_create,
 )
-from chatbots.tests.factories import make_bot
+from chatbots.tests.factories import make_bot, make_conversation
 from chatbots.webhook_events import message_author
 from knowledge.models import SourceKind
 from knowledge.services import source_create, source_fail, source_ingest
@@ -113,3 +115,37 @@ def test_knowledge_sources_report_ready_and_failed():
     ready, failed = events["source.ready"][0]["source"], events["source.failed"][0]["source"]
     assert ready["id"] == source.pk and ready["status"] == "ready" and ready["chunk_count"] >= 1
     assert failed["status"] == "failed" and failed["status_reason"] == "The page answered 404."
+
+
+def test_a_handoff_reports_its_request_its_operator_and_the_operators_reply_and_a_lead_is_reported():
+    bot = make_bot(name="Shop helper", handoff_enabled=True)
+    make_endpoint(organization=bot.organization, url="https://hooks.example.com/parlor")
+    conversation = make_conversation(bot=bot, visitor_id="visitor-77")
+    operator = owner_of(bot.organization)
+    operator.full_name = "Anna Berg"
+    operator.save()
+
+    handoff_request(conversation=conversation, reason=HandoffReason.VISITOR)
+    handoff_request(conversation=conversation, reason=HandoffReason.VISITOR)  # already waiting: no event
+    handoff_take(conversation=conversation, operator=operator)
+    operator_message_send(conversation=conversation, operator=operator, text="Hi, Anna here.")
+    lead_create(
+        bot=bot, email="ada@example.com", name="Ada", message="Do you ship to Mars?",
+        reason=LeadReason.NOBODY_AVAILABLE, consent_given=True, consent_text=CONSENT_DEFAULTS["en"],
+        visitor_id="visitor-77", conversation=conversation,
+    )  # fmt: skip
+
+    events = _events(bot.organization)
+    [requested] = events["handoff.requested"]
+    assert requested["conversation"]["id"] == str(conversation.pk)
+    assert requested["handoff"]["status"] == "waiting" and requested["handoff"]["reason"] == "visitor"
+    [taken] = events["handoff.taken"]
+    assert taken["handoff"]["status"] == "taken" and taken["handoff"]["operator"]["name"] == "Anna Berg"
+    [reply] = events["message.created"]
+    assert (reply["message"]["author"], reply["message"]["text"]) == ("operator", "Hi, Anna here.")
+    [lead] = events["lead.created"]
+    assert lead["lead"]["email"] == "ada@example.com" and lead["lead"]["reason"] == "nobody_available"
+    assert lead["conversation"]["id"] == str(conversation.pk)
+    assert set(
+        WebhookEvent.objects.filter(organization=bot.organization).values_list("visitor_id", flat=True)
+    ) == {"visitor-77"}
