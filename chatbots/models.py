@@ -385,6 +385,11 @@ class Conversation(models.Model):
             models.Index(fields=["organization", "-last_message_at"], name="conversation_org_recent"),
             # the inbox's language filter lists an organization's languages from the index alone
             models.Index(fields=["organization", "language"], name="conversation_org_language"),
+            # the inbox's channel filter: one organization's conversations of a channel, newest first, and
+            # their bounded count, from the index alone
+            models.Index(
+                fields=["organization", "channel", "-last_message_at"], name="conversation_org_channel"
+            ),
             # The inbox's thumbs-down, unanswered and failed filters: the organization's flagged conversations,
             # newest activity first (a page is the first 50 entries; the count reads only flagged ones).
             models.Index(

@@ -47,6 +47,8 @@ async def _two_answers_then_sigterm(url: str, short_bot: str, long_bot: str, pro
     short_ws = await _open(url, short_bot, "visitor-short", "Tell me about returns.")
     long_ws = await _open(url, long_bot, "visitor-long", "Tell me about returns.")
     # Both are streaming once each sent its first token; then the server is told to stop.
+    accepted = [json.loads(await asyncio.wait_for(ws.recv(), 90)) for ws in (short_ws, long_ws)]
+    assert [frame["type"] for frame in accepted] == ["accepted", "accepted"]  # stored, then streamed
     firsts = [json.loads(await asyncio.wait_for(ws.recv(), 90)) for ws in (short_ws, long_ws)]
     assert [frame["type"] for frame in firsts] == ["delta", "delta"]
     proc.send_signal(signal.SIGTERM)

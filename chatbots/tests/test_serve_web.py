@@ -10,24 +10,38 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 import websockets
 from django.conf import settings
+from django.db import connection
 
+from chatbots.testing import database_url
 from chatbots.tests.factories import make_chat_bot
-from chatbots.tests.test_up import BASE_DIR, _test_database_url, _wait_for
 from config.embedded import free_port
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def _wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
 
 
 def _daphne_children(proc: subprocess.Popen) -> list[psutil.Process]:
-    """The running Daphne processes (a killed one stays a zombie until ``serve_web`` reaps it)."""
+    """The running Daphne processes, each the graceful ``config.serve`` (a killed one stays a zombie until
+    ``serve_web`` reaps it)."""
     running = []
     for child in psutil.Process(proc.pid).children():
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "daphne" in " ".join(child.cmdline()):
+            if child.status() != psutil.STATUS_ZOMBIE and "config.serve" in " ".join(child.cmdline()):
                 running.append(child)
         except psutil.Error:
             continue  # exited meanwhile
@@ -67,7 +81,11 @@ def test_serve_web_spreads_sockets_over_its_processes_restarts_a_dead_one_and_st
 ) -> None:
     bot = make_chat_bot(llm_server)
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "REDIS_URL": settings.REDIS_URL,
+    }
     output = tmp_path / "serve_web.log"  # a file, not a pipe: nobody reads the access log while it runs
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve_web", "--port", str(port), "--processes", "2"],

@@ -32,8 +32,11 @@ from chatbots.selectors import InboxFilters
 from chatbots.services import bot_create
 from knowledge.models import SourceKind
 from knowledge.services import source_create
+from webhooks.models import EventType, WebhookDelivery
+from webhooks.services import webhook_event
+from webhooks.tests.factories import make_endpoint
 
-MAX_EXAMPLES = 20  # per operation, mode, caller and kind of ids: about 2,800 requests
+MAX_EXAMPLES = 10  # per operation, mode, caller and kind of ids: about 1,400 requests (CI time: 30 min)
 HOST = "localhost"  # schemathesis' WSGI client sends it, and keeps its cookies for it
 CSRF_TOKEN = "c" * 32
 # Calling a provider reaches the network: test-connection only ever sees generated (unknown) bot ids.
@@ -73,6 +76,11 @@ def callers(transactional_db: None, client, settings) -> dict[str, Caller]:
         organization=organization, kind="export", lookup="visitor_id", value="fuzz-visitor", user=owner
     )
     subject_request_run(request_id=subject_request.pk)
+    endpoint = make_endpoint(organization=organization, url="https://hooks.example.com/parlor")
+    webhook_event(
+        organization_id=organization.pk, event_type=EventType.WEBHOOK_TEST, data={"message": "fuzz"}
+    )
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
     key = api_key_create(organization=organization, created_by=owner, name="fuzz").key
     spare = api_key_create(organization=organization, created_by=owner, name="spare").api_key
     assert client.login(email=owner.email, password=PASSWORD)
@@ -85,6 +93,8 @@ def callers(transactional_db: None, client, settings) -> dict[str, Caller]:
         "export_id": str(export.pk),
         "request_id": str(subject_request.pk),
         "prefix": spare.prefix,
+        "endpoint_id": str(endpoint.pk),
+        "delivery_id": str(delivery.pk),
     }
     session = client.cookies["sessionid"].value
     return {
