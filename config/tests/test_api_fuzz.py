@@ -78,7 +78,7 @@ def callers(transactional_db: None, client, settings) -> dict[str, Caller]:
     subject_request_run(request_id=subject_request.pk)
     endpoint = make_endpoint(organization=organization, url="https://hooks.example.com/parlor")
     webhook_event(
-        organization_id=organization.pk, event_type=EventType.WEBHOOK_TEST, data={"message": "fuzz"}
+        organization_id=organization.pk, event_type=EventType.SOURCE_READY, data={"source": {"id": source.pk}}
     )
     delivery = WebhookDelivery.objects.get(endpoint=endpoint)
     key = api_key_create(organization=organization, created_by=owner, name="fuzz").key
