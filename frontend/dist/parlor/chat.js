@@ -172,7 +172,18 @@ function onReady(frame) {
   updateSend();
 }
 
+const HISTORY_RETRY_MS = 1000;
+
 function onHistory(messages) {
+  // A reconnect right after an answer was cut can read the history before the server has stored that
+  // answer: keep what the visitor saw and ask once more a moment later, instead of dropping it from view.
+  const last = messages[messages.length - 1];
+  if (last && last.role === "user" && view.hasAnswerAfterLastQuestion() && !state.historyRetried) {
+    state.historyRetried = true;
+    setTimeout(() => conn.send({ type: "history" }), HISTORY_RETRY_MS);
+    return;
+  }
+  state.historyRetried = false;
   resetLog();
   for (const m of messages) {
     if (m.role !== "user" && !m.text) continue; // a failed answer; the apology was shown live

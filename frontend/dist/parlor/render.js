@@ -157,6 +157,11 @@ export function createView({ t, embedded, maxChars }) {
     personButton,
     closeButton,
     addMessage,
+    /** The log ends with an answer (shown live) after the visitor's last question. */
+    hasAnswerAfterLastQuestion() {
+      const rows = log.querySelectorAll(".pc-msg--user, .pc-msg--assistant");
+      return rows.length > 0 && rows[rows.length - 1].classList.contains("pc-msg--assistant");
+    },
     setText,
     scrollDown,
 
